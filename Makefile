@@ -1,0 +1,39 @@
+# Hookstream. `make run` and `make test` work on a fresh Debian/Ubuntu machine
+# with Go: they install what they need.
+GO        ?= go
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run test bench lint deps build
+
+build:
+	$(GO) build -o bin/hookstream ./cmd/hookstream
+
+# The whole pipeline in one process on embedded Kafka and Redis, with a demo
+# receiver printing every verified webhook. Ctrl-C to stop.
+run:
+	$(GO) run ./cmd/hookstream dev --demo
+
+# Integration tests need a real redis-server; the signature interop tests run
+# the seed's Node, Python and PHP verifiers.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v php >/dev/null || missing="$$missing php-cli"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 12m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./envelope/ ./schemas/ ./signature/ ./producer/ ./subscription/ ./fanout/
+	$(GO) run ./bench
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...

@@ -1,0 +1,201 @@
+// Package api serves Hookstream's HTTP API: event ingest and endpoint
+// management. Errors are JSON bodies naming the offending field:
+//
+//	{"error": {"code": "schema_violation", "message": "...", "field": "/data/amount"}}
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/schemas"
+)
+
+// AdminTenant is the tenant value of a token that may act for every tenant.
+const AdminTenant = "*"
+
+// ErrBadTokens is wrapped by ParseTokens for a malformed token list.
+var ErrBadTokens = errors.New("api: bad token list")
+
+// Tokens maps bearer tokens to the tenant they act for.
+type Tokens map[string]string
+
+// ParseTokens parses "token=tenant,token2=tenant2"; a tenant of "*" makes an
+// admin token.
+func ParseTokens(s string) (Tokens, error) {
+	t := Tokens{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		tok, tenant, ok := strings.Cut(pair, "=")
+		tok, tenant = strings.TrimSpace(tok), strings.TrimSpace(tenant)
+		if !ok || tok == "" || tenant == "" {
+			return nil, fmt.Errorf("%w: want token=tenant, got %q", ErrBadTokens, pair)
+		}
+		t[tok] = tenant
+	}
+	return t, nil
+}
+
+type cfg struct {
+	tokens    Tokens
+	log       *slog.Logger
+	catalog   *schemas.Catalog
+	publisher Publisher
+	endpoints Endpoints
+	maxBody   int64
+}
+
+// Option configures a Server.
+type Option func(*cfg)
+
+// WithTokens sets the accepted bearer tokens (default none: every request is 401).
+func WithTokens(t Tokens) Option { return func(c *cfg) { c.tokens = t } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *cfg) { c.log = l } }
+
+// WithCatalog sets the event-type catalog (required).
+func WithCatalog(cat *schemas.Catalog) Option { return func(c *cfg) { c.catalog = cat } }
+
+// WithPublisher sets where accepted events go (required for /v1/events).
+func WithPublisher(p Publisher) Option { return func(c *cfg) { c.publisher = p } }
+
+// WithEndpoints sets the endpoint store (required for /v1/endpoints).
+func WithEndpoints(e Endpoints) Option { return func(c *cfg) { c.endpoints = e } }
+
+// WithMaxBody caps request bodies (default 5 MiB: a batch of 500 events).
+func WithMaxBody(n int64) Option { return func(c *cfg) { c.maxBody = n } }
+
+// Server is the HTTP API.
+type Server struct {
+	cfg
+}
+
+// New returns a server.
+func New(opts ...Option) *Server {
+	c := cfg{log: slog.Default(), maxBody: 5 << 20}
+	for _, o := range opts {
+		o(&c)
+	}
+	return &Server{cfg: c}
+}
+
+// Routes lists the API's patterns and handlers, to mount beside /healthz,
+// /readyz and /metrics.
+func (s *Server) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"POST /v1/events":                       http.HandlerFunc(s.publishEvents),
+		"GET /v1/event-types":                   http.HandlerFunc(s.eventTypes),
+		"POST /v1/endpoints":                    http.HandlerFunc(s.createEndpoint),
+		"GET /v1/endpoints":                     http.HandlerFunc(s.listEndpoints),
+		"GET /v1/endpoints/{id}":                http.HandlerFunc(s.getEndpoint),
+		"PATCH /v1/endpoints/{id}":              http.HandlerFunc(s.updateEndpoint),
+		"DELETE /v1/endpoints/{id}":             http.HandlerFunc(s.deleteEndpoint),
+		"POST /v1/endpoints/{id}/rotate-secret": http.HandlerFunc(s.rotateSecret),
+	}
+}
+
+// Handler serves the API routes alone (tests; the roles mount Routes on
+// their ops server).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for p, h := range s.Routes() {
+		mux.Handle(p, h)
+	}
+	return mux
+}
+
+// Error codes in error bodies.
+const (
+	CodeMalformed       = "malformed"
+	CodeUnauthorized    = "unauthorized"
+	CodeForbidden       = "forbidden"
+	CodeNotFound        = "not_found"
+	CodeConflict        = "conflict"
+	CodeTooLarge        = "too_large"
+	CodeUnknownType     = "unknown_event_type"
+	CodeSchemaViolation = "schema_violation"
+	CodeInvalid         = "invalid"
+	CodeUnavailable     = "unavailable"
+)
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+// writeError writes the JSON error body; field is a JSON pointer into the
+// request body, or "".
+func writeError(w http.ResponseWriter, status int, code, field, format string, args ...any) {
+	var b errorBody
+	b.Error.Code = code
+	b.Error.Message = fmt.Sprintf(format, args...)
+	b.Error.Field = field
+	writeJSON(w, status, &b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// authenticate returns the token's tenant ("*" for admin), or writes 401.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "missing bearer token in Authorization header")
+		return "", false
+	}
+	tenant, ok := s.tokens[tok]
+	if !ok {
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "unknown token")
+		return "", false
+	}
+	return tenant, true
+}
+
+// tenantFor resolves the tenant a request acts for: the token's own, or for
+// an admin token the tenant named in the body (bodyTenant) or ?tenant=.
+// It writes the error response and returns false when there is none.
+func (s *Server) tenantFor(w http.ResponseWriter, r *http.Request, tokenTenant, bodyTenant string) (string, bool) {
+	named := bodyTenant
+	if named == "" {
+		named = r.URL.Query().Get("tenant")
+	}
+	if tokenTenant != AdminTenant {
+		if named != "" && named != tokenTenant {
+			writeError(w, http.StatusForbidden, CodeForbidden, "/tenant", "this token may not act for tenant %q", named)
+			return "", false
+		}
+		return tokenTenant, true
+	}
+	if named == "" {
+		writeError(w, http.StatusBadRequest, CodeInvalid, "/tenant", "an admin token must name the tenant (body \"tenant\" or ?tenant=)")
+		return "", false
+	}
+	return named, true
+}
+
+// unavailable reports whether err means a dependency (Kafka, Redis) could not
+// be reached, which the API answers with 503.
+func unavailable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable)
+}
+
+// ErrUnavailable may be wrapped by a Publisher or Endpoints implementation to
+// say a dependency is down and nothing was accepted.
+var ErrUnavailable = errors.New("api: dependency unavailable")

@@ -1,0 +1,176 @@
+// Package cli implements the hookstream command: one subcommand per role or
+// tool. cmd/hookstream only wires signals and exit codes to Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/internal/config"
+	"github.com/hookstream/hookstream/internal/supervisor"
+	"github.com/hookstream/hookstream/internal/topic"
+)
+
+// Env is what a command may touch of its process.
+type Env struct {
+	Stdin     io.Reader
+	Stdout    io.Writer
+	Stderr    io.Writer
+	LookupEnv func(string) (string, bool)
+}
+
+// ErrUsage marks an error in how the command was called (exit code 2).
+var ErrUsage = errors.New("usage")
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "all roles in one process on embedded Kafka and Redis", runDev},
+		{"api", "HTTP ingest and endpoint management", runAPI},
+		{"fanout", "events -> per-endpoint delivery records", runFanout},
+		{"deliverer", "delivery records -> signed POSTs, with retries", runDeliverer},
+		{"kafka", "the embedded Kafka broker alone", runKafka},
+		{"publish", "publish one event", runPublish},
+		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
+		{"verify", "verify a received webhook against a secret", runVerify},
+		{"healthcheck", "exit 0 when a URL answers 2xx (container healthchecks)", runHealthcheck},
+	}
+}
+
+// Main runs the command named by args[0] and returns the process exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, ErrUsage):
+			fmt.Fprintf(env.Stderr, "hookstream %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(env.Stderr, "hookstream %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.Stderr, "hookstream: unknown command %q\n\n", args[0])
+	usage(env.Stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: hookstream <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'hookstream <command> --help' for its flags; every flag --x-y can also be set as HOOKSTREAM_X_Y.")
+}
+
+// parse parses fs from args and the environment; a usage error wraps ErrUsage.
+func parse(fs *flag.FlagSet, env Env, args []string) error {
+	fs.SetOutput(env.Stderr)
+	err := config.Parse(fs, args, env.LookupEnv)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err == nil && fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	return err
+}
+
+// common holds the flags every long-running role shares.
+type common struct {
+	brokers   config.StringList
+	redisURL  string
+	prefix    string
+	httpAddr  string
+	logFormat string
+	logLevel  string
+	grace     time.Duration
+}
+
+func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
+	c.brokers = config.StringList{"127.0.0.1:9092"}
+	fs.Var(&c.brokers, "kafka-brokers", "comma-separated Kafka seed brokers")
+	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (go-redis syntax)")
+	fs.StringVar(&c.prefix, "topic-prefix", topic.DefaultPrefix, "prefix of every Kafka topic name")
+	fs.StringVar(&c.httpAddr, "http-addr", defaultHTTP, "listen address for health, readiness and metrics (and the API)")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&c.grace, "shutdown-grace", 25*time.Second, "how long in-flight work may finish after SIGTERM")
+}
+
+func (c *common) validate() error {
+	if len(c.brokers) == 0 {
+		return fmt.Errorf("%w: --kafka-brokers is empty", ErrUsage)
+	}
+	if _, err := redis.ParseURL(c.redisURL); err != nil {
+		return fmt.Errorf("%w: --redis-url: %w", ErrUsage, err)
+	}
+	if c.logFormat != "json" && c.logFormat != "text" {
+		return fmt.Errorf("%w: --log-format must be json or text, not %q", ErrUsage, c.logFormat)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level: %w", ErrUsage, err)
+	}
+	return nil
+}
+
+func (c *common) topics() topic.Names { return topic.New(c.prefix) }
+
+func (c *common) logger(env Env) *slog.Logger {
+	return newLogger(env.Stderr, c.logFormat, c.logLevel)
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if strings.EqualFold(format, "text") {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// kafkaOpts are the client options every role starts from.
+func (c *common) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, extra...)
+}
+
+func (c *common) redisClient() (*redis.Client, error) {
+	o, err := redis.ParseURL(c.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	return redis.NewClient(o), nil
+}
+
+// serve runs workers under one supervisor with the configured grace.
+func (c *common) serve(ctx context.Context, log *slog.Logger, workers ...supervisor.Named) error {
+	return supervisor.Run(ctx, log, c.grace, workers...)
+}

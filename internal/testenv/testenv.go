@@ -1,0 +1,219 @@
+// Package testenv starts the real parts integration tests run against: an
+// embedded Kafka broker (kfake) reached over TCP by the real franz-go client,
+// a real redis-server on a free port, and the hookstream binary. Everything
+// is cleaned up when the test ends.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/internal/kafkaserver"
+	"github.com/hookstream/hookstream/internal/topic"
+)
+
+// Kafka is a running embedded broker.
+type Kafka struct {
+	Addr   string
+	Server *kafkaserver.Server
+}
+
+// StartKafka starts an embedded broker for t and closes it when t ends.
+func StartKafka(t testing.TB, opts ...kafkaserver.Option) *Kafka {
+	t.Helper()
+	s, err := kafkaserver.Start(opts...)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return &Kafka{Addr: s.Addr(), Server: s}
+}
+
+// Client returns a franz-go client seeded with the broker, closed when t ends.
+func (k *Kafka) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addr)}, opts...)...)
+	if err != nil {
+		t.Fatalf("testenv: kafka client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// CreateTopics creates Hookstream's topics under prefix with the given
+// partition counts.
+func (k *Kafka) CreateTopics(t testing.TB, prefix string, p topic.Partitions) topic.Names {
+	t.Helper()
+	cl := k.Client(t)
+	names := topic.New(prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := topic.Ensure(ctx, kadm.NewClient(cl), names, p); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return names
+}
+
+// ReadAll consumes every committed record of topic from the start up to its
+// current end offsets, with read_committed isolation.
+func (k *Kafka) ReadAll(t testing.TB, topicName string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(k.Client(t))
+	ends, err := adm.ListEndOffsets(ctx, topicName)
+	if err != nil {
+		t.Fatalf("testenv: end offsets of %s: %v", topicName, err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	cl := k.Client(t,
+		kgo.ConsumeTopics(topicName),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	var out []*kgo.Record
+	// Transaction markers occupy the last offsets of a partition without
+	// yielding records, so a partition may never reach its end offset in
+	// records: stop once every partition did, or nothing came for a while.
+	for len(want) > 0 {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("testenv: reading %s: timed out with partitions %v unread", topicName, want)
+		}
+		if fs.NumRecords() == 0 && pctx.Err() != nil {
+			break
+		}
+		fs.EachError(func(_ string, _ int32, err error) {
+			if err != context.DeadlineExceeded {
+				t.Fatalf("testenv: fetch %s: %v", topicName, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, r)
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// Redis is a running redis-server.
+type Redis struct {
+	Addr   string
+	URL    string
+	Client *redis.Client
+	cmd    *exec.Cmd
+}
+
+// StartRedis starts a real redis-server on a free port, without persistence,
+// and stops it when t ends. It fails the test when redis-server is not
+// installed (`make test` installs it).
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("testenv: redis-server not found on PATH (run `make test`, which installs it): %v", err)
+	}
+	port := FreePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start redis-server: %v", err)
+	}
+	r := &Redis{Addr: addr, URL: "redis://" + addr + "/0", cmd: cmd}
+	t.Cleanup(r.Stop)
+	r.Client = redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = r.Client.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Client.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: redis-server on %s did not answer: %s", addr, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r
+}
+
+// Stop kills the server (as a crash would); later commands fail until a new
+// one is started.
+func (r *Redis) Stop() {
+	if r.cmd.Process != nil && r.cmd.ProcessState == nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+}
+
+// FlushAll empties Redis, as an operator's FLUSHALL or a fresh Redis would.
+func (r *Redis) FlushAll(t testing.TB) {
+	t.Helper()
+	if err := r.Client.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatalf("testenv: flushall: %v", err)
+	}
+}
+
+// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary builds cmd/hookstream once per test process and returns its path,
+// for tests that run roles as separate OS processes (to SIGKILL them).
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "hookstream-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "hookstream")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/hookstream")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/hookstream: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("testenv: %v", buildErr)
+	}
+	return buildPath
+}
