@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -54,9 +55,13 @@ func loadCompose(t *testing.T) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
+	file, err := filepath.Abs(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
 		WorkingDir:  root,
-		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "compose.yaml")}},
+		ConfigFiles: []types.ConfigFile{{Filename: file}},
 		Environment: types.Mapping{}, // defaults only, whatever the caller's shell has
 	})
 	if err != nil {
@@ -113,6 +118,17 @@ func composeProblems(p *types.Project) []string {
 			probs = append(probs, fmt.Sprintf("%s: no healthcheck", role))
 		} else if u := healthURL(s.HealthCheck.Test); u == nil || u.Path != "/healthz" || u.Port() != port {
 			probs = append(probs, fmt.Sprintf("%s: healthcheck %q must run the binary against /healthz on port %s", role, s.HealthCheck.Test, port))
+		}
+		var shutdownGrace string
+		if g := s.Environment["HOOKSTREAM_SHUTDOWN_GRACE"]; g != nil {
+			shutdownGrace = *g
+		}
+		stop := 10 * time.Second // compose's default
+		if s.StopGracePeriod != nil {
+			stop = time.Duration(*s.StopGracePeriod)
+		}
+		if p := graceProblem(stop, shutdownGrace); p != "" {
+			probs = append(probs, fmt.Sprintf("%s: stop_grace_period %s: %s", role, stop, p))
 		}
 		if ep := s.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; ep == nil {
 			probs = append(probs, fmt.Sprintf("%s: OTEL_EXPORTER_OTLP_ENDPOINT not set", role))
@@ -203,6 +219,11 @@ func TestComposeProblemsCatchesMistakes(t *testing.T) {
 			s.HealthCheck.Test = types.HealthCheckTest{"CMD", "/hookstream", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"}
 			p.Services["deliverer"] = s
 		}, "deliverer: healthcheck"},
+		{"stop kills the drain", func(p *types.Project) {
+			s := p.Services["deliverer"]
+			s.StopGracePeriod = nil
+			p.Services["deliverer"] = s
+		}, "deliverer: stop_grace_period 10s"},
 		{"healthcheck needing a shell", func(p *types.Project) {
 			s := p.Services["api"]
 			s.HealthCheck.Test = types.HealthCheckTest{"CMD-SHELL", "curl -f http://127.0.0.1:8080/healthz"}
@@ -321,7 +342,10 @@ var kinds = map[string]func() any{
 }
 
 // decodeStrict decodes one manifest into its typed object, rejecting unknown
-// and duplicate fields.
+// and duplicate fields. Field names match case-sensitively, as in the API
+// server: yaml.UnmarshalStrict goes through encoding/json, which would accept
+// readOnlyRootFileSystem for readOnlyRootFilesystem, a field the API server
+// then drops.
 func decodeStrict(doc []byte) (any, error) {
 	var tm metav1.TypeMeta
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
@@ -331,8 +355,16 @@ func decodeStrict(doc []byte) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("unsupported apiVersion %q kind %q", tm.APIVersion, tm.Kind)
 	}
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tm.Kind, err)
+	}
 	obj := newObj()
-	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+	strict, err := sigsjson.UnmarshalStrict(j, obj, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tm.Kind, err)
+	}
+	if err := errors.Join(strict...); err != nil {
 		return nil, fmt.Errorf("%s: %w", tm.Kind, err)
 	}
 	return obj, nil
@@ -466,14 +498,22 @@ func TestStrictDecodeRejectsUnknownFields(t *testing.T) {
 		})
 	}
 
+	t.Run("duplicate key", func(t *testing.T) {
+		doc := findDoc(t, filepath.Join(baseDir, "api.yaml"), "Service")
+		bad := append(bytes.Clone(doc), []byte("kind: Service\n")...)
+		if _, err := decodeStrict(bad); err == nil {
+			t.Error("manifest with a duplicate key decoded without error")
+		}
+	})
+
 	t.Run("typo in a nested field", func(t *testing.T) {
 		doc := findDoc(t, filepath.Join(baseDir, "api.yaml"), "Deployment")
 		bad := bytes.Replace(doc, []byte("readOnlyRootFilesystem:"), []byte("readOnlyRootFileSystem:"), 1)
 		if bytes.Equal(bad, doc) {
 			t.Fatal("api.yaml has no readOnlyRootFilesystem to misspell")
 		}
-		if _, err := decodeStrict(bad); err == nil {
-			t.Error("misspelled readOnlyRootFileSystem decoded without error")
+		if _, err := decodeStrict(bad); err == nil || !strings.Contains(err.Error(), "readOnlyRootFileSystem") {
+			t.Errorf("decode with misspelled readOnlyRootFileSystem: err = %v, want an error naming it", err)
 		}
 	})
 }
@@ -583,8 +623,18 @@ func deploymentProblems(role string, d *appsv1.Deployment) []string {
 	grace := pod.Spec.TerminationGracePeriodSeconds
 	if grace == nil {
 		add("terminationGracePeriodSeconds not set")
-	} else if role == "deliverer" && *grace < 60 {
-		add("terminationGracePeriodSeconds %d is too short for the deliverer drain", *grace)
+	} else {
+		if role == "deliverer" && *grace < 60 {
+			add("terminationGracePeriodSeconds %d is too short for the deliverer drain", *grace)
+		}
+		var preStop time.Duration
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+			preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+		}
+		// The kubelet's grace period covers the preStop hook too.
+		if p := graceProblem(time.Duration(*grace)*time.Second-preStop, envValue(c.Env, "HOOKSTREAM_SHUTDOWN_GRACE")); p != "" {
+			add("terminationGracePeriodSeconds %d with preStop %s: %s", *grace, preStop, p)
+		}
 	}
 	// The HorizontalPodAutoscaler owns api's count; workers scale by hand.
 	if role == "api" && d.Spec.Replicas != nil {
@@ -594,6 +644,34 @@ func deploymentProblems(role string, d *appsv1.Deployment) []string {
 		add("replicas not set")
 	}
 	return probs
+}
+
+// graceMargin is what a process needs after its shutdown grace to exit.
+const graceMargin = 5 * time.Second
+
+// graceProblem says why a stop timeout (what the container runtime waits
+// before SIGKILL) does not cover the binary's --shutdown-grace, or "".
+func graceProblem(stop time.Duration, shutdownGrace string) string {
+	if shutdownGrace == "" {
+		return "HOOKSTREAM_SHUTDOWN_GRACE not set"
+	}
+	g, err := time.ParseDuration(shutdownGrace)
+	if err != nil {
+		return fmt.Sprintf("HOOKSTREAM_SHUTDOWN_GRACE: %v", err)
+	}
+	if stop < g+graceMargin {
+		return fmt.Sprintf("leaves %s for a shutdown grace of %s, want %s more", stop, g, graceMargin)
+	}
+	return ""
+}
+
+func envValue(env []corev1.EnvVar, name string) string {
+	for _, e := range env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }
 
 // resolvePort returns the container port a probe or Service port refers to.
@@ -714,6 +792,16 @@ func TestDeploymentProblemsCatchesMistakes(t *testing.T) {
 		{"short deliverer grace", "deliverer", func(_ *corev1.Container, d *appsv1.Deployment) {
 			d.Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64(30))
 		}, "too short"},
+		{"kill before the drain ends", "fanout", func(c *corev1.Container, _ *appsv1.Deployment) {
+			for i := range c.Env {
+				if c.Env[i].Name == "HOOKSTREAM_SHUTDOWN_GRACE" {
+					c.Env[i].Value = "29s"
+				}
+			}
+		}, "want 5s more"},
+		{"preStop eats the grace", "api", func(c *corev1.Container, _ *appsv1.Deployment) {
+			c.Lifecycle.PreStop.Sleep.Seconds = 20
+		}, "want 5s more"},
 	}
 	deps := baseDeployments(t)
 	for _, tt := range tests {
@@ -873,6 +961,13 @@ var missingPackage = regexp.MustCompile(`directory not found|no Go files in|cann
 // buildBinary builds ./cmd/hookstream, skipping the test while it does not exist.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	// go test caches a result until a file the test process itself opened
+	// changes; it never sees what `go build` reads. So open what the result
+	// depends on: cmd/hookstream (for when it appears), go.mod, and below
+	// every package of this module that the binary imports.
+	_, _ = os.ReadDir(filepath.Join(repoRoot, "cmd", "hookstream"))
+	_, _ = os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+
 	bin := filepath.Join(t.TempDir(), "hookstream")
 	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/hookstream")
 	cmd.Dir = repoRoot
@@ -882,6 +977,22 @@ func buildBinary(t *testing.T) string {
 			t.Skipf("cmd/hookstream does not exist yet: %s", bytes.TrimSpace(out))
 		}
 		t.Fatalf("go build ./cmd/hookstream: %v\n%s", err, out)
+	}
+
+	list := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./cmd/hookstream")
+	list.Dir = repoRoot
+	dirs, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/hookstream: %v", err)
+	}
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range strings.Fields(string(dirs)) {
+		if strings.HasPrefix(dir, root+string(filepath.Separator)) {
+			_, _ = os.ReadDir(dir) // a directory's hash covers its files' sizes and times
+		}
 	}
 	return bin
 }
@@ -919,10 +1030,12 @@ func TestEnvKnownToBinary(t *testing.T) {
 	bin := buildBinary(t)
 
 	all := map[string]bool{}
+	complete := true
 	for role := range roles {
 		known, help := knownEnv(t, bin, role)
 		if len(known) == 0 {
 			t.Errorf("hookstream %s --help lists no flags:\n%s", role, help)
+			complete = false
 			continue
 		}
 		for name := range known {
@@ -935,7 +1048,7 @@ func TestEnvKnownToBinary(t *testing.T) {
 		}
 	}
 	for name, where := range used["any"] {
-		if !all[name] {
+		if complete && !all[name] {
 			t.Errorf("%s holds %s, which no role knows", where, name)
 		}
 	}

@@ -212,6 +212,7 @@ func TestSeedInterop(t *testing.T) {
 	for _, v := range seedVerifiers {
 		for _, tt := range tests {
 			t.Run(v.bin+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
 				script := filepath.Join("testdata", v.script)
 				if got := run(t, v.bin, script, tt.payload, sig, tt.secret); got != tt.want {
 					t.Fatalf("%s exited %d, want %d", v.script, got, tt.want)
@@ -255,6 +256,7 @@ func TestStandardInterop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := run(t, "python3", script, tt.payload, tt.id, ts, sig, tt.secret); got != tt.want {
 				t.Fatalf("standard_verify.py exited %d, want %d", got, tt.want)
 			}

@@ -62,9 +62,6 @@ func NewSigner(opts ...Option) *Signer {
 // Brand returns the brand in the seed scheme's header names.
 func (s *Signer) Brand() string { return s.brand }
 
-// errEmptyID reports a Sign call without an id; both schemes send it.
-var errEmptyID = errors.New("signature: empty id")
-
 // Sign sets the signature headers of scheme on h for one delivery attempt.
 //
 // secrets are the endpoint's current secrets, newest first. Standard sends
@@ -88,7 +85,7 @@ func (s *Signer) Sign(h http.Header, scheme Scheme, secrets []string, id, eventT
 		return fmt.Errorf("%w: no secrets", ErrInvalidSecret)
 	}
 	if id == "" {
-		return errEmptyID
+		return errors.New("signature: empty id")
 	}
 	if !validFieldValue(id) || !validFieldValue(eventType) {
 		return errors.New("signature: id or event type contains control characters")
