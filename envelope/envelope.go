@@ -4,12 +4,13 @@
 package envelope
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/encoding/json"
 )
@@ -42,10 +43,17 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
-	if e.Detail == "" {
-		return fmt.Sprintf("%v: %s", e.Err, e.Pointer)
+	s := "envelope: invalid"
+	if e.Err != nil {
+		s = e.Err.Error()
 	}
-	return fmt.Sprintf("%v: %s: %s", e.Err, e.Pointer, e.Detail)
+	if e.Pointer != "" {
+		s += ": " + e.Pointer
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
 }
 
 func (e *FieldError) Unwrap() error { return e.Err }
@@ -106,6 +114,8 @@ func (e *Event) Validate() error {
 		return &FieldError{Pointer: "/id", Err: ErrInvalidField, Detail: "want 1-128 characters of [A-Za-z0-9_.:-]"}
 	case e.Event == "":
 		return &FieldError{Pointer: "/event", Err: ErrMissingField}
+	case !utf8.ValidString(e.Event):
+		return &FieldError{Pointer: "/event", Err: ErrInvalidField, Detail: "not valid UTF-8"}
 	case e.Timestamp == "":
 		return &FieldError{Pointer: "/timestamp", Err: ErrMissingField}
 	case len(e.Data) == 0:
@@ -114,7 +124,7 @@ func (e *Event) Validate() error {
 	if _, err := time.Parse(time.RFC3339Nano, e.Timestamp); err != nil {
 		return &FieldError{Pointer: "/timestamp", Err: ErrInvalidField, Detail: "want RFC 3339"}
 	}
-	if d := bytes.TrimLeft(e.Data, " \t\r\n"); len(d) == 0 || d[0] != '{' {
+	if d := skipSpace(e.Data); len(d) == 0 || d[0] != '{' {
 		return &FieldError{Pointer: "/data", Err: ErrInvalidField, Detail: "want a JSON object"}
 	}
 	return nil
@@ -130,8 +140,9 @@ func (e *Event) AppendEncode(dst []byte) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return dst, err
 	}
-	data := e.Data
-	if !json.Valid(data) {
+	// Surrounding whitespace is dropped so that Encode(Decode(b)) is stable.
+	data := trimSpace(e.Data)
+	if !json.Valid(data) || !utf8.Valid(data) {
 		return dst, &FieldError{Pointer: "/data", Err: ErrMalformed}
 	}
 	dst = append(dst, `{"id":`...)
@@ -145,9 +156,12 @@ func (e *Event) AppendEncode(dst []byte) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// Decode parses b strictly: no unknown fields, every field present
-// and well typed, at most maxSize bytes (DefaultMaxSize when maxSize <= 0).
-// Data aliases b.
+// Decode parses b strictly: one JSON object and nothing after it, valid
+// UTF-8, no unknown or repeated fields, every field present and well typed,
+// at most maxSize bytes (DefaultMaxSize when maxSize <= 0). Rejecting repeated
+// fields matters because receivers parse the same bytes: with two "id"s, some
+// parsers keep the first and others the last. Data aliases b. On error the
+// fields read so far are set, for logging.
 func Decode(b []byte, maxSize int) (Event, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
@@ -156,36 +170,114 @@ func Decode(b []byte, maxSize int) (Event, error) {
 	if len(b) > maxSize {
 		return e, &FieldError{Pointer: "", Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(b), maxSize)}
 	}
-	var raw map[string]json.RawMessage
-	if _, err := json.Parse(b, &raw, json.ZeroCopy); err != nil {
-		return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: err.Error()}
+	if !utf8.Valid(b) {
+		return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "not valid UTF-8"}
 	}
-	if raw == nil {
+	r := skipSpace(b)
+	if len(r) == 0 || r[0] != '{' {
 		return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "want a JSON object"}
 	}
-	for k := range raw {
-		switch k {
-		case "id", "event", "timestamp", "data":
-		default:
-			return e, &FieldError{Pointer: "/" + k, Err: ErrInvalidField, Detail: "unknown field"}
+	r = skipSpace(r[1:])
+	const (
+		seenID = 1 << iota
+		seenEvent
+		seenTimestamp
+		seenData
+	)
+	var seen int
+	for len(r) == 0 || r[0] != '}' {
+		if len(r) == 0 || r[0] != '"' {
+			return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "want a field name"}
 		}
+		var key string
+		var err error
+		if r, err = json.Parse(r, &key, json.ZeroCopy); err != nil {
+			return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: err.Error()}
+		}
+		if len(r) == 0 || r[0] != ':' {
+			return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "want ':' after a field name"}
+		}
+		r = skipSpace(r[1:])
+		var bit int
+		var dst *string
+		switch key {
+		case "id":
+			bit, dst = seenID, &e.ID
+		case "event":
+			bit, dst = seenEvent, &e.Event
+		case "timestamp":
+			bit, dst = seenTimestamp, &e.Timestamp
+		case "data":
+			bit = seenData
+		default:
+			// key aliases b (ZeroCopy); the error must not.
+			return e, &FieldError{Pointer: pointer(strings.Clone(key)), Err: ErrInvalidField, Detail: "unknown field"}
+		}
+		if seen&bit != 0 {
+			return e, &FieldError{Pointer: "/" + key, Err: ErrInvalidField, Detail: "repeated field"}
+		}
+		seen |= bit
+		if dst != nil {
+			if len(r) == 0 || r[0] != '"' {
+				return e, &FieldError{Pointer: "/" + key, Err: ErrInvalidField, Detail: "want a string"}
+			}
+			// Strings are copied (no ZeroCopy) so they stay valid if b is reused.
+			if r, err = json.Parse(r, dst, 0); err != nil {
+				return e, &FieldError{Pointer: "/" + key, Err: ErrMalformed, Detail: err.Error()}
+			}
+			if *dst == "" {
+				return e, &FieldError{Pointer: "/" + key, Err: ErrInvalidField, Detail: "empty string"}
+			}
+		} else {
+			var d json.RawMessage
+			if r, err = json.Parse(r, &d, json.ZeroCopy); err != nil {
+				return e, &FieldError{Pointer: "/data", Err: ErrMalformed, Detail: err.Error()}
+			}
+			e.Data = d
+		}
+		if len(r) > 0 && r[0] == ',' {
+			r = skipSpace(r[1:])
+			if len(r) > 0 && r[0] == '}' {
+				return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "trailing comma"}
+			}
+			continue
+		}
+		if len(r) == 0 || r[0] != '}' {
+			return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "want ',' or '}' after a field"}
+		}
+	}
+	if len(skipSpace(r[1:])) != 0 {
+		return e, &FieldError{Pointer: "", Err: ErrMalformed, Detail: "data after the object"}
 	}
 	for _, f := range [...]struct {
+		bit  int
 		name string
-		dst  *string
-	}{{"id", &e.ID}, {"event", &e.Event}, {"timestamp", &e.Timestamp}} {
-		v, ok := raw[f.name]
-		if !ok {
-			return e, &FieldError{Pointer: "/" + f.name, Err: ErrMissingField}
-		}
-		if err := json.Unmarshal(v, f.dst); err != nil || len(v) == 0 || v[0] != '"' {
-			return e, &FieldError{Pointer: "/" + f.name, Err: ErrInvalidField, Detail: "want a string"}
+	}{{seenID, "/id"}, {seenEvent, "/event"}, {seenTimestamp, "/timestamp"}, {seenData, "/data"}} {
+		if seen&f.bit == 0 {
+			return e, &FieldError{Pointer: f.name, Err: ErrMissingField}
 		}
 	}
-	d, ok := raw["data"]
-	if !ok {
-		return e, &FieldError{Pointer: "/data", Err: ErrMissingField}
-	}
-	e.Data = d
 	return e, e.Validate()
 }
+
+// skipSpace drops leading JSON whitespace.
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
+
+// trimSpace drops leading and trailing JSON whitespace.
+func trimSpace(b []byte) []byte {
+	b = skipSpace(b)
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+// pointer is the JSON pointer (RFC 6901) of a top-level field.
+func pointer(key string) string { return "/" + pointerEscaper.Replace(key) }

@@ -1,9 +1,12 @@
-// Package subscription provides customer endpoints (subscriptions): the model,
-// its validation, and the store that keeps them in a compacted Kafka topic
-// (the source of truth) with Redis as the cache and matching index.
 package subscription
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/hookstream/hookstream/schemas"
@@ -21,6 +24,31 @@ const (
 	OrderingNone   = "none"   // up to the deliverer's per-endpoint concurrency
 )
 
+// Sentinel errors of the store; check them with errors.Is.
+var (
+	// ErrNotFound: no such endpoint, or it belongs to another tenant.
+	ErrNotFound = errors.New("subscription: endpoint not found")
+	// ErrConflict: another write to the same endpoint kept it busy.
+	ErrConflict = errors.New("subscription: concurrent update, retry")
+	// ErrUnavailable: Kafka or Redis could not be reached; when a write
+	// returns it, the change may or may not have been recorded.
+	ErrUnavailable = errors.New("subscription: kafka or redis unavailable")
+	// ErrInvalid is wrapped by every *FieldError.
+	ErrInvalid = errors.New("subscription: invalid endpoint")
+)
+
+// FieldError is a validation failure of one field, named by a JSON pointer
+// into the request body ("/url", "/events/2", "/headers/X-Foo").
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return "subscription: " + e.Field + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
 // Secret is one signing secret. During a rotation the old secret keeps an
 // expiry and both sign until then.
 type Secret struct {
@@ -28,7 +56,8 @@ type Secret struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// Endpoint is one customer destination and what it subscribes to.
+// Endpoint is one customer destination and what it subscribes to. It is
+// also the value of the endpoints topic, so field names are a wire format.
 type Endpoint struct {
 	ID          string            `json:"id"`
 	Tenant      string            `json:"tenant"`
@@ -44,9 +73,10 @@ type Endpoint struct {
 	Timeout        time.Duration `json:"timeout,omitempty"`
 	Disabled       bool          `json:"disabled"`
 	DisabledReason string        `json:"disabled_reason,omitempty"`
-	Version        int64         `json:"version"`
-	CreatedAt      time.Time     `json:"created_at"`
-	UpdatedAt      time.Time     `json:"updated_at"`
+	// Version counts the writes to this endpoint, starting at 1.
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ActiveSecrets returns the secrets that sign at now, newest first.
@@ -68,4 +98,88 @@ func (e *Endpoint) Matches(eventType string) bool {
 		}
 	}
 	return false
+}
+
+func (e *Endpoint) clone() *Endpoint {
+	c := *e
+	c.Events = slices.Clone(e.Events)
+	c.Secrets = slices.Clone(e.Secrets)
+	c.Headers = maps.Clone(e.Headers)
+	return &c
+}
+
+// EndpointInput is what a client sends to create an endpoint. Empty
+// Signature and Ordering mean the defaults (standard, strict); an empty
+// Secret means a fresh one is generated.
+type EndpointInput struct {
+	URL         string            `json:"url"`
+	Events      []string          `json:"events"`
+	Description string            `json:"description,omitempty"`
+	Secret      string            `json:"secret,omitempty"`
+	Signature   string            `json:"signature,omitempty"`
+	Ordering    string            `json:"ordering,omitempty"`
+	RateLimit   int               `json:"rate_limit,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+}
+
+// Patch is a partial update: nil fields stay as they are. A non-nil empty
+// Headers map removes every custom header. Disabled false re-enables an
+// endpoint the deliverer disabled.
+type Patch struct {
+	URL         *string           `json:"url,omitempty"`
+	Events      []string          `json:"events,omitempty"`
+	Description *string           `json:"description,omitempty"`
+	Signature   *string           `json:"signature,omitempty"`
+	Ordering    *string           `json:"ordering,omitempty"`
+	RateLimit   *int              `json:"rate_limit,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Disabled    *bool             `json:"disabled,omitempty"`
+}
+
+func (p *Patch) apply(e *Endpoint) {
+	if p.URL != nil {
+		e.URL = *p.URL
+	}
+	if p.Events != nil {
+		e.Events = slices.Clone(p.Events)
+	}
+	if p.Description != nil {
+		e.Description = *p.Description
+	}
+	if p.Signature != nil {
+		e.Signature = *p.Signature
+	}
+	if p.Ordering != nil {
+		e.Ordering = *p.Ordering
+	}
+	if p.RateLimit != nil {
+		e.RateLimit = *p.RateLimit
+	}
+	if p.Headers != nil {
+		e.Headers = maps.Clone(p.Headers)
+		if len(e.Headers) == 0 {
+			e.Headers = nil
+		}
+	}
+	if p.Disabled != nil && *p.Disabled != e.Disabled {
+		e.Disabled = *p.Disabled
+		e.DisabledReason = ""
+		if e.Disabled {
+			e.DisabledReason = "disabled through the API"
+		}
+	}
+}
+
+// IDPrefix starts every endpoint id.
+const IDPrefix = "ep_"
+
+// newID returns "ep_" + 24 hex digits: 48 bits of milliseconds since the
+// epoch, then 48 random bits. The time prefix makes ids sort by creation,
+// so listing in id order (Redis ZRANGEBYLEX) lists oldest first and a
+// cursor is simply the last id seen.
+func newID(now time.Time) string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+)
+	return IDPrefix + hex.EncodeToString(b[:])
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/segmentio/encoding/json"
 
@@ -52,6 +53,8 @@ type cfg struct {
 	publisher Publisher
 	endpoints Endpoints
 	maxBody   int64
+	// publishTimeout bounds a POST /v1/events produce (WithPublishTimeout, events.go).
+	publishTimeout time.Duration
 }
 
 // Option configures a Server.

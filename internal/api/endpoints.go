@@ -1,17 +1,300 @@
 package api
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
-// Endpoints is built by the subscriptions issue.
-type Endpoints interface{}
+	"github.com/segmentio/encoding/json"
 
-func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) { s.notYet(w) }
-func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request)  { s.notYet(w) }
-func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request)    { s.notYet(w) }
-func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) { s.notYet(w) }
-func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) { s.notYet(w) }
-func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request)   { s.notYet(w) }
+	"github.com/hookstream/hookstream/subscription"
+)
 
-func (s *Server) notYet(w http.ResponseWriter) {
-	writeError(w, http.StatusNotImplemented, "not_implemented", "", "not implemented yet")
+// Endpoints is the endpoint store the /v1/endpoints handlers use;
+// *subscription.Store is one. Errors: subscription.ErrNotFound (404, also
+// for another tenant's id), *subscription.FieldError (422),
+// subscription.ErrConflict (409), subscription.ErrUnavailable (503).
+type Endpoints interface {
+	Create(ctx context.Context, tenant string, in subscription.EndpointInput) (*subscription.Endpoint, error)
+	Get(ctx context.Context, tenant, id string) (*subscription.Endpoint, error)
+	List(ctx context.Context, tenant, cursor string, limit int) ([]*subscription.Endpoint, string, error)
+	Update(ctx context.Context, tenant, id string, p subscription.Patch) (*subscription.Endpoint, error)
+	Delete(ctx context.Context, tenant, id string) error
+	RotateSecret(ctx context.Context, tenant, id string, grace time.Duration) (*subscription.Endpoint, error)
+}
+
+// Page sizes of GET /v1/endpoints.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 250
+)
+
+const codeInternal = "internal"
+
+// endpointView is an endpoint as the API shows it: the secret only right
+// after create and rotate-secret, never the list of secrets.
+type endpointView struct {
+	ID             string            `json:"id"`
+	Tenant         string            `json:"tenant"`
+	URL            string            `json:"url"`
+	Description    string            `json:"description,omitempty"`
+	Events         []string          `json:"events"`
+	Signature      string            `json:"signature"`
+	Ordering       string            `json:"ordering"`
+	RateLimit      int               `json:"rate_limit"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	Disabled       bool              `json:"disabled"`
+	DisabledReason string            `json:"disabled_reason,omitempty"`
+	Version        int64             `json:"version"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	Secret         string            `json:"secret,omitempty"`
+	// SecretsExpireAt lists when the previous secrets stop signing, while
+	// a rotation's grace period runs.
+	SecretsExpireAt []time.Time `json:"previous_secrets_expire_at,omitempty"`
+}
+
+func view(e *subscription.Endpoint, withSecret bool) *endpointView {
+	v := &endpointView{
+		ID: e.ID, Tenant: e.Tenant, URL: e.URL, Description: e.Description, Events: e.Events,
+		Signature: e.Signature, Ordering: e.Ordering, RateLimit: e.RateLimit, Headers: e.Headers,
+		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Version: e.Version,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+	}
+	for i, s := range e.Secrets {
+		if i == 0 && withSecret {
+			v.Secret = s.Value
+		}
+		if !s.ExpiresAt.IsZero() {
+			v.SecretsExpireAt = append(v.SecretsExpireAt, s.ExpiresAt)
+		}
+	}
+	return v
+}
+
+// endpointsReady authenticates and checks the store is configured.
+func (s *Server) endpointsReady(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tok, ok := s.authenticate(w, r)
+	if !ok {
+		return "", false
+	}
+	if s.endpoints == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "endpoint management is not configured on this server")
+		return "", false
+	}
+	return tok, true
+}
+
+func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.endpointsReady(w, r)
+	if !ok {
+		return
+	}
+	var tenant string
+	var in subscription.EndpointInput
+	if !s.decodeObject(w, r, false, map[string]any{
+		"tenant": &tenant, "url": &in.URL, "events": &in.Events, "description": &in.Description,
+		"secret": &in.Secret, "signature": &in.Signature, "ordering": &in.Ordering,
+		"rate_limit": &in.RateLimit, "headers": &in.Headers,
+	}) {
+		return
+	}
+	tenant, ok = s.tenantFor(w, r, tok, tenant)
+	if !ok {
+		return
+	}
+	e, err := s.endpoints.Create(r.Context(), tenant, in)
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/endpoints/"+e.ID)
+	writeJSON(w, http.StatusCreated, view(e, true))
+}
+
+type listBody struct {
+	Data []*endpointView `json:"data"`
+	Next string          `json:"next,omitempty"`
+}
+
+func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.endpointsReady(w, r)
+	if !ok {
+		return
+	}
+	tenant, ok := s.tenantFor(w, r, tok, "")
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	limit := DefaultPageSize
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeError(w, http.StatusBadRequest, CodeInvalid, "limit", "limit must be an integer from 1 to %d", MaxPageSize)
+			return
+		}
+		limit = n
+	}
+	eps, next, err := s.endpoints.List(r.Context(), tenant, q.Get("cursor"), limit)
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	body := listBody{Data: make([]*endpointView, len(eps)), Next: next}
+	for i, e := range eps {
+		body.Data[i] = view(e, false)
+	}
+	writeJSON(w, http.StatusOK, &body)
+}
+
+func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.endpointsReady(w, r)
+	if !ok {
+		return
+	}
+	tenant, ok := s.tenantFor(w, r, tok, "")
+	if !ok {
+		return
+	}
+	e, err := s.endpoints.Get(r.Context(), tenant, r.PathValue("id"))
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(e, false))
+}
+
+func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.endpointsReady(w, r)
+	if !ok {
+		return
+	}
+	var tenant string
+	var p subscription.Patch
+	if !s.decodeObject(w, r, false, map[string]any{
+		"tenant": &tenant, "url": &p.URL, "events": &p.Events, "description": &p.Description,
+		"signature": &p.Signature, "ordering": &p.Ordering, "rate_limit": &p.RateLimit,
+		"headers": &p.Headers, "disabled": &p.Disabled,
+	}) {
+		return
+	}
+	tenant, ok = s.tenantFor(w, r, tok, tenant)
+	if !ok {
+		return
+	}
+	e, err := s.endpoints.Update(r.Context(), tenant, r.PathValue("id"), p)
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(e, false))
+}
+
+func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.endpointsReady(w, r)
+	if !ok {
+		return
+	}
+	tenant, ok := s.tenantFor(w, r, tok, "")
+	if !ok {
+		return
+	}
+	if err := s.endpoints.Delete(r.Context(), tenant, r.PathValue("id")); err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.endpointsReady(w, r)
+	if !ok {
+		return
+	}
+	var tenant string
+	grace := subscription.DefaultGrace.String()
+	if !s.decodeObject(w, r, true, map[string]any{"tenant": &tenant, "grace": &grace}) {
+		return
+	}
+	d, err := time.ParseDuration(grace)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/grace", "grace must be a duration such as \"24h\" or \"0s\"")
+		return
+	}
+	tenant, ok = s.tenantFor(w, r, tok, tenant)
+	if !ok {
+		return
+	}
+	e, err := s.endpoints.RotateSecret(r.Context(), tenant, r.PathValue("id"), d)
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, view(e, true))
+}
+
+// decodeObject reads a JSON object body into fields (name -> pointer). It
+// answers 413 for a body over the limit, 400 when the body is not a JSON
+// object, and 422 naming the field for an unknown field or a value of the
+// wrong type. An empty body is accepted only when optional.
+func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional bool, fields map[string]any) bool {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "", "request body is larger than %d bytes", s.maxBody)
+			return false
+		}
+		writeError(w, http.StatusBadRequest, CodeMalformed, "", "reading the request body: %v", err)
+		return false
+	}
+	if optional && strings.TrimSpace(string(b)) == "" {
+		return true
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil || raw == nil {
+		writeError(w, http.StatusBadRequest, CodeMalformed, "", "request body must be a JSON object")
+		return false
+	}
+	for name, v := range raw {
+		field := "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
+		target, ok := fields[name]
+		if !ok {
+			msg := "unknown field"
+			if name == "secret" {
+				msg = "the secret cannot be changed here; use POST /v1/endpoints/{id}/rotate-secret"
+			}
+			writeError(w, http.StatusUnprocessableEntity, CodeInvalid, field, "%s", msg)
+			return false
+		}
+		if err := json.Unmarshal(v, target); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, CodeInvalid, field, "wrong type of value: %v", err)
+			return false
+		}
+	}
+	return true
+}
+
+// endpointError answers a store error.
+func (s *Server) endpointError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *subscription.FieldError
+	switch {
+	case errors.As(err, &fe):
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, fe.Field, "%s", fe.Message)
+	case errors.Is(err, subscription.ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, "", "no endpoint %q", r.PathValue("id"))
+	case errors.Is(err, subscription.ErrConflict):
+		writeError(w, http.StatusConflict, CodeConflict, "", "%v", err)
+	case errors.Is(err, subscription.ErrUnavailable), unavailable(err), errors.Is(err, context.Canceled):
+		s.log.Warn("endpoint request failed: dependency unavailable", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "Kafka or Redis is unavailable; retry later")
+	default:
+		s.log.Error("endpoint request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternal, "", "internal error")
+	}
 }

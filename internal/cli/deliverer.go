@@ -3,9 +3,147 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/internal/supervisor"
+	"github.com/hookstream/hookstream/internal/telemetry"
+	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/subscription"
 )
 
-// runDeliverer is built by the deliverer issue; this placeholder keeps the command table whole.
-func runDeliverer(_ context.Context, _ Env, _ []string) error {
-	return errors.New("deliverer: not implemented yet")
+func runDeliverer(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("deliverer", flag.ContinueOnError)
+	var c common
+	c.register(fs, ":9090")
+	schedule := fs.String("retry-schedule", "0s,5s,5m,30m,2h,5h,10h,10h", "delay before each attempt, comma-separated; its length is the number of attempts before dead-lettering")
+	park := fs.Duration("park-threshold", deliverer.DefaultParkThreshold, "longer retry delays move the endpoint's records to the retries topic instead of waiting in memory")
+	maxInFlight := fs.Int("max-in-flight", deliverer.DefaultMaxInFlight, "most requests in flight across all endpoints")
+	unordered := fs.Int("unordered-concurrency", deliverer.DefaultUnorderedConcurrency, "most requests in flight to one endpoint with ordering \"none\"")
+	maxBuffered := fs.Int("max-buffered", deliverer.DefaultMaxBuffered, "unfinished records held in memory per topic-partition before fetching it pauses")
+	connect := fs.Duration("connect-timeout", sender.DefaultConnectTimeout, "TCP connect (and TLS handshake) timeout of a delivery")
+	request := fs.Duration("request-timeout", sender.DefaultTimeout, "total timeout of a delivery attempt (an endpoint's own timeout overrides it)")
+	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses (development only)")
+	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> in the seed scheme's X-<Brand>-Signature headers")
+	disableAfter := fs.Duration("disable-after", deliverer.DefaultDisableAfter, "disable an endpoint whose attempts have all failed this long (0: never)")
+	drain := fs.Duration("drain-timeout", deliverer.DefaultDrainTimeout, "how long requests in flight may finish on SIGTERM")
+	session := fs.Duration("session-timeout", 45*time.Second, "consumer group session timeout: how soon a dead member's partitions move")
+	rebalance := fs.Duration("rebalance-timeout", time.Minute, "consumer group rebalance timeout")
+	partDeliveries := fs.Int("partitions-deliveries", -1, "partitions of the deliveries and retries topics when creating them (-1: broker default)")
+	if err := parse(fs, env, args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	sched, err := deliverer.ParseSchedule(*schedule)
+	if err != nil {
+		return fmt.Errorf("%w: --retry-schedule: %w", ErrUsage, err)
+	}
+	switch {
+	case *park <= 0:
+		return fmt.Errorf("%w: --park-threshold must be positive", ErrUsage)
+	case *maxInFlight < 1:
+		return fmt.Errorf("%w: --max-in-flight must be at least 1", ErrUsage)
+	case *unordered < 1:
+		return fmt.Errorf("%w: --unordered-concurrency must be at least 1", ErrUsage)
+	case *maxBuffered < 1:
+		return fmt.Errorf("%w: --max-buffered must be at least 1", ErrUsage)
+	case *connect <= 0:
+		return fmt.Errorf("%w: --connect-timeout must be positive", ErrUsage)
+	case *request <= 0:
+		return fmt.Errorf("%w: --request-timeout must be positive", ErrUsage)
+	case *disableAfter < 0:
+		return fmt.Errorf("%w: --disable-after must not be negative", ErrUsage)
+	case *drain <= 0:
+		return fmt.Errorf("%w: --drain-timeout must be positive", ErrUsage)
+	case *drain >= c.grace:
+		return fmt.Errorf("%w: --drain-timeout (%s) must be shorter than --shutdown-grace (%s)", ErrUsage, *drain, c.grace)
+	case *session <= 0:
+		return fmt.Errorf("%w: --session-timeout must be positive", ErrUsage)
+	case *rebalance <= 0:
+		return fmt.Errorf("%w: --rebalance-timeout must be positive", ErrUsage)
+	case *partDeliveries == 0 || *partDeliveries < -1:
+		return fmt.Errorf("%w: --partitions-deliveries must be -1 or at least 1", ErrUsage)
+	}
+	signer := signature.NewSigner(signature.WithBrand(*brand))
+	if err := checkBrand(signer); err != nil {
+		return fmt.Errorf("%w: --signature-brand: %w", ErrUsage, err)
+	}
+	log := c.logger(env)
+	topics := c.topics()
+
+	tel, err := telemetry.Setup(ctx, "hookstream-deliverer", telemetry.WithGlobal())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+
+	// A plain client for topic creation, the endpoint store, endpoint.disabled
+	// events and readiness; the deliverer builds its own group client.
+	kc, err := kgo.NewClient(c.kafkaOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer kc.Close()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = topic.Ensure(tctx, kadm.NewClient(kc), topics, topic.Partitions{Events: -1, Deliveries: int32(*partDeliveries), Other: -1})
+	cancel()
+	if err != nil {
+		return err
+	}
+	rdb, err := c.redisClient()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	catalog, err := schemas.Load()
+	if err != nil {
+		return err
+	}
+	store := subscription.NewStore(kc, rdb, catalog,
+		subscription.WithTopicPrefix(c.prefix), subscription.WithAllowPrivate(*allowPrivate), subscription.WithLogger(log))
+	deps := &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, kafka: kc, rdb: rdb, catalog: catalog, store: store, tel: tel}
+	srv := deps.opsServer(c.httpAddr)
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	del, err := newDeliverer(deps, delivererSettings{
+		schedule: sched, park: *park, maxInFlight: *maxInFlight, unordered: *unordered, maxBuffered: *maxBuffered,
+		connect: *connect, request: *request, allowPrivate: *allowPrivate, signer: signer,
+		disableAfter: *disableAfter, drain: *drain, session: *session, rebalance: *rebalance,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("deliverer starting", "http_addr", srv.Addr(), "deliveries", topics.Deliveries, "retries", topics.Retries,
+		"retry_schedule", sched.String(), "park_threshold", park.String())
+	return c.serve(ctx, log,
+		supervisor.Named{Name: "subscriptions", Worker: store},
+		supervisor.Named{Name: "deliverer", Worker: del},
+		supervisor.Named{Name: "ops", Worker: srv},
+	)
+}
+
+// checkBrand reports a brand the signer will refuse, at start-up rather
+// than on the first seed-scheme delivery.
+func checkBrand(s *signature.Signer) error {
+	secret, err := signature.NewSecret()
+	if err != nil {
+		return err
+	}
+	err = s.Sign(http.Header{}, signature.Seed, []string{secret}, "evt_check", "check", time.Now(), nil)
+	if errors.Is(err, signature.ErrInvalidBrand) {
+		return err
+	}
+	return nil
 }

@@ -1,11 +1,306 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/internal/config"
 )
 
-// runEndpoints is built by the endpoints issue; this placeholder keeps the command table whole.
-func runEndpoints(_ context.Context, _ Env, _ []string) error {
-	return errors.New("endpoints: not implemented yet")
+// errAPI is wrapped by the endpoints command when the API answered with an
+// error body (exit code 1).
+var errAPI = errors.New("api error")
+
+// endpointsClient is the endpoints command's view of the HTTP API.
+type endpointsClient struct {
+	apiURL string
+	token  string
+	tenant string
+	http   *http.Client
+	out    io.Writer
+}
+
+func (c *endpointsClient) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.apiURL, "api-url", "http://127.0.0.1:8080", "base URL of the Hookstream API")
+	fs.StringVar(&c.token, "token", "", "API bearer token")
+	fs.StringVar(&c.tenant, "tenant", "", "tenant to act for (admin tokens only)")
+}
+
+// headerFlag collects repeated --header name=value flags.
+type headerFlag map[string]string
+
+func (h headerFlag) String() string {
+	parts := make([]string, 0, len(h))
+	for k, v := range h {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (h headerFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(k) == "" {
+		return fmt.Errorf("want name=value, got %q", v)
+	}
+	h[strings.TrimSpace(k)] = val
+	return nil
+}
+
+const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|delete|rotate-secret> [flags] [id]
+
+  create                      --url URL --events agent.*,call.started [--signature standard|seed]
+                              [--ordering strict|none] [--rate-limit N] [--header k=v]... [--description D] [--secret whsec_...]
+  list                        [--limit N] [--cursor C]
+  get ID
+  update ID                   any create flag except --secret, or --disabled=true|false; only the flags given change
+  delete ID
+  rotate-secret ID            [--grace 24h]
+
+Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
+`
+
+// runEndpoints manages endpoints through the HTTP API and prints its JSON
+// answers.
+func runEndpoints(ctx context.Context, env Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(env.Stderr, endpointsUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing subcommand", ErrUsage)
+		}
+		return flag.ErrHelp
+	}
+	sub, args := args[0], args[1:]
+	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
+	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
+	c.register(fs)
+
+	var (
+		body  = map[string]any{}
+		set   func() error // fills body from the flags given
+		needs = true       // takes an id argument
+	)
+	switch sub {
+	case "create", "update":
+		var (
+			u, events, sig, ordering, desc, secret string
+			rate                                   int
+			disabled                               bool
+			headers                                = headerFlag{}
+		)
+		fs.StringVar(&u, "url", "", "endpoint URL (http or https)")
+		fs.StringVar(&events, "events", "", `comma-separated event filters, e.g. "agent.*,call.started" or "*"`)
+		fs.StringVar(&sig, "signature", "", "signing scheme: standard (default) or seed")
+		fs.StringVar(&ordering, "ordering", "", "strict (default: one at a time, in order) or none")
+		fs.IntVar(&rate, "rate-limit", 0, "requests per second; 0 = unlimited")
+		fs.Var(headers, "header", "custom header name=value sent with every delivery (repeatable)")
+		fs.StringVar(&desc, "description", "", "free text")
+		if sub == "create" {
+			needs = false
+			fs.StringVar(&secret, "secret", "", "signing secret whsec_... (default: generated)")
+		} else {
+			fs.BoolVar(&disabled, "disabled", false, "disable (true) or re-enable (false) deliveries")
+		}
+		set = func() error {
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "url":
+					body["url"] = u
+				case "events":
+					body["events"] = splitList(events)
+				case "signature":
+					body["signature"] = sig
+				case "ordering":
+					body["ordering"] = ordering
+				case "rate-limit":
+					body["rate_limit"] = rate
+				case "header":
+					body["headers"] = map[string]string(headers)
+				case "description":
+					body["description"] = desc
+				case "secret":
+					body["secret"] = secret
+				case "disabled":
+					body["disabled"] = disabled
+				}
+			})
+			if sub == "create" && (body["url"] == nil || body["events"] == nil) {
+				return fmt.Errorf("%w: create needs --url and --events", ErrUsage)
+			}
+			return nil
+		}
+	case "list":
+		needs = false
+		var limit int
+		var cursor string
+		fs.IntVar(&limit, "limit", 0, "page size, 1 to 250 (default: the API's, 50)")
+		fs.StringVar(&cursor, "cursor", "", `"next" of the previous page`)
+		set = func() error {
+			if limit != 0 {
+				body["limit"] = limit
+			}
+			if cursor != "" {
+				body["cursor"] = cursor
+			}
+			return nil
+		}
+	case "get", "delete":
+	case "rotate-secret":
+		var grace string
+		fs.StringVar(&grace, "grace", "", "how long the old secret keeps signing (default: the API's, 24h)")
+		set = func() error {
+			if grace != "" {
+				body["grace"] = grace
+			}
+			return nil
+		}
+	default:
+		fmt.Fprint(env.Stderr, endpointsUsage)
+		return fmt.Errorf("%w: unknown subcommand %q", ErrUsage, sub)
+	}
+
+	id, err := parseWithID(fs, env, args, needs)
+	if err != nil {
+		return err
+	}
+	if set != nil {
+		if err := set(); err != nil {
+			return err
+		}
+	}
+	if c.token == "" {
+		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	}
+	path := "/v1/endpoints"
+	if id != "" {
+		path += "/" + url.PathEscape(id)
+	}
+	switch sub {
+	case "create":
+		return c.do(ctx, http.MethodPost, path, nil, body)
+	case "list":
+		q := url.Values{}
+		for k, v := range body {
+			q.Set(k, fmt.Sprint(v))
+		}
+		return c.do(ctx, http.MethodGet, path, q, nil)
+	case "get":
+		return c.do(ctx, http.MethodGet, path, nil, nil)
+	case "update":
+		return c.do(ctx, http.MethodPatch, path, nil, body)
+	case "delete":
+		return c.do(ctx, http.MethodDelete, path, nil, nil)
+	default: // rotate-secret
+		return c.do(ctx, http.MethodPost, path+"/rotate-secret", nil, body)
+	}
+}
+
+// parseWithID parses flags and the endpoint id, which may come before or
+// after the flags.
+func parseWithID(fs *flag.FlagSet, env Env, args []string, needsID bool) (string, error) {
+	var id string
+	if needsID && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	fs.SetOutput(env.Stderr)
+	if err := config.Parse(fs, args, env.LookupEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	rest := fs.Args()
+	if needsID && id == "" && len(rest) > 0 {
+		id, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return "", fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
+	}
+	if needsID && id == "" {
+		return "", fmt.Errorf("%w: missing the endpoint id (ep_...)", ErrUsage)
+	}
+	return id, nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// do sends one request and prints the JSON answer, indented; an error
+// answer becomes an error naming the status, code, message and field.
+func (c *endpointsClient) do(ctx context.Context, method, path string, q url.Values, body map[string]any) error {
+	if c.tenant != "" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("tenant", c.tenant)
+	}
+	u := strings.TrimSuffix(c.apiURL, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return fmt.Errorf("%w: --api-url: %w", ErrUsage, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling the API: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("reading the API's answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message, Field string }
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
+			return fmt.Errorf("%w: %s: %s", errAPI, resp.Status, bytes.TrimSpace(b))
+		}
+		field := ""
+		if e.Error.Field != "" {
+			field = " (field " + e.Error.Field + ")"
+		}
+		return fmt.Errorf("%w: %d %s: %s%s", errAPI, resp.StatusCode, e.Error.Code, e.Error.Message, field)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil // 204
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		_, err = c.out.Write(b)
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = c.out.Write(out.Bytes())
+	return err
 }

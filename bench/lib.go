@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+// libPublisher publishes through the producer library, as a platform
+// service would: one franz-go client with its default producer settings
+// (idempotent, acks=all), shared by every goroutine.
+type libPublisher struct {
+	client *kgo.Client
+	prod   *producer.Producer
+}
+
+func newLibPublisher(_ context.Context, brokers string) (publisher, error) {
+	catalog, err := schemas.Load()
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return &libPublisher{client: cl, prod: producer.New(cl, catalog)}, nil
+}
+
+func (p *libPublisher) Publish(ctx context.Context, tenant string, data []byte) error {
+	_, err := p.prod.Publish(ctx, tenant, eventType, data)
+	return err
+}
+
+func (p *libPublisher) Close() { p.client.Close() }
+
+// createEndpointsStore creates the endpoints as the api role does, through
+// subscription.Store in this process; see createEndpoints for the layout.
+func createEndpointsStore(ctx context.Context, brokers, redisURL string, rs *receivers, n, fanout int) (endpointsCreated, error) {
+	out := endpointsCreated{ids: make([]string, n), secrets: make([]string, n)}
+	catalog, err := schemas.Load()
+	if err != nil {
+		return out, fmt.Errorf("catalog: %w", err)
+	}
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return out, fmt.Errorf("kafka client: %w", err)
+	}
+	defer kc.Close()
+	ro, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return out, err
+	}
+	rdb := redis.NewClient(ro)
+	defer rdb.Close()
+	store := subscription.NewStore(kc, rdb, catalog, subscription.WithAllowPrivate(true),
+		subscription.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	// Every process using a Store runs it (it builds the Redis cache when
+	// no role has yet, as in the fanout-alone runs).
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { _ = store.Run(rctx); close(ran) }()
+	defer func() { stop(); <-ran }()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				ep, err := store.Create(ctx, tenantName(i/fanout), subscription.EndpointInput{
+					URL:       rs.url(i),
+					Events:    []string{"*"},
+					Signature: subscription.SchemeStandard,
+					Ordering:  subscription.OrderingStrict,
+				})
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("endpoint %d: %w", i, err))
+					mu.Unlock()
+					return
+				}
+				out.ids[i], out.secrets[i] = ep.ID, ep.Secrets[0].Value
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return out, errs[0]
+	}
+	return out, ctx.Err()
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// deliverySpec is one end-to-end delivery scenario.
+type deliverySpec struct {
+	id, name, desc string
+	unhealthy      behaviour // what 10% of the endpoints do; healthy: none
+	deliverers     int
+	delivererArgs  []string
+	rate           float64 // events/s, open loop; 0: closed loop at the pipeline's own pace
+}
+
+// delivererArgs are the flags every deliverer process gets.
+func (b *bench) delivererArgs() []string {
+	return []string{"--max-in-flight", strconv.Itoa(b.cfg.inflight)}
+}
+
+// drainTimeout bounds the wait for the last deliveries after publishing stops.
+func (b *bench) drainTimeout() time.Duration {
+	if b.cfg.quick {
+		return 20 * time.Second
+	}
+	return 60 * time.Second
+}
+
+// delivery runs one scenario: fresh processes, endpoints created through the
+// API, events published through the producer library, deliveries received
+// by the receivers.
+func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResult, error) {
+	cfg := b.cfg
+	tenants := cfg.endpoints / cfg.fanout
+	modes := make([]behaviour, cfg.endpoints)
+	unhealthy := 0
+	if spec.unhealthy != healthy {
+		// Every tenant, and so every events partition, has one bad endpoint
+		// beside its healthy ones: the hardest case for isolation.
+		for ep := range modes {
+			if ep%10 == 0 {
+				modes[ep] = spec.unhealthy
+				unhealthy++
+			}
+		}
+	}
+	b.logf("%s: starting kafka, redis, fanout and %d deliverer(s)", spec.name, spec.deliverers)
+	cl, err := startCluster(ctx, b.bins, b.scenarioDir(spec.id), clusterConfig{
+		partitions:    cfg.partitions,
+		api:           cfg.endpointsVia == "api",
+		fanout:        true,
+		deliverers:    spec.deliverers,
+		delivererArgs: append(b.delivererArgs(), spec.delivererArgs...),
+		pprof:         cfg.pprof,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.stop()
+
+	b.logf("%s: creating %d endpoints (via %s)", spec.name, cfg.endpoints, cfg.endpointsVia)
+	start := time.Now()
+	eps, err := b.createEndpoints(ctx, cl, cfg.endpoints, cfg.fanout)
+	if err != nil {
+		return nil, errors.Join(err, cl.alive())
+	}
+	created := time.Since(start)
+
+	pub, err := newLibPublisher(ctx, cl.brokers)
+	if err != nil {
+		return nil, err
+	}
+	defer pub.Close()
+
+	var loop *closedLoop
+	var complete func(int64)
+	if spec.rate == 0 {
+		loop = newClosedLoop(cfg.window)
+		complete = loop.release
+	}
+	rec := newRecorder(modes, cfg.fanout, cfg.maxEvents, complete)
+	rec.secrets, rec.verifyEvery = eps.secrets, cfg.verifyEvery
+	b.rs.record(rec)
+	defer b.rs.record(nil)
+
+	// Profiles, when asked for, cover the measured part of the load.
+	profiles := make(chan func() []string, 1)
+	if cfg.pprof {
+		warm := time.Duration(cfg.warmup * float64(cfg.duration))
+		pd := max(time.Second, min(10*time.Second, cfg.duration-warm-time.Second))
+		timer := time.AfterFunc(warm, func() { profiles <- b.profile(ctx, cl, spec.id, pd) })
+		defer timer.Stop()
+	}
+	cpu0, wall0 := cl.cpu(), time.Now()
+	var res loadResult
+	if loop != nil {
+		b.logf("%s: publishing for %v, at most %d undelivered events in flight", spec.name, cfg.duration, cfg.window)
+		res = loop.run(ctx, pub, b.payload, tenants, cfg.publishWorkers, int64(cfg.maxEvents), cfg.duration)
+	} else {
+		b.logf("%s: publishing %.0f events/s (%.0f deliveries/s) for %v", spec.name, spec.rate, spec.rate*float64(cfg.fanout), cfg.duration)
+		res = paced(ctx, pub, b.payload, tenants, cfg.publishWorkers, spec.rate, int64(cfg.maxEvents), cfg.duration)
+	}
+	cores := coresUsed(cpu0, cl.cpu(), time.Since(wall0))
+	skip := map[int64]bool{}
+	for _, s := range res.failed {
+		skip[s] = true
+	}
+	b.logf("%s: published %d events (%d failed); waiting for the last deliveries", spec.name, res.published, len(res.failed))
+	dctx, cancel := context.WithTimeout(ctx, b.drainTimeout())
+	drainErr := rec.waitComplete(dctx, res.published, skip)
+	cancel()
+
+	rss := cl.peakRSS()
+	alive := cl.alive()
+	cl.saveMetrics(ctx)
+	select {
+	case wait := <-profiles:
+		for _, path := range wait() {
+			b.logf("%s: CPU profile %s", spec.name, path)
+		}
+	default:
+	}
+	samples := rec.snapshot()
+	warm := time.Duration(cfg.warmup * float64(res.end.Sub(res.start)))
+	w := window{res.start.Add(warm).UnixNano(), res.end.UnixNano()}
+	n, lat := summarise(samples, w, nil)
+	_, missing := rec.incomplete(res.published, skip)
+	s := &scenarioResult{
+		ID:           spec.id,
+		Name:         spec.name,
+		Description:  spec.desc,
+		Rate:         float64(n) / w.seconds(),
+		Deliveries:   int64(n),
+		Seconds:      w.seconds(),
+		Latency:      lat,
+		PeakRSS:      rss,
+		CPUCores:     cores,
+		Published:    res.published,
+		PublishRate:  float64(res.published) / res.end.Sub(res.start).Seconds(),
+		Received:     rec.received.Load(),
+		Incomplete:   missing,
+		Duplicates:   rec.duplicates.Load(),
+		Misrouted:    rec.misrouted.Load(),
+		Verified:     rec.verified.Load(),
+		BadSignature: rec.badSignature.Load(),
+		Unhealthy:    rec.blackholed.Load() + rec.failed.Load(),
+		Errors:       int64(len(res.failed)) + rec.bad.Load() + rec.overflow.Load(),
+		BodyBytes:    rec.bodyBytes.Load(),
+	}
+	s.Notes = append(s.Notes, fmt.Sprintf("%d endpoints created (via %s) in %.1fs; %d events published in %.1fs (%.0f events/s); measured from %.1fs on",
+		cfg.endpoints, cfg.endpointsVia, created.Seconds(), res.published, res.end.Sub(res.start).Seconds(), s.PublishRate, warm.Seconds()))
+	if unhealthy > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d of %d endpoints %s; they got %d requests", unhealthy, cfg.endpoints, spec.unhealthy, s.Unhealthy))
+	}
+	if res.firstErr != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d publishes failed, first: %v", len(res.failed), res.firstErr))
+	}
+	if s.BadSignature > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d of %d sampled signatures did NOT verify", s.BadSignature, s.BadSignature+s.Verified))
+	}
+	if s.Duplicates > 0 || s.Misrouted > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d duplicate and %d misrouted deliveries", s.Duplicates, s.Misrouted))
+	}
+	if drainErr != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d deliveries still missing %v after publishing stopped", missing, b.drainTimeout()))
+	}
+	if alive != nil {
+		return s, alive
+	}
+	if n == 0 {
+		return s, errNoSamples
+	}
+	return s, nil
+}
+
+// createEndpoints creates n endpoints, endpoint i for tenant i/fanout with
+// URL b.rs.url(i), subscribed to every type with strict ordering.
+func (b *bench) createEndpoints(ctx context.Context, cl *cluster, n, fanout int) (endpointsCreated, error) {
+	if cl.api != nil {
+		return createEndpoints(ctx, cl.apiURL, b.rs, n, fanout)
+	}
+	return createEndpointsStore(ctx, cl.brokers, cl.redisURL, b.rs, n, fanout)
+}
+
+// throughput is scenario (a).
+func (b *bench) throughput(ctx context.Context) error {
+	s, err := b.delivery(ctx, deliverySpec{
+		id:   "a",
+		name: "(a) throughput",
+		desc: fmt.Sprintf("fan-out %d, %d-byte bodies, %d endpoints (%d tenants), 1 deliverer (--max-in-flight %d), closed loop of %d undelivered events",
+			b.cfg.fanout, b.cfg.bodySize, b.cfg.endpoints, b.cfg.endpoints/b.cfg.fanout, b.cfg.inflight, b.cfg.window),
+		deliverers: 1,
+	})
+	return b.add(s, err, "")
+}
+
+// latency is scenario (b): a paced publisher at half of (a)'s rate.
+func (b *bench) latency(ctx context.Context) error {
+	rate := b.cfg.latencyRate
+	name, desc := "(b) latency", fmt.Sprintf("events published open loop at %.0f/s (-latency-rate)", rate)
+	if rate == 0 {
+		a := b.rep.scenario("a")
+		if a == nil || a.Rate == 0 {
+			return fmt.Errorf("needs (a)'s rate: run scenario a too, or set -latency-rate: %w", errSkipped)
+		}
+		rate = a.Rate / 2 / float64(b.cfg.fanout)
+		name, desc = "(b) latency at 50%", fmt.Sprintf("events published open loop at %.0f/s (50%% of (a)'s deliveries/s / fan-out %d)", rate, b.cfg.fanout)
+	}
+	s, err := b.delivery(ctx, deliverySpec{
+		id:         "b",
+		name:       name,
+		desc:       desc + "; latency = receive time - publish call time",
+		deliverers: 1,
+		rate:       rate,
+	})
+	return b.add(s, err, "a")
+}
+
+// isolation is scenario (c): 10% of endpoints black-holed or failing.
+func (b *bench) isolation(ctx context.Context, bad behaviour) error {
+	spec := deliverySpec{deliverers: 1}
+	switch bad {
+	case blackhole:
+		spec.id, spec.name = "c-blackhole", "(c) 10% black-holed"
+		spec.desc = fmt.Sprintf("as (a), but 10%% of endpoints accept and never answer; deliverer --request-timeout %v; healthy endpoints only", b.cfg.requestTimeout)
+		spec.delivererArgs = []string{"--request-timeout", b.cfg.requestTimeout.String()}
+	default:
+		spec.id, spec.name = "c-500", "(c) 10% answer 500"
+		spec.desc = "as (a), but 10% of endpoints answer 500 at once (default retry schedule); healthy endpoints only"
+	}
+	spec.unhealthy = bad
+	s, err := b.delivery(ctx, spec)
+	return b.add(s, err, "a")
+}
+
+// scale is scenario (d): (a) with two deliverer processes.
+func (b *bench) scale(ctx context.Context) error {
+	s, err := b.delivery(ctx, deliverySpec{
+		id:         "d",
+		name:       "(d) 2 deliverers",
+		desc:       fmt.Sprintf("as (a) with 2 deliverer processes sharing %d deliveries partitions", b.cfg.partitions),
+		deliverers: 2,
+	})
+	return b.add(s, err, "a")
+}
+
+// add records s (even when err is set, it may hold what was measured) with
+// its ratio to the scenario ratioOf.
+func (b *bench) add(s *scenarioResult, err error, ratioOf string) error {
+	if s != nil {
+		if r := b.rep.scenario(ratioOf); r != nil && r.Rate > 0 {
+			s.Ratio, s.RatioOf = s.Rate/r.Rate, "("+ratioOf+")"
+		}
+		b.rep.Scenarios = append(b.rep.Scenarios, s)
+		b.logf("%s: %s deliveries, p99 %.1f ms", s.Name, formatRate(s.Rate), s.Latency.P99)
+	}
+	return err
+}

@@ -1,0 +1,63 @@
+package deliverer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// metrics are the deliverer's instruments, under the meter
+// "hookstream/deliverer".
+type metrics struct {
+	deliveries metric.Int64Counter       // finished deliveries by outcome
+	latency    metric.Float64Histogram   // attempt latency by outcome
+	backoff    metric.Int64UpDownCounter // lanes waiting out a backoff in memory
+	parked     metric.Int64Counter       // records moved to the retries topic
+	dead       metric.Int64Counter       // records dead-lettered, by reason
+}
+
+func newMetrics(mp metric.MeterProvider) (*metrics, error) {
+	m := mp.Meter("hookstream/deliverer")
+	var x metrics
+	var err error
+	if x.deliveries, err = m.Int64Counter("hookstream.deliverer.deliveries",
+		metric.WithDescription("Deliveries finished, by outcome: delivered, dead, deleted (endpoint gone).")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	if x.latency, err = m.Float64Histogram("hookstream.deliverer.attempt.duration", metric.WithUnit("s"),
+		metric.WithDescription("Latency of delivery attempts, by outcome.")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	if x.backoff, err = m.Int64UpDownCounter("hookstream.deliverer.lanes.backoff",
+		metric.WithDescription("Endpoint lanes waiting out a retry delay in memory.")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	if x.parked, err = m.Int64Counter("hookstream.deliverer.parked",
+		metric.WithDescription("Records moved to the retries topic.")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	if x.dead, err = m.Int64Counter("hookstream.deliverer.dead",
+		metric.WithDescription("Records dead-lettered, by reason.")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	return &x, nil
+}
+
+// Metric calls need a context but record nothing from it.
+var bg = context.Background()
+
+func (m *metrics) finished(outcome string) {
+	m.deliveries.Add(bg, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+}
+
+func (m *metrics) attempt(outcome string, d time.Duration) {
+	m.latency.Record(bg, d.Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
+}
+
+func (m *metrics) deadLettered(reason string) {
+	m.dead.Add(bg, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	m.finished("dead")
+}

@@ -1,0 +1,202 @@
+package deliverer_test
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestProcessesKill runs three `hookstream deliverer` processes on one
+// broker, SIGKILLs one mid-stream, and checks that every endpoint still got
+// every event, in order.
+func TestProcessesKill(t *testing.T) {
+	t.Parallel()
+	const endpoints, events = 20, 50
+	e := newEnv(t, 6)
+	bin := testenv.Binary(t)
+
+	rcs := make([]*receiver, endpoints)
+	eps := make([]*subscription.Endpoint, endpoints)
+	for k := range endpoints {
+		rcs[k] = newReceiver(t, func(n, try int) int {
+			time.Sleep(5 * time.Millisecond) // keep the stream going long enough to kill into
+			if n == 10 && try == 1 {
+				return 500 // one in-memory retry per endpoint
+			}
+			return 200
+		})
+		eps[k] = e.endpoint(t, rcs[k].srv.URL, "")
+		rcs[k].setSecret(eps[k])
+	}
+
+	type proc struct {
+		cmd *exec.Cmd
+		out *lockedBuffer
+	}
+	procs := make([]proc, 3)
+	for i := range procs {
+		out := &lockedBuffer{}
+		cmd := exec.Command(bin, "deliverer",
+			"--kafka-brokers", e.kafka.Addr,
+			"--redis-url", e.redis.URL,
+			"--topic-prefix", prefix,
+			"--http-addr", "127.0.0.1:0",
+			"--allow-private-destinations",
+			"--session-timeout", "1500ms",
+			"--rebalance-timeout", "5s",
+			"--retry-schedule", "0s,100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s",
+			"--drain-timeout", "2s",
+			"--shutdown-grace", "5s",
+			"--log-format", "text",
+			"--log-level", "info",
+		)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[i] = proc{cmd, out}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("process %d output:\n%s", i, out.String())
+			}
+		})
+	}
+
+	// Produce once every process owns partitions, so the kill hits work.
+	waitFor(t, 30*time.Second, "all 3 processes owning partitions", func() bool {
+		for _, p := range procs {
+			if !owns(p.out.String()) {
+				return false
+			}
+		}
+		return true
+	})
+	total := func() int {
+		n := 0
+		for _, rc := range rcs {
+			_, ok := rc.receipts()
+			n += len(ok)
+		}
+		return n
+	}
+	for k := range endpoints {
+		e.deliver(t, eps[k], k, 1, events/2)
+	}
+	waitFor(t, 30*time.Second, "some deliveries", func() bool { return total() >= 150 })
+	// Kill the process serving the most endpoints.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
+	victim, served := 0, -1
+	for i, p := range procs {
+		owned := map[int]bool{}
+		for _, x := range assigned(p.out.String()) {
+			owned[x] = true
+		}
+		n := 0
+		for _, ep := range eps {
+			if owned[part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 6)] {
+				n++
+			}
+		}
+		if n > served {
+			victim, served = i, n
+		}
+	}
+	if err := procs[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[victim].cmd.Wait()
+	killedAt := total()
+	for k := range endpoints {
+		e.deliver(t, eps[k], k, events/2+1, events)
+	}
+	waitFor(t, 45*time.Second, "every event at every endpoint", func() bool {
+		for _, rc := range rcs {
+			if rc.delivered() < events {
+				return false
+			}
+		}
+		return true
+	})
+	dups := 0
+	for k, rc := range rcs {
+		_, ok := rc.receipts()
+		dups += checkOrder(t, fmt.Sprintf("endpoint %d", k), ok, events)
+	}
+	t.Logf("killed one of 3 processes (serving %d endpoints) after %d of %d deliveries; %d duplicate deliveries",
+		served, killedAt, endpoints*events, dups)
+
+	for i, p := range procs {
+		if i == victim {
+			continue
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("process %d after SIGTERM: %v", i, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("process %d did not stop within 15s of SIGTERM", i)
+		}
+	}
+}
+
+// owns reports whether a deliverer's log says it holds partitions now: its
+// last assignment came after its last release.
+func owns(log string) bool {
+	a := strings.LastIndex(log, "partitions assigned")
+	return a >= 0 && a > strings.LastIndex(log, "partitions released")
+}
+
+var assignedRE = regexp.MustCompile(`partitions assigned" partitions="\[([0-9 ]*)\]"`)
+
+// assigned returns the partitions of a deliverer's last assignment.
+func assigned(log string) []int {
+	m := assignedRE.FindAllStringSubmatch(log, -1)
+	if len(m) == 0 || !owns(log) {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(m[len(m)-1][1]) {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	return out
+}

@@ -1,0 +1,353 @@
+package fanout_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/internal/record"
+	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+func TestMatching(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 3)
+	ctx := traced(t)
+
+	exact := r.endpoint(t, "acme", "agent.created")
+	prefixed := r.endpoint(t, "acme", "agent.*")
+	all := r.endpoint(t, "acme", "*")
+	billing := r.endpoint(t, "acme", "billing.*", "call.ended")
+	disabled := r.endpoint(t, "acme", "*")
+	deleted := r.endpoint(t, "acme", "*")
+	other := r.endpoint(t, "globex", "agent.created")
+	yes := true
+	if _, err := r.api.Update(ctx, "acme", disabled, subscription.Patch{Disabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.api.Delete(ctx, "acme", deleted); err != nil {
+		t.Fatal(err)
+	}
+
+	type published struct{ id, tenant, typ string }
+	var events []published
+	for _, e := range []struct{ tenant, typ string }{
+		{"acme", "agent.created"},
+		{"acme", "agent.deployed"},
+		{"globex", "agent.created"},
+		{"acme", "call.started"},
+		{"acme", "agent.created"},
+		{"acme", "billing.payment_failed"},
+		{"globex", "agent.deployed"},
+		{"acme", "call.ended"},
+		{"acme", "agent.created"},
+		{"initech", "agent.created"},
+	} {
+		events = append(events, published{r.publish(t, ctx, e.tenant, e.typ), e.tenant, e.typ})
+	}
+	r.start(t, nil)
+	r.waitProcessed(t)
+
+	// Which endpoint gets which event, by tenant and type.
+	gets := map[string]func(tenant, typ string) bool{
+		exact:    func(tn, ty string) bool { return tn == "acme" && ty == "agent.created" },
+		prefixed: func(tn, ty string) bool { return tn == "acme" && strings.HasPrefix(ty, "agent.") },
+		all:      func(tn, _ string) bool { return tn == "acme" },
+		billing:  func(tn, ty string) bool { return tn == "acme" && (strings.HasPrefix(ty, "billing.") || ty == "call.ended") },
+		disabled: func(string, string) bool { return false },
+		deleted:  func(string, string) bool { return false },
+		other:    func(tn, ty string) bool { return tn == "globex" && ty == "agent.created" },
+	}
+	want := map[string]int{}
+	wantOrder := map[string][]string{}
+	for _, e := range events {
+		for ep, f := range gets {
+			if f(e.tenant, e.typ) {
+				want[pair(e.id, ep)] = 1
+				wantOrder[ep] = append(wantOrder[ep], e.id)
+			}
+		}
+	}
+
+	ds := r.deliveries(t)
+	if got := pairs(ds); !maps.Equal(got, want) {
+		t.Fatalf("deliveries (event -> endpoint: count):%s\nwant:%s", describe(got), describe(want))
+	}
+	order := map[string][]string{}
+	for _, d := range ds {
+		order[d.EndpointID] = append(order[d.EndpointID], d.EventID)
+	}
+	for ep, ids := range wantOrder {
+		if !slices.Equal(order[ep], ids) {
+			t.Errorf("endpoint %s got events in order %v, want %v", ep, order[ep], ids)
+		}
+	}
+
+	bodies := map[string][]byte{}
+	var trace, state string
+	for _, rec := range r.kafka.ReadAll(t, r.names.Events) {
+		e, err := envelope.Decode(rec.Value, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[e.ID] = rec.Value
+		trace, state = header(rec.Headers, record.HeaderTrace), header(rec.Headers, record.HeaderTraceMeta)
+	}
+	if trace == "" || state == "" {
+		t.Fatalf("published events carry no trace headers (traceparent %q, tracestate %q)", trace, state)
+	}
+	for _, d := range ds {
+		e := events[slices.IndexFunc(events, func(e published) bool { return e.id == d.EventID })]
+		switch {
+		case !bytes.Equal(d.Body, bodies[d.EventID]):
+			t.Errorf("delivery %s body\n%s\nwant the published envelope\n%s", pair(d.EventID, d.EndpointID), d.Body, bodies[d.EventID])
+		case d.Tenant != e.tenant || d.EventType != e.typ:
+			t.Errorf("delivery %s: tenant %q type %q, want %q %q", pair(d.EventID, d.EndpointID), d.Tenant, d.EventType, e.tenant, e.typ)
+		case string(d.rec.Key) != d.EndpointID:
+			t.Errorf("delivery %s keyed %q, want the endpoint id", pair(d.EventID, d.EndpointID), d.rec.Key)
+		case header(d.Trace, record.HeaderTrace) != trace || header(d.Trace, record.HeaderTraceMeta) != state:
+			t.Errorf("delivery %s trace headers %v, want traceparent %q tracestate %q", pair(d.EventID, d.EndpointID), d.Trace, trace, state)
+		}
+	}
+	if dead := r.kafka.ReadAll(t, r.names.Dead); len(dead) != 0 {
+		t.Errorf("%d valid events were dead-lettered, first: %s", len(dead), record.Header(dead[0], record.HeaderReason))
+	}
+}
+
+func TestPoisonDeadLettered(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 1)
+	ep := r.endpoint(t, "acme", "*")
+	tenant := []kgo.RecordHeader{{Key: record.HeaderTenant, Value: []byte("acme")}}
+	good := func(id string) *kgo.Record {
+		return &kgo.Record{Key: []byte("acme"), Headers: tenant, Value: []byte(
+			`{"id":"` + id + `","event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{"agent_id":"a","name":"n","model":"m","created_by":1}}`)}
+	}
+	tests := []struct {
+		name   string
+		rec    *kgo.Record
+		reason string // prefix of the hookstream-reason header
+	}{
+		{"not JSON", &kgo.Record{Headers: tenant, Value: []byte(`not json at all`)}, "envelope: malformed JSON"},
+		{"no tenant header", &kgo.Record{Value: good("evt_x").Value}, "no hookstream-tenant header"},
+		{"unknown type", &kgo.Record{Headers: tenant, Value: []byte(
+			`{"id":"evt_u","event":"agent.exploded","timestamp":"2026-03-04T12:00:00+00:00","data":{}}`)}, "unknown_event_type agent.exploded"},
+		{"schema violation", &kgo.Record{Headers: tenant, Value: []byte(
+			`{"id":"evt_s","event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{"agent_id":"a","name":"n","model":"m","created_by":"bob"}}`)}, "schema_violation /created_by: "},
+		{"missing id", &kgo.Record{Headers: tenant, Value: []byte(
+			`{"event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{"agent_id":"a","name":"n","model":"m","created_by":1}}`)}, "envelope: missing field: /id"},
+		{"empty value", &kgo.Record{Headers: tenant}, "envelope: malformed JSON"},
+	}
+	// Each bad record is followed by a good one, all in one partition.
+	var wantGood []string
+	for i, tt := range tests {
+		id := "evt_good" + strconv.Itoa(i)
+		r.produceRaw(t, tt.rec, good(id))
+		wantGood = append(wantGood, id)
+	}
+	r.start(t, nil)
+	r.waitProcessed(t)
+
+	dead := r.kafka.ReadAll(t, r.names.Dead)
+	if len(dead) != len(tests) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dead[i]
+			reason := string(record.Header(d, record.HeaderReason))
+			if !strings.HasPrefix(reason, tt.reason) {
+				t.Errorf("reason %q, want it to start with %q", reason, tt.reason)
+			}
+			if !bytes.Equal(d.Value, tt.rec.Value) {
+				t.Errorf("dead letter value %q, want the original %q", d.Value, tt.rec.Value)
+			}
+			if src := string(record.Header(d, record.HeaderSource)); src != r.names.Events+"/0/"+strconv.Itoa(2*i) {
+				t.Errorf("source %q, want %s/0/%d", src, r.names.Events, 2*i)
+			}
+		})
+	}
+	var got []string
+	for _, d := range r.deliveries(t) {
+		if d.EndpointID != ep {
+			t.Errorf("delivery to unknown endpoint %s", d.EndpointID)
+		}
+		got = append(got, d.EventID)
+	}
+	if !slices.Equal(got, wantGood) {
+		t.Errorf("delivered %v, want every good event in order %v", got, wantGood)
+	}
+}
+
+// failingOnce fails the first Match after arm, then delegates to the real
+// store: Redis failing after the batch's dedupe claims were made.
+type failingOnce struct {
+	*subscription.Store
+	armed  atomic.Bool
+	failed atomic.Int32
+}
+
+func (f *failingOnce) Match(ctx context.Context, tenant, eventType string) ([]string, error) {
+	if f.armed.CompareAndSwap(true, false) {
+		f.failed.Add(1)
+		return nil, errors.New("injected: redis went away")
+	}
+	return f.Store.Match(ctx, tenant, eventType)
+}
+
+func TestDedupe(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 2)
+	ctx := ctxFor(t, 60*time.Second)
+	acme := r.endpoint(t, "acme", "*")
+	globex := r.endpoint(t, "globex", "*")
+
+	// Claims left by a process that crashed after claiming: one by the
+	// record itself (not a duplicate), one by another record (duplicate).
+	r.publish(t, ctx, "acme", "agent.created", producer.WithID("crashed-self"))
+	r.publish(t, ctx, "acme", "agent.created", producer.WithID("claimed-elsewhere"))
+	for _, rec := range r.kafka.ReadAll(t, r.names.Events) {
+		id := "crashed-self"
+		val := strconv.Itoa(int(rec.Partition)) + ":" + strconv.FormatInt(rec.Offset, 10)
+		if bytes.Contains(rec.Value, []byte("claimed-elsewhere")) {
+			id, val = "claimed-elsewhere", "99:12345"
+		}
+		if err := r.redis.Client.Set(ctx, "hookstream:dedupe:4:acme:"+id, val, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same id twice for one tenant, and once for another.
+	r.publish(t, ctx, "acme", "agent.created", producer.WithID("order-42"))
+	r.publish(t, ctx, "acme", "agent.deployed", producer.WithID("order-42"))
+	r.publish(t, ctx, "globex", "agent.created", producer.WithID("order-42"))
+
+	m := &failingOnce{Store: r.store(t)}
+	r.start(t, m)
+	r.waitProcessed(t)
+
+	// An event whose batch is aborted after its claim is made is
+	// fanned out when the batch is replayed.
+	m.armed.Store(true)
+	r.publish(t, ctx, "acme", "agent.created", producer.WithID("aborted-once"))
+	r.waitProcessed(t)
+	if m.failed.Load() != 1 {
+		t.Fatalf("the injected Match failure happened %d times, want 1", m.failed.Load())
+	}
+
+	want := map[string]int{
+		pair("crashed-self", acme): 1,
+		pair("order-42", acme):     1,
+		pair("order-42", globex):   1,
+		pair("aborted-once", acme): 1,
+	}
+	if got := pairs(r.deliveries(t)); !maps.Equal(got, want) {
+		t.Fatalf("deliveries:%s\nwant:%s", describe(got), describe(want))
+	}
+	// The first order-42 of acme won: it is an agent.created.
+	for _, d := range r.deliveries(t) {
+		if d.EventID == "order-42" && d.Tenant == "acme" && d.EventType != "agent.created" {
+			t.Errorf("acme's order-42 delivered as %s, want the first one (agent.created)", d.EventType)
+		}
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 2)
+	ctx := ctxFor(t, 90*time.Second)
+	r.start(t, nil)
+	// The fanout's store has now cached "no endpoint" for this tenant/type.
+	r.publish(t, ctx, "acme", "agent.created")
+	r.waitProcessed(t)
+
+	want := map[string]int{}
+	for range 5 {
+		ep := r.endpoint(t, "acme", "agent.created")
+		created := r.publish(t, ctx, "acme", "agent.created")
+		want[pair(created, ep)] = 1
+		// Until fanout processed it, a delete would legitimately win.
+		r.waitProcessed(t)
+		if err := r.api.Delete(ctx, "acme", ep); err != nil {
+			t.Fatal(err)
+		}
+		r.publish(t, ctx, "acme", "agent.created") // after the delete: nobody
+		// Else the next endpoint could get it: an endpoint may get events
+		// published before it was created when fanout is behind.
+		r.waitProcessed(t)
+	}
+	if got := pairs(r.deliveries(t)); !maps.Equal(got, want) {
+		t.Fatalf("deliveries:%s\nwant (each endpoint gets exactly the event published between its create and delete):%s", describe(got), describe(want))
+	}
+}
+
+func TestRedisFlushMidStream(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 3)
+	ctx := ctxFor(t, 120*time.Second)
+	eps := []string{
+		r.endpoint(t, "acme", "*"),
+		r.endpoint(t, "acme", "agent.*"),
+		r.endpoint(t, "acme", "agent.created"),
+	}
+	const n = 300
+	publish := func(from, to int) []string {
+		var batch []producer.Event
+		for i := from; i < to; i++ {
+			batch = append(batch, producer.Event{Type: "agent.created", Data: r.example(t, "agent.created"), Key: "k" + strconv.Itoa(i%7)})
+		}
+		ids, err := r.pub.PublishBatch(ctx, "acme", batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	r.start(t, nil)
+	var ids []string
+	for i := 0; i < n; i += 10 {
+		ids = append(ids, publish(i, i+10)...)
+	}
+	for {
+		if done, _ := r.committed(t); done > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.redis.FlushAll(t)
+	done, _ := r.committed(t)
+	t.Logf("flushed redis after %d of %d events were fanned out", done, n)
+	for i := n; i < 2*n; i += 10 {
+		ids = append(ids, publish(i, i+10)...)
+	}
+	r.waitProcessed(t)
+
+	want := map[string]int{}
+	for _, id := range ids {
+		for _, ep := range eps {
+			want[pair(id, ep)] = 1
+		}
+	}
+	got := pairs(r.deliveries(t))
+	if !maps.Equal(got, want) {
+		var missing, extra int
+		for k := range want {
+			if got[k] == 0 {
+				missing++
+			}
+		}
+		for k, v := range got {
+			extra += v - want[k]
+		}
+		t.Fatalf("got %d distinct pairs, want %d: %d missing, %d duplicates or strays", len(got), len(want), missing, extra+missing)
+	}
+}

@@ -1,0 +1,323 @@
+package fanout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hookstream/hookstream/fanout"
+	"github.com/hookstream/hookstream/internal/record"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+func TestMain(m *testing.M) {
+	// The producer writes traceparent/tracestate through the global
+	// propagator; every test here wants them, so install it once.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	os.Exit(m.Run())
+}
+
+const prefix = "hs."
+
+var loadCatalog = sync.OnceValues(schemas.Load)
+
+func catalog(t testing.TB) *schemas.Catalog {
+	t.Helper()
+	c, err := loadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rig is one Kafka and one Redis with Hookstream's topics, an endpoint store
+// for the test's writes (as the API process would have) and a producer.
+type rig struct {
+	kafka *testenv.Kafka
+	redis *testenv.Redis
+	names topic.Names
+	cat   *schemas.Catalog
+	api   *subscription.Store
+	pub   *producer.Producer
+	raw   *kgo.Client
+}
+
+func newRig(t testing.TB, partitions int32) *rig {
+	t.Helper()
+	k := testenv.StartKafka(t)
+	r := &rig{
+		kafka: k,
+		redis: testenv.StartRedis(t),
+		names: k.CreateTopics(t, prefix, topic.Partitions{Events: partitions, Deliveries: partitions, Other: 1}),
+		cat:   catalog(t),
+		raw:   k.Client(t),
+	}
+	r.api = r.store(t)
+	r.pub = producer.New(r.raw, r.cat, producer.WithTopicPrefix(prefix))
+	return r
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// store returns a running endpoint store with its own clients, as another
+// process would have.
+func (r *rig) store(t testing.TB) *subscription.Store {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: r.redis.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := subscription.NewStore(r.kafka.Client(t), rdb, r.cat,
+		subscription.WithTopicPrefix(prefix), subscription.WithAllowPrivate(true), subscription.WithLogger(quiet))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("store Run: %v", err)
+		}
+	})
+	return s
+}
+
+// groupOpts make a restarted or added member take over in about a second.
+var groupOpts = []kgo.Opt{
+	kgo.SessionTimeout(2 * time.Second),
+	kgo.HeartbeatInterval(200 * time.Millisecond),
+	kgo.RebalanceTimeout(3 * time.Second),
+}
+
+// running is one fanout started by start.
+type running struct {
+	stop func() error
+}
+
+// start runs a fanout matching through m (by default its own store) until
+// stop or the end of the test.
+func (r *rig) start(t testing.TB, m fanout.Matcher, opts ...fanout.Option) *running {
+	t.Helper()
+	if m == nil {
+		m = r.store(t)
+	}
+	return r.startOn(t, r.names, fanout.Group, m, opts...)
+}
+
+// startOn runs a fanout of group on the topics names.
+func (r *rig) startOn(t testing.TB, names topic.Names, group string, m fanout.Matcher, opts ...fanout.Option) *running {
+	t.Helper()
+	kopts := append([]kgo.Opt{kgo.SeedBrokers(r.kafka.Addr)}, fanout.ClientOpts(names, group, fanout.TransactionalID())...)
+	kopts = append(kopts, groupOpts...)
+	sess, err := kgo.NewGroupTransactSession(kopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.redis.Addr})
+	opts = append([]fanout.Option{fanout.WithTopics(names), fanout.WithDedupe(rdb), fanout.WithLogger(quiet),
+		fanout.WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	f := fanout.New(sess, m, r.cat, opts...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+			sess.Close()
+			_ = rdb.Close()
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("fanout Run: %v", err)
+		}
+	})
+	return &running{stop: stop}
+}
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// endpoint creates an endpoint of tenant subscribed to events.
+func (r *rig) endpoint(t testing.TB, tenant string, events ...string) string {
+	t.Helper()
+	e, err := r.api.Create(ctxFor(t, 30*time.Second), tenant, subscription.EndpointInput{URL: "http://127.0.0.1:1/hook", Events: events})
+	if err != nil {
+		t.Fatalf("create endpoint %s %v: %v", tenant, events, err)
+	}
+	return e.ID
+}
+
+// example returns the catalog's example data of eventType.
+func (r *rig) example(t testing.TB, eventType string) []byte {
+	t.Helper()
+	for _, ty := range r.cat.Types() {
+		if ty.Name == eventType {
+			return ty.Example
+		}
+	}
+	t.Fatalf("no type %s in the catalog", eventType)
+	return nil
+}
+
+// publish publishes one event with the producer and returns its id.
+func (r *rig) publish(t testing.TB, ctx context.Context, tenant, eventType string, opts ...producer.PublishOption) string {
+	t.Helper()
+	id, err := r.pub.Publish(ctx, tenant, eventType, r.example(t, eventType), opts...)
+	if err != nil {
+		t.Fatalf("publish %s %s: %v", tenant, eventType, err)
+	}
+	return id
+}
+
+// produceRaw writes records as a non-Go client would, unvalidated.
+func (r *rig) produceRaw(t testing.TB, recs ...*kgo.Record) {
+	t.Helper()
+	for _, rec := range recs {
+		rec.Topic = r.names.Events
+	}
+	if err := r.raw.ProduceSync(ctxFor(t, 30*time.Second), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// committed returns the group's committed offsets and the end offsets of
+// the events topic, summed over partitions.
+func (r *rig) committed(t testing.TB) (done, end int64) {
+	t.Helper()
+	return groupProgress(t, r.raw, r.names.Events, fanout.Group)
+}
+
+func groupProgress(t testing.TB, cl *kgo.Client, eventsTopic, group string) (done, end int64) {
+	t.Helper()
+	ctx := ctxFor(t, 10*time.Second)
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, eventsTopic)
+	if err != nil {
+		t.Fatalf("end offsets: %v", err)
+	}
+	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
+	offs, err := adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return 0, end
+	}
+	if err != nil {
+		t.Fatalf("group offsets: %v", err)
+	}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == eventsTopic && o.Err == nil {
+			done += o.At
+		}
+	})
+	return done, end
+}
+
+// waitProcessed waits until the group committed every event published so
+// far: their deliveries are committed in the same transactions.
+func (r *rig) waitProcessed(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		done, end := r.committed(t)
+		if done == end {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fanout committed %d of %d events", done, end)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// delivery is one delivery record as read back.
+type delivery struct {
+	record.Delivery
+	rec *kgo.Record
+}
+
+func (r *rig) deliveries(t testing.TB) []delivery {
+	t.Helper()
+	return readDeliveries(t, r.kafka, r.names.Deliveries)
+}
+
+func readDeliveries(t testing.TB, k *testenv.Kafka, name string) []delivery {
+	t.Helper()
+	var out []delivery
+	for _, rec := range k.ReadAll(t, name) {
+		d, err := record.Parse(rec)
+		if err != nil {
+			t.Fatalf("delivery record at %d/%d: %v", rec.Partition, rec.Offset, err)
+		}
+		out = append(out, delivery{d, rec})
+	}
+	return out
+}
+
+// pairs counts deliveries per "event id -> endpoint id".
+func pairs(ds []delivery) map[string]int {
+	m := map[string]int{}
+	for _, d := range ds {
+		m[d.EventID+" -> "+d.EndpointID]++
+	}
+	return m
+}
+
+func pair(eventID, endpointID string) string { return eventID + " -> " + endpointID }
+
+// traced returns a context carrying a remote span with a trace state, so
+// published events get both traceparent and tracestate.
+func traced(t testing.TB) context.Context {
+	t.Helper()
+	ts, err := trace.ParseTraceState("vendor=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		TraceFlags: trace.FlagsSampled,
+		TraceState: ts,
+		Remote:     true,
+	})
+	return trace.ContextWithRemoteSpanContext(ctxFor(t, 60*time.Second), sc)
+}
+
+func header(hs []kgo.RecordHeader, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func describe(m map[string]int) string {
+	s := ""
+	for k, v := range m {
+		s += fmt.Sprintf("\n  %s: %d", k, v)
+	}
+	return s
+}

@@ -1,0 +1,364 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+var epTokens = api.Tokens{"tok-acme": "acme", "tok-other": "other", "tok-admin": api.AdminTenant}
+
+var epIDPattern = regexp.MustCompile(`^ep_[0-9a-f]{24}$`)
+
+// epServer is the API on a real endpoint store (embedded Kafka, real Redis).
+func epServer(t *testing.T) string {
+	t.Helper()
+	base, _ := epServerRedis(t)
+	return base
+}
+
+func epServerRedis(t *testing.T) (string, *testenv.Redis) {
+	t.Helper()
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := testenv.StartKafka(t)
+	k.CreateTopics(t, "hookstream.", topic.Partitions{Events: 1, Deliveries: 1, Other: 1})
+	r := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := subscription.NewStore(k.Client(t), rdb, cat, subscription.WithLogger(quiet))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = store.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	srv := httptest.NewServer(api.New(api.WithTokens(epTokens), api.WithCatalog(cat),
+		api.WithEndpoints(store), api.WithLogger(quiet)).Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL, r
+}
+
+type epReply struct {
+	status int
+	body   []byte
+}
+
+func (r epReply) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.body, err)
+	}
+}
+
+// errorField returns the error body's code and field.
+func (r epReply) errorField(t *testing.T) (string, string) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message, Field string }
+	}
+	r.decode(t, &e)
+	if e.Error.Message == "" {
+		t.Errorf("error body without a message: %s", r.body)
+	}
+	return e.Error.Code, e.Error.Field
+}
+
+func epDo(t *testing.T, method, url, token, body string) epReply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); len(b) > 0 && ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
+	}
+	return epReply{resp.StatusCode, b}
+}
+
+type epView struct {
+	ID, Tenant, URL, Description, Signature, Ordering, Secret string
+	Events                                                    []string
+	RateLimit                                                 int `json:"rate_limit"`
+	Headers                                                   map[string]string
+	Disabled                                                  bool
+	Version                                                   int64
+}
+
+const epCreateBody = `{"url":"https://93.184.215.14/hook","events":["agent.*"],"description":"crm"}`
+
+func TestEndpointsCRUD(t *testing.T) {
+	base := epServer(t)
+	r := epDo(t, "POST", base+"/v1/endpoints", "tok-acme", epCreateBody)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var ep epView
+	r.decode(t, &ep)
+	if !epIDPattern.MatchString(ep.ID) || ep.Tenant != "acme" || ep.Signature != "standard" || ep.Ordering != "strict" || ep.Version != 1 {
+		t.Errorf("created %+v", ep)
+	}
+	if _, err := signature.ParseSecret(ep.Secret); err != nil {
+		t.Errorf("create shows secret %q: %v", ep.Secret, err)
+	}
+	url := base + "/v1/endpoints/" + ep.ID
+
+	r = epDo(t, "GET", url, "tok-acme", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("get: %d %s", r.status, r.body)
+	}
+	if bytes.Contains(r.body, []byte("whsec_")) || bytes.Contains(r.body, []byte(`"secret`)) {
+		t.Errorf("GET shows a secret: %s", r.body)
+	}
+	var got epView
+	r.decode(t, &got)
+	if got.ID != ep.ID || got.URL != "https://93.184.215.14/hook" || got.Description != "crm" {
+		t.Errorf("get = %+v", got)
+	}
+
+	r = epDo(t, "PATCH", url, "tok-acme", `{"events":["call.*","agent.created"],"rate_limit":5,"ordering":"none","headers":{"X-Api-Key":"k"}}`)
+	if r.status != http.StatusOK {
+		t.Fatalf("patch: %d %s", r.status, r.body)
+	}
+	r.decode(t, &got)
+	if !slices.Equal(got.Events, []string{"call.*", "agent.created"}) || got.RateLimit != 5 || got.Ordering != "none" ||
+		got.Headers["X-Api-Key"] != "k" || got.Description != "crm" || got.Version != 2 || got.Secret != "" {
+		t.Errorf("patched = %+v", got)
+	}
+
+	r = epDo(t, "POST", url+"/rotate-secret", "tok-acme", `{"grace":"1h"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("rotate: %d %s", r.status, r.body)
+	}
+	var rotated struct {
+		epView
+		Expire []time.Time `json:"previous_secrets_expire_at"`
+	}
+	r.decode(t, &rotated)
+	if rotated.Secret == "" || rotated.Secret == ep.Secret || len(rotated.Expire) != 1 ||
+		rotated.Expire[0].Before(time.Now().Add(59*time.Minute)) {
+		t.Errorf("rotate = %s", r.body)
+	}
+	if r := epDo(t, "POST", url+"/rotate-secret", "tok-acme", ""); r.status != http.StatusCreated {
+		t.Errorf("rotate with no body (default grace): %d %s", r.status, r.body)
+	}
+
+	r = epDo(t, "GET", base+"/v1/endpoints", "tok-acme", "")
+	var list struct {
+		Data []epView
+		Next string
+	}
+	r.decode(t, &list)
+	if r.status != http.StatusOK || len(list.Data) != 1 || list.Data[0].ID != ep.ID || list.Next != "" || bytes.Contains(r.body, []byte("whsec_")) {
+		t.Errorf("list: %d %s", r.status, r.body)
+	}
+
+	if r := epDo(t, "DELETE", url, "tok-acme", ""); r.status != http.StatusNoContent || len(r.body) != 0 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	r = epDo(t, "GET", url, "tok-acme", "")
+	if code, _ := r.errorField(t); r.status != http.StatusNotFound || code != api.CodeNotFound {
+		t.Errorf("get after delete: %d %s", r.status, r.body)
+	}
+	if r := epDo(t, "DELETE", url, "tok-acme", ""); r.status != http.StatusNotFound {
+		t.Errorf("second delete: %d, want 404", r.status)
+	}
+}
+
+func TestEndpointsTenantIsolation(t *testing.T) {
+	base := epServer(t)
+	var ep epView
+	epDo(t, "POST", base+"/v1/endpoints", "tok-acme", epCreateBody).decode(t, &ep)
+	url := base + "/v1/endpoints/" + ep.ID
+	for _, c := range []struct{ method, url, body string }{
+		{"GET", url, ""},
+		{"PATCH", url, `{"description":"x"}`},
+		{"DELETE", url, ""},
+		{"POST", url + "/rotate-secret", `{"grace":"0s"}`},
+	} {
+		r := epDo(t, c.method, c.url, "tok-other", c.body)
+		if code, _ := r.errorField(t); r.status != http.StatusNotFound || code != api.CodeNotFound {
+			t.Errorf("%s as another tenant: %d %s, want 404", c.method, r.status, r.body)
+		}
+	}
+	var list struct{ Data []epView }
+	epDo(t, "GET", base+"/v1/endpoints", "tok-other", "").decode(t, &list)
+	if len(list.Data) != 0 {
+		t.Errorf("another tenant lists %v", list.Data)
+	}
+	// A tenant token may not name another tenant.
+	if r := epDo(t, "GET", url+"?tenant=acme", "tok-other", ""); r.status != http.StatusForbidden {
+		t.Errorf("tenant token naming another tenant: %d, want 403", r.status)
+	}
+	// The admin token acts for the tenant it names.
+	if r := epDo(t, "GET", url+"?tenant=acme", "tok-admin", ""); r.status != http.StatusOK {
+		t.Errorf("admin GET ?tenant=acme: %d %s", r.status, r.body)
+	}
+	if r := epDo(t, "GET", url+"?tenant=other", "tok-admin", ""); r.status != http.StatusNotFound {
+		t.Errorf("admin GET ?tenant=other: %d, want 404", r.status)
+	}
+	if r := epDo(t, "GET", url, "tok-admin", ""); r.status != http.StatusBadRequest {
+		t.Errorf("admin GET naming no tenant: %d, want 400", r.status)
+	}
+	r := epDo(t, "POST", base+"/v1/endpoints", "tok-admin", `{"tenant":"other","url":"https://1.1.1.1/","events":["*"]}`)
+	var made epView
+	r.decode(t, &made)
+	if r.status != http.StatusCreated || made.Tenant != "other" {
+		t.Errorf("admin create for tenant other: %d %s", r.status, r.body)
+	}
+	// Unchanged for its owner.
+	var got epView
+	epDo(t, "GET", url, "tok-acme", "").decode(t, &got)
+	if got.Version != 1 || got.Description != "crm" {
+		t.Errorf("owner's endpoint changed by the other tenant's requests: %+v", got)
+	}
+}
+
+func TestEndpointsErrors(t *testing.T) {
+	base := epServer(t)
+	var ep epView
+	epDo(t, "POST", base+"/v1/endpoints", "tok-acme", epCreateBody).decode(t, &ep)
+	url := base + "/v1/endpoints/" + ep.ID
+	tests := []struct {
+		name, method, url, token, body string
+		status                         int
+		code, field                    string
+	}{
+		{"no token", "POST", base + "/v1/endpoints", "", epCreateBody, 401, api.CodeUnauthorized, ""},
+		{"unknown token", "GET", base + "/v1/endpoints", "nope", "", 401, api.CodeUnauthorized, ""},
+		{"not JSON", "POST", base + "/v1/endpoints", "tok-acme", `{"url":`, 400, api.CodeMalformed, ""},
+		{"not an object", "POST", base + "/v1/endpoints", "tok-acme", `["x"]`, 400, api.CodeMalformed, ""},
+		{"empty body", "POST", base + "/v1/endpoints", "tok-acme", ``, 400, api.CodeMalformed, ""},
+		{"bad URL", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"ftp://x","events":["*"]}`, 422, api.CodeInvalid, "/url"},
+		{"private URL", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"http://10.0.0.1/","events":["*"]}`, 422, api.CodeInvalid, "/url"},
+		{"localhost", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"http://localhost:8080/","events":["*"]}`, 422, api.CodeInvalid, "/url"},
+		{"missing URL", "POST", base + "/v1/endpoints", "tok-acme", `{"events":["*"]}`, 422, api.CodeInvalid, "/url"},
+		{"unknown filter", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*","agent.nope"]}`, 422, api.CodeInvalid, "/events/1"},
+		{"no events", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/"}`, 422, api.CodeInvalid, "/events"},
+		{"signature", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"signature":"md5"}`, 422, api.CodeInvalid, "/signature"},
+		{"ordering", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"ordering":"x"}`, 422, api.CodeInvalid, "/ordering"},
+		{"rate limit type", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"rate_limit":"fast"}`, 422, api.CodeInvalid, "/rate_limit"},
+		{"negative rate limit", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"rate_limit":-2}`, 422, api.CodeInvalid, "/rate_limit"},
+		{"hop-by-hop header", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"headers":{"Upgrade":"h2c"}}`, 422, api.CodeInvalid, "/headers/Upgrade"},
+		{"bad secret", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"secret":"hunter2"}`, 422, api.CodeInvalid, "/secret"},
+		{"unknown field", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"filter":"x"}`, 422, api.CodeInvalid, "/filter"},
+		{"events not a list", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":"*"}`, 422, api.CodeInvalid, "/events"},
+		{"patch secret", "PATCH", url, "tok-acme", `{"secret":"whsec_x"}`, 422, api.CodeInvalid, "/secret"},
+		{"patch bad URL", "PATCH", url, "tok-acme", `{"url":"http://169.254.169.254/"}`, 422, api.CodeInvalid, "/url"},
+		{"patch empty events", "PATCH", url, "tok-acme", `{"events":[]}`, 422, api.CodeInvalid, "/events"},
+		{"patch description too long", "PATCH", url, "tok-acme", `{"description":"` + strings.Repeat("x", 1025) + `"}`, 422, api.CodeInvalid, "/description"},
+		{"rotate bad grace", "POST", url + "/rotate-secret", "tok-acme", `{"grace":"soon"}`, 422, api.CodeInvalid, "/grace"},
+		{"rotate negative grace", "POST", url + "/rotate-secret", "tok-acme", `{"grace":"-1h"}`, 422, api.CodeInvalid, "/grace"},
+		{"unknown id", "GET", base + "/v1/endpoints/ep_000000000000000000000000", "tok-acme", "", 404, api.CodeNotFound, ""},
+		{"bad limit", "GET", base + "/v1/endpoints?limit=abc", "tok-acme", "", 400, api.CodeInvalid, "limit"},
+		{"limit too large", "GET", base + "/v1/endpoints?limit=251", "tok-acme", "", 400, api.CodeInvalid, "limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := epDo(t, tt.method, tt.url, tt.token, tt.body)
+			code, field := r.errorField(t)
+			if r.status != tt.status || code != tt.code || field != tt.field {
+				t.Errorf("%d %s field %q (%s); want %d %s field %q", r.status, code, field, r.body, tt.status, tt.code, tt.field)
+			}
+		})
+	}
+	var got epView
+	epDo(t, "GET", url, "tok-acme", "").decode(t, &got)
+	if got.Version != 1 {
+		t.Errorf("refused requests changed the endpoint to version %d", got.Version)
+	}
+}
+
+func TestEndpointsPagination(t *testing.T) {
+	base := epServer(t)
+	var want []string
+	for range 5 {
+		var ep epView
+		epDo(t, "POST", base+"/v1/endpoints", "tok-acme", epCreateBody).decode(t, &ep)
+		want = append(want, ep.ID)
+		time.Sleep(2 * time.Millisecond) // ids order by creation millisecond
+	}
+	epDo(t, "POST", base+"/v1/endpoints", "tok-other", epCreateBody)
+	var got []string
+	next, pages := "", 0
+	for {
+		u := base + "/v1/endpoints?limit=2"
+		if next != "" {
+			u += "&cursor=" + next
+		}
+		r := epDo(t, "GET", u, "tok-acme", "")
+		var page struct {
+			Data []epView
+			Next string
+		}
+		r.decode(t, &page)
+		if r.status != http.StatusOK {
+			t.Fatalf("list: %d %s", r.status, r.body)
+		}
+		pages++
+		for _, e := range page.Data {
+			got = append(got, e.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		next = page.Next
+	}
+	if pages != 3 || !slices.Equal(got, want) {
+		t.Errorf("listed %v in %d pages, want %v in 3", got, pages, want)
+	}
+	var all struct{ Data []epView }
+	epDo(t, "GET", base+"/v1/endpoints", "tok-acme", "").decode(t, &all)
+	if len(all.Data) != 5 {
+		t.Errorf("default page holds %d endpoints, want all 5", len(all.Data))
+	}
+}
+
+func TestEndpointsRedisDown(t *testing.T) {
+	base, r := epServerRedis(t)
+	var ep epView
+	epDo(t, "POST", base+"/v1/endpoints", "tok-acme", epCreateBody).decode(t, &ep)
+	r.Stop()
+	for _, c := range []struct{ method, url, body string }{
+		{"GET", base + "/v1/endpoints/" + ep.ID, ""},
+		{"GET", base + "/v1/endpoints", ""},
+		{"PATCH", base + "/v1/endpoints/" + ep.ID, `{"description":"x"}`},
+	} {
+		rep := epDo(t, c.method, c.url, "tok-acme", c.body)
+		if code, _ := rep.errorField(t); rep.status != http.StatusServiceUnavailable || code != api.CodeUnavailable {
+			t.Errorf("%s %s with Redis down: %d %s, want 503", c.method, c.url, rep.status, rep.body)
+		}
+	}
+}

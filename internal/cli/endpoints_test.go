@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/internal/testenv"
+)
+
+// TestEndpointsCommand runs `hookstream api` on embedded Kafka and a real
+// Redis, and manages endpoints through `hookstream endpoints`.
+func TestEndpointsCommand(t *testing.T) {
+	k := testenv.StartKafka(t)
+	r := testenv.StartRedis(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+	base := "http://" + addr
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	apiEnv := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &logs,
+		LookupEnv: func(k string) (string, bool) {
+			if k == "HOOKSTREAM_API_TOKENS" {
+				return "tok=acme,adm=*", true
+			}
+			return "", false
+		}}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", addr,
+			"--shutdown-grace", "2s"}, apiEnv)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("api exited %d: %s", code, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("api did not stop: %s", logs.String())
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("api not ready: %v %s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The URL and token come from the environment, as documented.
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: func(k string) (string, bool) {
+			switch k {
+			case "HOOKSTREAM_API_URL":
+				return base, true
+			case "HOOKSTREAM_TOKEN":
+				return "tok", true
+			}
+			return "", false
+		}}
+		code := Main(context.Background(), append([]string{"endpoints"}, args...), env)
+		return code, out.String(), errb.String()
+	}
+	type endpoint struct {
+		ID, URL, Secret, Description, Ordering string
+		Events                                 []string
+		Headers                                map[string]string
+		RateLimit                              int `json:"rate_limit"`
+		Version                                int
+	}
+	decode := func(s string) endpoint {
+		t.Helper()
+		var e endpoint
+		if err := json.Unmarshal([]byte(s), &e); err != nil {
+			t.Fatalf("output is not an endpoint: %v\n%s", err, s)
+		}
+		return e
+	}
+
+	code, out, errOut := run("create", "--url", "https://93.184.215.14/hook", "--events", "agent.*, call.started",
+		"--header", "X-Api-Key=k1", "--header", "X-Env=prod", "--rate-limit", "3", "--description", "crm")
+	if code != 0 {
+		t.Fatalf("create exited %d: %s", code, errOut)
+	}
+	ep := decode(out)
+	if !strings.HasPrefix(ep.ID, "ep_") || !strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Events) != 2 ||
+		ep.Headers["X-Env"] != "prod" || ep.RateLimit != 3 {
+		t.Fatalf("create printed %s", out)
+	}
+
+	code, out, errOut = run("get", ep.ID)
+	if code != 0 || decode(out).ID != ep.ID || strings.Contains(out, "whsec_") {
+		t.Fatalf("get: %d %s %s", code, out, errOut)
+	}
+	// Flags may follow the id; only the flags given change.
+	code, out, errOut = run("update", ep.ID, "--ordering", "none")
+	if got := decode(out); code != 0 || got.Ordering != "none" || got.Description != "crm" || got.Version != 2 {
+		t.Fatalf("update: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = run("rotate-secret", "--grace", "1h", ep.ID)
+	if got := decode(out); code != 0 || got.Secret == "" || got.Secret == ep.Secret {
+		t.Fatalf("rotate-secret: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = run("list", "--limit", "10")
+	var list struct{ Data []endpoint }
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list.Data) != 1 || list.Data[0].ID != ep.ID {
+		t.Fatalf("list: %d %s %s", code, out, errOut)
+	}
+
+	// API errors: exit 1 naming status, code, message and field.
+	code, _, errOut = run("create", "--url", "ftp://x", "--events", "*")
+	if code != 1 || !strings.Contains(errOut, "422 invalid") || !strings.Contains(errOut, "(field /url)") {
+		t.Errorf("invalid create: exit %d, %q", code, errOut)
+	}
+	// Usage errors: exit 2.
+	for _, args := range [][]string{{"get"}, {"create", "--url", "https://1.1.1.1/"}, {"frobnicate"}, {}} {
+		if code, _, errOut := run(args...); code != 2 {
+			t.Errorf("endpoints %v: exit %d (%s), want 2", args, code, errOut)
+		}
+	}
+
+	code, out, errOut = run("delete", ep.ID)
+	if code != 0 || out != "" {
+		t.Fatalf("delete: %d %q %s", code, out, errOut)
+	}
+	code, _, errOut = run("get", ep.ID)
+	if code != 1 || !strings.Contains(errOut, "404 not_found") {
+		t.Errorf("get after delete: exit %d, %q", code, errOut)
+	}
+}

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/fanout"
+	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/ops"
+	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/internal/supervisor"
+	"github.com/hookstream/hookstream/internal/telemetry"
+	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+// roleDeps are what the roles are built on. A role's command builds them for
+// itself; `hookstream dev` builds them once and every role shares them, one
+// endpoint store included.
+type roleDeps struct {
+	log     *slog.Logger
+	prefix  string // topic prefix
+	brokers []string
+	kafka   *kgo.Client // plain client: the endpoint store, topic creation, endpoint.disabled events
+	rdb     *redis.Client
+	catalog *schemas.Catalog
+	store   *subscription.Store
+	tel     *telemetry.Telemetry
+}
+
+func (d *roleDeps) topics() topic.Names { return topic.New(d.prefix) }
+
+// kafkaOpts are the client options every role's clients start from.
+func (d *roleDeps) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(d.brokers...)}, extra...)
+}
+
+// opsServer is a role's HTTP server: /healthz, /readyz (Kafka and Redis
+// reachable), /metrics, plus extra (the API's routes).
+func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
+	opts := []ops.Option{
+		ops.WithCheck("kafka", func(ctx context.Context) error { return d.kafka.Ping(ctx) }),
+		ops.WithCheck("redis", func(ctx context.Context) error { return d.rdb.Ping(ctx).Err() }),
+		ops.WithMetrics(d.tel.MetricsHandler()),
+	}
+	return ops.New(addr, append(opts, extra...)...)
+}
+
+// apiSettings are the api role's flag values.
+type apiSettings struct {
+	tokens         api.Tokens
+	publishTimeout time.Duration
+}
+
+// newAPI builds the HTTP API over the endpoint store. pub should produce
+// through a client made with producer.ClientOpts(s.publishTimeout), so that
+// an event answered with 503 is never produced later.
+func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
+	return api.New(
+		api.WithTokens(s.tokens),
+		api.WithCatalog(d.catalog),
+		api.WithPublisher(pub),
+		api.WithPublishTimeout(s.publishTimeout),
+		api.WithEndpoints(d.store),
+		api.WithLogger(d.log),
+	)
+}
+
+// apiRoutes mounts srv's routes on an ops server.
+func apiRoutes(srv *api.Server) []ops.Option {
+	var opts []ops.Option
+	for pattern, h := range srv.Routes() {
+		opts = append(opts, ops.WithHandler(pattern, h))
+	}
+	return opts
+}
+
+// fanoutSettings are the fanout role's flag values.
+type fanoutSettings struct {
+	txnID      string // "" means fanout.TransactionalID()
+	window     time.Duration
+	txnTimeout time.Duration
+	session    time.Duration
+	rebalance  time.Duration
+	maxBatch   int
+}
+
+func defaultFanoutSettings() fanoutSettings {
+	return fanoutSettings{
+		window:     fanout.DefaultDedupeWindow,
+		txnTimeout: fanout.DefaultTransactionTimeout,
+		session:    45 * time.Second,
+		rebalance:  time.Minute,
+		maxBatch:   fanout.DefaultMaxBatch,
+	}
+}
+
+// newFanout builds the fanout worker on a transactional group session of
+// its own.
+func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
+	if s.txnID == "" {
+		s.txnID = fanout.TransactionalID()
+	}
+	topics := d.topics()
+	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(fanout.ClientOpts(topics, fanout.Group, s.txnID),
+		kgo.TransactionTimeout(s.txnTimeout),
+		kgo.SessionTimeout(s.session),
+		kgo.HeartbeatInterval(min(3*time.Second, s.session/3)),
+		kgo.RebalanceTimeout(s.rebalance),
+	)...)...)
+	if err != nil {
+		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
+	}
+	f := fanout.New(sess, d.store, d.catalog,
+		fanout.WithTopics(topics),
+		fanout.WithLogger(d.log),
+		fanout.WithDedupe(d.rdb),
+		fanout.WithDedupeWindow(s.window),
+		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithMeterProvider(d.tel.Meter),
+	)
+	return supervisor.Named{Name: "fanout", Worker: supervisor.Func(func(ctx context.Context) error {
+		// Run ends its transaction before returning; closing here leaves
+		// the group within the shutdown grace, so the partitions move at
+		// once instead of after a session timeout.
+		defer sess.Close()
+		return f.Run(ctx)
+	})}, nil
+}
+
+// delivererSettings are the deliverer role's flag values.
+type delivererSettings struct {
+	schedule     deliverer.Schedule
+	park         time.Duration
+	maxInFlight  int
+	unordered    int
+	maxBuffered  int
+	connect      time.Duration
+	request      time.Duration
+	allowPrivate bool
+	signer       *signature.Signer
+	disableAfter time.Duration
+	drain        time.Duration
+	session      time.Duration
+	rebalance    time.Duration
+}
+
+func defaultDelivererSettings() delivererSettings {
+	return delivererSettings{
+		schedule:     deliverer.DefaultSchedule,
+		park:         deliverer.DefaultParkThreshold,
+		maxInFlight:  deliverer.DefaultMaxInFlight,
+		unordered:    deliverer.DefaultUnorderedConcurrency,
+		maxBuffered:  deliverer.DefaultMaxBuffered,
+		connect:      sender.DefaultConnectTimeout,
+		request:      sender.DefaultTimeout,
+		signer:       signature.NewSigner(),
+		disableAfter: deliverer.DefaultDisableAfter,
+		drain:        deliverer.DefaultDrainTimeout,
+		session:      45 * time.Second,
+		rebalance:    time.Minute,
+	}
+}
+
+// newDeliverer builds the deliverer; it has its own group client and
+// publishes endpoint.disabled events through d.kafka.
+func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error) {
+	snd := sender.New(
+		sender.WithConnectTimeout(s.connect),
+		sender.WithTimeout(s.request),
+		sender.WithAllowPrivate(s.allowPrivate),
+		sender.WithSigner(s.signer),
+		sender.WithTracerProvider(d.tel.Tracer),
+		sender.WithPropagator(d.tel.Propagator),
+	)
+	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix))
+	return deliverer.New(
+		d.kafkaOpts(
+			kgo.SessionTimeout(s.session),
+			kgo.HeartbeatInterval(min(3*time.Second, s.session/3)),
+			kgo.RebalanceTimeout(s.rebalance),
+		),
+		d.store, snd,
+		deliverer.WithTopics(d.topics()),
+		deliverer.WithSchedule(s.schedule),
+		deliverer.WithParkThreshold(s.park),
+		deliverer.WithMaxInFlight(s.maxInFlight),
+		deliverer.WithUnorderedConcurrency(s.unordered),
+		deliverer.WithMaxBuffered(s.maxBuffered),
+		deliverer.WithDisableAfter(s.disableAfter),
+		deliverer.WithDrainTimeout(s.drain),
+		deliverer.WithPublisher(pub),
+		deliverer.WithLogger(d.log),
+		deliverer.WithMeterProvider(d.tel.Meter),
+	)
+}

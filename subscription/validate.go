@@ -1,0 +1,233 @@
+package subscription
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/hookstream/hookstream/internal/netguard"
+	"github.com/hookstream/hookstream/signature"
+)
+
+// Limits on what an endpoint may hold.
+const (
+	MaxDescription = 1024 // characters
+	MaxURL         = 2048 // bytes
+	MaxFilters     = 100
+	MaxHeaders     = 32
+	MaxHeaderValue = 4096 // bytes
+	MaxTenant      = 256  // bytes
+)
+
+// Filters tells which event filters select a known type; *schemas.Catalog
+// is one.
+type Filters interface {
+	ValidFilter(filter string) bool
+}
+
+// validator checks an endpoint before it is written.
+type validator struct {
+	filters      Filters
+	allowPrivate bool
+	resolver     *net.Resolver
+	// lookupTimeout bounds the DNS lookup of a URL's host.
+	lookupTimeout time.Duration
+}
+
+// endpoint checks every field of e (defaults already applied), cheapest
+// first, so a bad filter never costs a DNS lookup. It returns a *FieldError.
+func (v *validator) endpoint(ctx context.Context, e *Endpoint) error {
+	if e.Tenant == "" || len(e.Tenant) > MaxTenant {
+		return &FieldError{"/tenant", fmt.Sprintf("tenant must be 1 to %d bytes", MaxTenant)}
+	}
+	if err := v.events(e.Events); err != nil {
+		return err
+	}
+	if e.Signature != SchemeStandard && e.Signature != SchemeSeed {
+		return &FieldError{"/signature", fmt.Sprintf("must be %q or %q, not %q", SchemeStandard, SchemeSeed, e.Signature)}
+	}
+	if e.Ordering != OrderingStrict && e.Ordering != OrderingNone {
+		return &FieldError{"/ordering", fmt.Sprintf("must be %q or %q, not %q", OrderingStrict, OrderingNone, e.Ordering)}
+	}
+	if e.RateLimit < 0 {
+		return &FieldError{"/rate_limit", "must be 0 (unlimited) or more requests per second"}
+	}
+	if n := utf8.RuneCountInString(e.Description); n > MaxDescription {
+		return &FieldError{"/description", fmt.Sprintf("is %d characters, at most %d allowed", n, MaxDescription)}
+	}
+	if err := headers(e.Headers); err != nil {
+		return err
+	}
+	return v.url(ctx, e.URL)
+}
+
+func (v *validator) events(events []string) error {
+	if len(events) == 0 {
+		return &FieldError{"/events", `must list at least one event type filter, such as "agent.created", "agent.*" or "*"`}
+	}
+	if len(events) > MaxFilters {
+		return &FieldError{"/events", fmt.Sprintf("has %d filters, at most %d allowed", len(events), MaxFilters)}
+	}
+	for i, f := range events {
+		if !v.filters.ValidFilter(f) {
+			return &FieldError{"/events/" + strconv.Itoa(i), fmt.Sprintf("%q selects no known event type (see GET /v1/event-types)", f)}
+		}
+	}
+	return nil
+}
+
+// checkSecret checks a secret the client supplied.
+func checkSecret(s string) error {
+	if _, err := signature.ParseSecret(s); err != nil {
+		return &FieldError{"/secret", fmt.Sprintf("must be %q followed by the base64 of %d to %d random bytes",
+			signature.SecretPrefix, signature.MinSecretBytes, signature.MaxSecretBytes)}
+	}
+	return nil
+}
+
+// reservedHeaders are set by the deliverer or the HTTP stack; an endpoint
+// may not override them. Names are canonical (textproto).
+var reservedHeaders = map[string]bool{
+	// hop-by-hop (RFC 9110 7.6.1) and their relatives
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	// framing and identity of the request
+	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
+	"User-Agent": true, "Traceparent": true, "Tracestate": true,
+}
+
+// reservedPrefixes cover the signature headers of both schemes (the seed
+// scheme's brand defaults to Hookstream) and Hookstream's own.
+var reservedPrefixes = []string{"Webhook-", "X-Hookstream-", "Hookstream-"}
+
+func headers(h map[string]string) error {
+	if len(h) > MaxHeaders {
+		return &FieldError{"/headers", fmt.Sprintf("has %d headers, at most %d allowed", len(h), MaxHeaders)}
+	}
+	for name, value := range h {
+		field := "/headers/" + pointerEscape(name)
+		if !httpguts.ValidHeaderFieldName(name) {
+			return &FieldError{field, fmt.Sprintf("%q is not a valid header name", name)}
+		}
+		canon := textproto.CanonicalMIMEHeaderKey(name)
+		if reservedHeaders[canon] {
+			return &FieldError{field, fmt.Sprintf("%s is set by Hookstream or the HTTP connection and cannot be overridden", canon)}
+		}
+		for _, p := range reservedPrefixes {
+			if strings.HasPrefix(canon, p) {
+				return &FieldError{field, fmt.Sprintf("%s* headers carry the signature and cannot be set", p)}
+			}
+		}
+		if len(value) > MaxHeaderValue || !httpguts.ValidHeaderFieldValue(value) {
+			return &FieldError{field, fmt.Sprintf("value must be at most %d bytes without control characters", MaxHeaderValue)}
+		}
+	}
+	return nil
+}
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+func pointerEscape(s string) string { return pointerEscaper.Replace(s) }
+
+// url checks that raw is an absolute http(s) URL with a host and no
+// credentials and, unless private destinations are allowed, that its host
+// neither is nor resolves to an address netguard refuses. A host that does
+// not resolve now is accepted: DNS may not be set up yet, and the deliverer
+// checks the address it dials anyway.
+func (v *validator) url(ctx context.Context, raw string) error {
+	const field = "/url"
+	if raw == "" {
+		return &FieldError{field, "is required"}
+	}
+	if len(raw) > MaxURL {
+		return &FieldError{field, fmt.Sprintf("is longer than %d bytes", MaxURL)}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return &FieldError{field, "is not a valid URL"}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return &FieldError{field, "must be an absolute http:// or https:// URL"}
+	}
+	if u.User != nil {
+		return &FieldError{field, "must not contain a user name or password; use headers for credentials"}
+	}
+	host := u.Hostname()
+	if host == "" {
+		return &FieldError{field, "must name a host"}
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return &FieldError{field, fmt.Sprintf("port %q is not 1 to 65535", p)}
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil && numericName(host) {
+		// "2130706433" or "0x7f.1": some resolvers read these as IP
+		// addresses; no real host name ends in a numeric label.
+		return &FieldError{field, fmt.Sprintf("host %q is neither a valid IP address nor a host name", host)}
+	}
+	if v.allowPrivate {
+		return nil
+	}
+	if err == nil {
+		if !netguard.Allowed(ip) {
+			return &FieldError{field, fmt.Sprintf("host %s is a private, loopback, link-local or otherwise internal address", ip)}
+		}
+		return nil
+	}
+	lower := strings.ToLower(strings.TrimSuffix(host, "."))
+	if strings.HasSuffix(lower, ".localhost") {
+		// RFC 6761: always loopback, whatever DNS says.
+		return &FieldError{field, fmt.Sprintf("host %q is a loopback name", host)}
+	}
+	lctx, cancel := context.WithTimeout(ctx, v.lookupTimeout)
+	defer cancel()
+	addrs, err := v.resolver.LookupNetIP(lctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if !netguard.Allowed(a) {
+			return &FieldError{field, fmt.Sprintf("host %q resolves to %s, a private, loopback, link-local or otherwise internal address", host, a.Unmap())}
+		}
+	}
+	return nil
+}
+
+// numericName reports whether the last label of host is all digits or a
+// 0x hex number.
+func numericName(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if h, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		last = h
+		if last == "" {
+			return true
+		}
+		for _, c := range last {
+			if !strings.ContainsRune("0123456789abcdef", c) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range last {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,136 @@
+package subscription
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/signature"
+)
+
+func TestCreateValidation(t *testing.T) {
+	e := newEnv(t)
+	strict := e.store(t, true)
+	lax := e.store(t, true, WithAllowPrivate(true))
+	ok := func(in EndpointInput) EndpointInput {
+		if in.URL == "" {
+			in.URL = "https://93.184.215.14/hook"
+		}
+		if in.Events == nil {
+			in.Events = []string{"agent.created"}
+		}
+		return in
+	}
+	longDesc := strings.Repeat("é", MaxDescription)
+	tests := []struct {
+		name      string
+		store     *Store
+		in        EndpointInput
+		wantField string // "" = accepted
+		wantMsg   string // substring of the message
+	}{
+		{"public IP", strict, ok(EndpointInput{}), "", ""},
+		{"public IPv6", strict, ok(EndpointInput{URL: "https://[2606:4700:4700::1111]:8443/h"}), "", ""},
+		{"name that does not resolve is accepted", strict, ok(EndpointInput{URL: "https://hooks.example.invalid/x"}), "", ""},
+		{"every option", strict, ok(EndpointInput{Signature: SchemeSeed, Ordering: OrderingNone, RateLimit: 5,
+			Headers: map[string]string{"X-Api-Key": "k"}, Description: longDesc, Events: []string{"agent.*", "call.started", "*"}}), "", ""},
+		{"not a URL", strict, ok(EndpointInput{URL: "://nope"}), "/url", "valid URL"},
+		{"empty URL", strict, ok(EndpointInput{URL: " "}), "/url", ""},
+		{"relative URL", strict, ok(EndpointInput{URL: "/hook"}), "/url", "http"},
+		{"ftp scheme", strict, ok(EndpointInput{URL: "ftp://93.184.215.14/x"}), "/url", "http"},
+		{"javascript scheme", strict, ok(EndpointInput{URL: "javascript:alert(1)"}), "/url", "http"},
+		{"userinfo", strict, ok(EndpointInput{URL: "https://user:pw@93.184.215.14/"}), "/url", "password"},
+		{"no host", strict, ok(EndpointInput{URL: "https:///path"}), "/url", "host"},
+		{"bad port", strict, ok(EndpointInput{URL: "https://93.184.215.14:70000/"}), "/url", ""},
+		{"decimal IPv4 host", strict, ok(EndpointInput{URL: "http://2130706433/"}), "/url", "neither"},
+		{"hex IPv4 host", lax, ok(EndpointInput{URL: "http://0x7f.0x1/"}), "/url", "neither"},
+		{"loopback", strict, ok(EndpointInput{URL: "http://127.0.0.1:8080/"}), "/url", "127.0.0.1"},
+		{"loopback IPv6", strict, ok(EndpointInput{URL: "http://[::1]/"}), "/url", "::1"},
+		{"IPv4-mapped loopback", strict, ok(EndpointInput{URL: "http://[::ffff:127.0.0.1]/"}), "/url", ""},
+		{"private", strict, ok(EndpointInput{URL: "http://10.0.0.5/"}), "/url", ""},
+		{"private 192.168", strict, ok(EndpointInput{URL: "https://192.168.1.10/"}), "/url", ""},
+		{"metadata", strict, ok(EndpointInput{URL: "http://169.254.169.254/latest/meta-data"}), "/url", ""},
+		{"AWS IPv6 metadata", strict, ok(EndpointInput{URL: "http://[fd00:ec2::254]/"}), "/url", ""},
+		{"CGNAT", strict, ok(EndpointInput{URL: "http://100.64.0.1/"}), "/url", ""},
+		{"unspecified", strict, ok(EndpointInput{URL: "http://0.0.0.0:80/"}), "/url", ""},
+		{"link-local IPv6", strict, ok(EndpointInput{URL: "http://[fe80::1]/"}), "/url", ""},
+		{"localhost resolves to loopback", strict, ok(EndpointInput{URL: "http://localhost:9000/h"}), "/url", "resolves to 127.0.0.1"},
+		{"*.localhost", strict, ok(EndpointInput{URL: "http://api.localhost/h"}), "/url", "loopback"},
+		{"loopback allowed when private allowed", lax, ok(EndpointInput{URL: "http://127.0.0.1:8080/"}), "", ""},
+		{"localhost allowed when private allowed", lax, ok(EndpointInput{URL: "http://localhost:8080/"}), "", ""},
+		{"private allowed when private allowed", lax, ok(EndpointInput{URL: "http://10.0.0.5/"}), "", ""},
+		{"no events", strict, ok(EndpointInput{Events: []string{}}), "/events", ""},
+		{"unknown event type", strict, ok(EndpointInput{Events: []string{"agent.nope"}}), "/events/0", "agent.nope"},
+		{"unknown prefix", strict, ok(EndpointInput{Events: []string{"agent.created", "nope.*"}}), "/events/1", ""},
+		{"bad wildcard", strict, ok(EndpointInput{Events: []string{"agent*"}}), "/events/0", ""},
+		{"signature", strict, ok(EndpointInput{Signature: "hmac"}), "/signature", ""},
+		{"ordering", strict, ok(EndpointInput{Ordering: "fifo"}), "/ordering", ""},
+		{"negative rate limit", strict, ok(EndpointInput{RateLimit: -1}), "/rate_limit", ""},
+		{"hop-by-hop header", strict, ok(EndpointInput{Headers: map[string]string{"Connection": "close"}}), "/headers/Connection", ""},
+		{"transfer-encoding header", strict, ok(EndpointInput{Headers: map[string]string{"transfer-encoding": "chunked"}}), "/headers/transfer-encoding", ""},
+		{"host header", strict, ok(EndpointInput{Headers: map[string]string{"Host": "x"}}), "/headers/Host", ""},
+		{"signature header", strict, ok(EndpointInput{Headers: map[string]string{"webhook-signature": "v1,x"}}), "/headers/webhook-signature", ""},
+		{"seed signature header", strict, ok(EndpointInput{Headers: map[string]string{"X-Hookstream-Signature": "x"}}), "/headers/X-Hookstream-Signature", ""},
+		{"bad header name", strict, ok(EndpointInput{Headers: map[string]string{"Bad Name": "x"}}), "/headers/Bad Name", ""},
+		{"header name with slash", strict, ok(EndpointInput{Headers: map[string]string{"a/b": "x"}}), "/headers/a~1b", ""},
+		{"header value with newline", strict, ok(EndpointInput{Headers: map[string]string{"X-Ok": "a\r\nInjected: 1"}}), "/headers/X-Ok", ""},
+		{"description too long", strict, ok(EndpointInput{Description: longDesc + "x"}), "/description", ""},
+		{"secret without prefix", strict, ok(EndpointInput{Secret: "abc"}), "/secret", ""},
+		{"secret too short", strict, ok(EndpointInput{Secret: "whsec_" + strings.Repeat("A", 20)}), "/secret", ""},
+		{"secret not base64", strict, ok(EndpointInput{Secret: "whsec_!!!!"}), "/secret", ""},
+		{"supplied secret", strict, ok(EndpointInput{Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}), "", ""},
+	}
+	idRE := regexp.MustCompile(`^ep_[0-9a-f]{24}$`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.store.Create(ctxFor(t, 30*time.Second), "t1", tt.in)
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("Create: %v, want success", err)
+				}
+				if !idRE.MatchString(got.ID) {
+					t.Errorf("id %q does not match %s", got.ID, idRE)
+				}
+				stored, err := tt.store.Get(ctxFor(t, 10*time.Second), "t1", got.ID)
+				if err != nil || stored.URL != tt.in.URL {
+					t.Fatalf("Get after Create = %+v, %v", stored, err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Create: %v, want a *FieldError for %s", err, tt.wantField)
+			}
+			if fe.Field != tt.wantField || !strings.Contains(fe.Message, tt.wantMsg) {
+				t.Fatalf("FieldError = %s %q, want %s containing %q", fe.Field, fe.Message, tt.wantField, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestCreateDefaults(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, true)
+	got := create(t, s, "t1", "agent.*")
+	if got.Signature != SchemeStandard || got.Ordering != OrderingStrict || got.Version != 1 || got.Disabled {
+		t.Errorf("defaults: signature %q ordering %q version %d disabled %v; want standard, strict, 1, false",
+			got.Signature, got.Ordering, got.Version, got.Disabled)
+	}
+	if len(got.Secrets) != 1 {
+		t.Fatalf("secrets = %v, want one", got.Secrets)
+	}
+	key, err := signature.ParseSecret(got.Secrets[0].Value)
+	if err != nil || len(key) != 32 {
+		t.Errorf("generated secret %q: %d bytes, %v; want whsec_ + base64 of 32 bytes", got.Secrets[0].Value, len(key), err)
+	}
+	time.Sleep(2 * time.Millisecond) // ids order by millisecond; within one it is random
+	other := create(t, s, "t1", "agent.*")
+	if other.Secrets[0].Value == got.Secrets[0].Value || other.ID == got.ID {
+		t.Error("two endpoints got the same id or secret")
+	}
+	if other.ID < got.ID {
+		t.Errorf("ids do not sort by creation: %s created after %s", other.ID, got.ID)
+	}
+}
