@@ -163,7 +163,7 @@ func (b *bench) baseline(ctx context.Context) error {
 		Name: "(e) bare POST loop",
 		Description: fmt.Sprintf("%d keep-alive goroutines POST the same %d-byte bodies to the same receivers, no Kafka/Redis/signing; rate over the middle 80%% of receives",
 			b.cfg.inflight, b.cfg.bodySize),
-		Rate:       float64(n) / w.seconds(),
+		Rate:       perSecond(float64(n), w.seconds()),
 		Deliveries: int64(n),
 		Seconds:    w.seconds(),
 		PeakRSS:    map[string]float64{"bench": vmHWM("/proc/self/status")},
@@ -173,7 +173,7 @@ func (b *bench) baseline(ctx context.Context) error {
 		Errors:     res.Errors + rec.bad.Load(),
 		BodyBytes:  rec.bodyBytes.Load(),
 	}
-	s.Notes = append(s.Notes, fmt.Sprintf("%d POSTs in %.1fs overall (%.0f/s including ramp-up and tail)", res.Sent, elapsed.Seconds(), float64(res.Sent)/elapsed.Seconds()))
+	s.Notes = append(s.Notes, fmt.Sprintf("%d POSTs in %.1fs overall (%.0f/s including ramp-up and tail)", res.Sent, elapsed.Seconds(), perSecond(float64(res.Sent), elapsed.Seconds())))
 	if a := b.rep.scenario("a"); a != nil && s.Rate > 0 {
 		a.Ratio, a.RatioOf = a.Rate/s.Rate, "(e)"
 	}

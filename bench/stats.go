@@ -99,3 +99,11 @@ func percentiles(lat []int64) latencyStats {
 }
 
 func ms(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }
+
+// perSecond is n/seconds, 0 for an empty interval (JSON has no Inf).
+func perSecond(n, seconds float64) float64 {
+	if seconds <= 0 {
+		return 0
+	}
+	return n / seconds
+}

@@ -273,7 +273,9 @@ type batchStats struct {
 	records, fannedOut, duplicates, dead, deliveries int
 }
 
-// Run consumes until ctx ends or the transactional producer fails for good.
+// Run consumes until ctx ends (returning nil) or the transactional producer
+// fails for good (see ErrTransaction). Failures of Redis or the matcher abort
+// the batch's transaction and retry it with backoff, so nothing is skipped.
 // On cancellation, a batch whose output is computed is still committed (within
 // 30s); one still being computed is aborted, to be processed by the next
 // owner of its partitions.
@@ -282,7 +284,7 @@ func (f *Fanout) Run(ctx context.Context) error {
 	for {
 		fs := f.sess.PollRecords(ctx, f.cfg.maxBatch)
 		if fs.IsClientClosed() {
-			return errors.New("fanout: kafka client closed")
+			return fmt.Errorf("fanout: %w", kgo.ErrClientClosed)
 		}
 		if ctx.Err() != nil {
 			// Records polled but not processed are not committed:
@@ -299,10 +301,10 @@ func (f *Fanout) Run(ctx context.Context) error {
 		switch {
 		case err == nil:
 			wait = 0
+		case errors.Is(err, ErrTransaction):
+			return err
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, errFatal):
-			return err
 		default:
 			// Redis or the matcher failed: the transaction was aborted
 			// and the session rewound to the committed offsets, so the
@@ -318,13 +320,16 @@ func (f *Fanout) Run(ctx context.Context) error {
 	}
 }
 
-// errFatal marks errors after which the transactional producer is unusable.
-var errFatal = errors.New("fanout: transaction failed")
+// ErrTransaction is wrapped by the error Run returns when the transactional
+// producer failed for good (fenced, or Kafka unreachable past the client's
+// retries): nothing of the open batch was committed, and the process should
+// exit and be restarted.
+var ErrTransaction = errors.New("fanout: transaction failed")
 
 // batch processes one poll batch in one transaction.
 func (f *Fanout) batch(ctx context.Context, fs kgo.Fetches) error {
 	if err := f.sess.Begin(); err != nil {
-		return fmt.Errorf("%w: begin: %w", errFatal, err)
+		return fmt.Errorf("%w: begin: %w", ErrTransaction, err)
 	}
 	out, st, err := f.process(ctx, fs)
 	if err != nil {
@@ -344,7 +349,7 @@ func (f *Fanout) batch(ctx context.Context, fs kgo.Fetches) error {
 	}
 	if err := f.sess.Client().Flush(ectx); err != nil {
 		_ = f.abort(ctx)
-		return fmt.Errorf("%w: flush: %w", errFatal, err)
+		return fmt.Errorf("%w: flush: %w", ErrTransaction, err)
 	}
 	if err := produced.Err(); err != nil {
 		if aerr := f.abort(ctx); aerr != nil {
@@ -355,7 +360,7 @@ func (f *Fanout) batch(ctx context.Context, fs kgo.Fetches) error {
 	committed, err := f.sess.End(ectx, kgo.TryCommit)
 	if err != nil {
 		f.txns.Add(ctx, 1, f.outcomeAttr["aborted"])
-		return fmt.Errorf("%w: end: %w", errFatal, err)
+		return fmt.Errorf("%w: end: %w", ErrTransaction, err)
 	}
 	if !committed {
 		// A rebalance happened: the session rewound to the committed
@@ -381,7 +386,7 @@ func (f *Fanout) abort(ctx context.Context) error {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.endTimeout)
 	defer cancel()
 	if _, err := f.sess.End(ectx, kgo.TryAbort); err != nil {
-		return fmt.Errorf("%w: end: %w", errFatal, err)
+		return fmt.Errorf("%w: end: %w", ErrTransaction, err)
 	}
 	f.txns.Add(ctx, 1, f.outcomeAttr["aborted"])
 	return nil

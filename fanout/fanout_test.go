@@ -64,7 +64,9 @@ func TestMatching(t *testing.T) {
 		exact:    func(tn, ty string) bool { return tn == "acme" && ty == "agent.created" },
 		prefixed: func(tn, ty string) bool { return tn == "acme" && strings.HasPrefix(ty, "agent.") },
 		all:      func(tn, _ string) bool { return tn == "acme" },
-		billing:  func(tn, ty string) bool { return tn == "acme" && (strings.HasPrefix(ty, "billing.") || ty == "call.ended") },
+		billing: func(tn, ty string) bool {
+			return tn == "acme" && (strings.HasPrefix(ty, "billing.") || ty == "call.ended")
+		},
 		disabled: func(string, string) bool { return false },
 		deleted:  func(string, string) bool { return false },
 		other:    func(tn, ty string) bool { return tn == "globex" && ty == "agent.created" },

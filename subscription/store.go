@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -126,7 +127,7 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 		Signature:   in.Signature,
 		Ordering:    in.Ordering,
 		RateLimit:   in.RateLimit,
-		Headers:     in.Headers,
+		Headers:     maps.Clone(in.Headers),
 		Version:     1,
 		CreatedAt:   now,
 		UpdatedAt:   now,
