@@ -3,6 +3,7 @@ package deliverer
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -56,7 +57,10 @@ func (d *Deliverer) logAttempt(ctx context.Context, del record.Delivery, n int, 
 	if err != nil {
 		return
 	}
-	r := &kgo.Record{Topic: d.cfg.topics.Attempts, Key: []byte(del.EndpointID), Value: v}
+	// The delivery's trace context goes along, so the record's publish span
+	// joins the event's trace instead of starting one of its own. Cloned:
+	// a tracing hook rewrites the record's headers.
+	r := &kgo.Record{Topic: d.cfg.topics.Attempts, Key: []byte(del.EndpointID), Value: v, Headers: slices.Clone(del.Trace)}
 	d.client.Produce(ctx, r, func(_ *kgo.Record, err error) {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			d.cfg.log.Warn("deliverer: attempts log", "endpoint", del.EndpointID, "err", err)

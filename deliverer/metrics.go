@@ -23,7 +23,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m := mp.Meter("hookstream/deliverer")
 	var x metrics
 	var err error
-	if x.deliveries, err = m.Int64Counter("hookstream.deliverer.deliveries",
+	if x.deliveries, err = m.Int64Counter("hookstream.deliverer.deliveries", metric.WithUnit("{delivery}"),
 		metric.WithDescription("Deliveries finished, by outcome: delivered, dead, deleted (endpoint gone).")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
@@ -31,18 +31,28 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Latency of delivery attempts, by outcome.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	if x.backoff, err = m.Int64UpDownCounter("hookstream.deliverer.lanes.backoff",
+	if x.backoff, err = m.Int64UpDownCounter("hookstream.deliverer.lanes.backoff", metric.WithUnit("{lane}"),
 		metric.WithDescription("Endpoint lanes waiting out a retry delay in memory.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	if x.parked, err = m.Int64Counter("hookstream.deliverer.parked",
+	if x.parked, err = m.Int64Counter("hookstream.deliverer.parked", metric.WithUnit("{record}"),
 		metric.WithDescription("Records moved to the retries topic.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
-	if x.dead, err = m.Int64Counter("hookstream.deliverer.dead",
+	if x.dead, err = m.Int64Counter("hookstream.deliverer.dead", metric.WithUnit("{record}"),
 		metric.WithDescription("Records dead-lettered, by reason.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
+	// Series start at 0, so that a rate or an alert sees the first event
+	// rather than a series appearing.
+	for _, o := range []string{"delivered", "dead", "deleted"} {
+		x.deliveries.Add(bg, 0, metric.WithAttributes(attribute.String("outcome", o)))
+	}
+	for _, r := range []string{"exhausted", "disabled", "malformed"} {
+		x.dead.Add(bg, 0, metric.WithAttributes(attribute.String("reason", r)))
+	}
+	x.backoff.Add(bg, 0)
+	x.parked.Add(bg, 0)
 	return &x, nil
 }
 

@@ -48,7 +48,7 @@ func BenchmarkFanout(b *testing.B) {
 
 			b.ResetTimer()
 			start := time.Now()
-			f := r.startOn(b, names, group, matcher)
+			f := r.startOn(b, names, group, matcher, nil)
 			for {
 				done, _ := groupProgress(b, r.raw, names.Events, group)
 				if done == int64(b.N) {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -410,7 +411,9 @@ func (f *Fanout) process(ctx context.Context, fs kgo.Fetches) ([]*kgo.Record, ba
 		c, reason := f.check(r)
 		if reason != "" {
 			st.dead++
-			f.out = append(f.out, record.Dead(r, f.cfg.topics.Dead, reason))
+			dl := record.Dead(r, f.cfg.topics.Dead, reason)
+			dl.Context = r.Context
+			f.out = append(f.out, dl)
 			f.cfg.log.Warn("event dead-lettered", "reason", reason,
 				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 			return
@@ -448,24 +451,50 @@ func (f *Fanout) process(ctx context.Context, fs kgo.Fetches) ([]*kgo.Record, ba
 				Body:       c.r.Value,
 				Trace:      c.trace,
 			}
-			f.out = append(f.out, d.Record(f.cfg.topics.Deliveries))
+			out := d.Record(f.cfg.topics.Deliveries)
+			// With tracing hooks (kotel) on the client, the event's
+			// context holds its "receive" span; producing under it
+			// makes the delivery's traceparent a descendant of the
+			// publisher's instead of a new root. Without hooks it is
+			// nil and the event's own headers travel unchanged.
+			out.Context = c.r.Context
+			f.out = append(f.out, out)
 		}
 	}
 	return f.out, st, nil
 }
 
+func isTrace(key string) bool { return key == record.HeaderTrace || key == record.HeaderTraceMeta }
+
 // check validates r as an event; reason is empty for a valid one.
 func (f *Fanout) check(r *kgo.Record) (c candidate, reason string) {
 	c.r = r
 	var tenant []byte
-	for _, h := range r.Headers {
+	first, n := -1, 0
+	for i, h := range r.Headers {
 		switch h.Key {
 		case record.HeaderTenant:
 			if tenant == nil {
 				tenant = h.Value
 			}
 		case record.HeaderTrace, record.HeaderTraceMeta:
-			c.trace = append(c.trace, h)
+			if first < 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		// Adjacent, as producers write them: share the record's headers
+		// instead of copying them (Delivery.Record only reads Trace).
+		c.trace = r.Headers[first : first+n : first+n]
+		if slices.ContainsFunc(c.trace, func(h kgo.RecordHeader) bool { return !isTrace(h.Key) }) {
+			c.trace = nil
+			for _, h := range r.Headers[first:] {
+				if isTrace(h.Key) {
+					c.trace = append(c.trace, h)
+				}
+			}
 		}
 	}
 	if len(tenant) == 0 {

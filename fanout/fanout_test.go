@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -13,8 +14,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/subscription"
@@ -158,6 +163,15 @@ func TestPoisonDeadLettered(t *testing.T) {
 		r.produceRaw(t, tt.rec, good(id))
 		wantGood = append(wantGood, id)
 	}
+	// Trace headers need not be adjacent.
+	withTrace := good("evt_traced")
+	withTrace.Headers = []kgo.RecordHeader{
+		{Key: record.HeaderTrace, Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
+		tenant[0],
+		{Key: record.HeaderTraceMeta, Value: []byte("vendor=abc")},
+	}
+	r.produceRaw(t, withTrace)
+	wantGood = append(wantGood, "evt_traced")
 	r.start(t, nil)
 	r.waitProcessed(t)
 
@@ -186,6 +200,10 @@ func TestPoisonDeadLettered(t *testing.T) {
 			t.Errorf("delivery to unknown endpoint %s", d.EndpointID)
 		}
 		got = append(got, d.EventID)
+		if d.EventID == "evt_traced" && (header(d.Trace, record.HeaderTrace) != string(withTrace.Headers[0].Value) ||
+			header(d.Trace, record.HeaderTraceMeta) != "vendor=abc" || len(d.Trace) != 2) {
+			t.Errorf("trace headers of evt_traced: %v, want traceparent and tracestate", d.Trace)
+		}
 	}
 	if !slices.Equal(got, wantGood) {
 		t.Errorf("delivered %v, want every good event in order %v", got, wantGood)
@@ -351,5 +369,41 @@ func TestRedisFlushMidStream(t *testing.T) {
 			extra += v - want[k]
 		}
 		t.Fatalf("got %d distinct pairs, want %d: %d missing, %d duplicates or strays", len(got), len(want), missing, extra+missing)
+	}
+}
+
+// TestTraceThroughKotel: with franz-go's tracing hooks on fanout's client,
+// each delivery continues the publisher's trace (same trace id, fanout's own
+// span) instead of starting a new one.
+func TestTraceThroughKotel(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 1)
+	ep := r.endpoint(t, "acme", "*")
+	id := r.publish(t, traced(t), "acme", "agent.created")
+	var published string
+	for _, rec := range r.kafka.ReadAll(t, r.names.Events) {
+		published = header(rec.Headers, record.HeaderTrace)
+	}
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	hooks := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(
+		kotel.TracerProvider(tp), kotel.TracerPropagator(propagation.TraceContext{}))))
+	r.startOn(t, r.names, fanout.Group, r.store(t), []kgo.Opt{kgo.WithHooks(hooks.Hooks()...)})
+	r.waitProcessed(t)
+
+	ds := r.deliveries(t)
+	if len(ds) != 1 || ds[0].EventID != id || ds[0].EndpointID != ep {
+		t.Fatalf("deliveries %v, want one of %s to %s", pairs(ds), id, ep)
+	}
+	got := header(ds[0].Trace, record.HeaderTrace)
+	// version-traceid-spanid-flags
+	if len(got) != 55 || got[3:35] != published[3:35] || got[36:52] == published[36:52] {
+		t.Errorf("delivery traceparent %q, want the trace of the published event %q with fanout's span", got, published)
+	}
+	if n := strings.Count(fmt.Sprint(ds[0].Trace), record.HeaderTrace); n != 1 {
+		t.Errorf("delivery has %d traceparent headers, want 1: %v", n, ds[0].Trace)
+	}
+	if st := header(ds[0].Trace, record.HeaderTraceMeta); st != "vendor=abc" {
+		t.Errorf("delivery tracestate %q, want vendor=abc", st)
 	}
 }

@@ -116,14 +116,15 @@ func (r *rig) start(t testing.TB, m fanout.Matcher, opts ...fanout.Option) *runn
 	if m == nil {
 		m = r.store(t)
 	}
-	return r.startOn(t, r.names, fanout.Group, m, opts...)
+	return r.startOn(t, r.names, fanout.Group, m, nil, opts...)
 }
 
-// startOn runs a fanout of group on the topics names.
-func (r *rig) startOn(t testing.TB, names topic.Names, group string, m fanout.Matcher, opts ...fanout.Option) *running {
+// startOn runs a fanout of group on the topics names, its client built
+// with kextra as well.
+func (r *rig) startOn(t testing.TB, names topic.Names, group string, m fanout.Matcher, kextra []kgo.Opt, opts ...fanout.Option) *running {
 	t.Helper()
 	kopts := append([]kgo.Opt{kgo.SeedBrokers(r.kafka.Addr)}, fanout.ClientOpts(names, group, fanout.TransactionalID())...)
-	kopts = append(kopts, groupOpts...)
+	kopts = append(append(kopts, groupOpts...), kextra...)
 	sess, err := kgo.NewGroupTransactSession(kopts...)
 	if err != nil {
 		t.Fatal(err)

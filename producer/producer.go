@@ -13,11 +13,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
@@ -45,6 +48,7 @@ type cfg struct {
 	prefix     string
 	maxSize    int
 	partitions topic.Partitions
+	meter      metric.MeterProvider
 }
 
 // Option configures a Producer.
@@ -62,11 +66,17 @@ func WithMaxSize(n int) Option { return func(c *cfg) { c.maxSize = n } }
 // (default topic.DefaultPartitions: the broker decides).
 func WithPartitions(p topic.Partitions) Option { return func(c *cfg) { c.partitions = p } }
 
+// WithMeterProvider records the hookstream.events.published counter with mp
+// (default otel.GetMeterProvider()).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *cfg) { c.meter = mp } }
+
 // Producer publishes events. It is safe for concurrent use.
 type Producer struct {
-	client  *kgo.Client
-	catalog *schemas.Catalog
-	topics  topic.Names
+	client    *kgo.Client
+	catalog   *schemas.Catalog
+	topics    topic.Names
+	published metric.Int64Counter
+	byType    sync.Map // event type -> metric.AddOption, so counting allocates nothing
 	cfg
 }
 
@@ -80,7 +90,24 @@ func New(client *kgo.Client, catalog *schemas.Catalog, opts ...Option) *Producer
 	if c.maxSize <= 0 {
 		c.maxSize = envelope.DefaultMaxSize
 	}
-	return &Producer{client: client, catalog: catalog, topics: topic.New(c.prefix), cfg: c}
+	if c.meter == nil {
+		c.meter = otel.GetMeterProvider()
+	}
+	p := &Producer{client: client, catalog: catalog, topics: topic.New(c.prefix), cfg: c}
+	// The only error is an invalid name, and the name is a constant.
+	p.published, _ = c.meter.Meter("hookstream/producer").Int64Counter("hookstream.events.published",
+		metric.WithUnit("{event}"), metric.WithDescription("Events Kafka acknowledged, by event type."))
+	return p
+}
+
+// count adds n acknowledged events of eventType. Types are the catalog's
+// (validated before producing), so the label set stays small.
+func (p *Producer) count(ctx context.Context, eventType string, n int) {
+	opt, ok := p.byType.Load(eventType)
+	if !ok {
+		opt, _ = p.byType.LoadOrStore(eventType, metric.WithAttributes(attribute.String("event_type", eventType)))
+	}
+	p.published.Add(ctx, int64(n), opt.(metric.AddOption))
 }
 
 // ClientOpts are kgo options for a client whose publishes are bounded in
@@ -153,6 +180,7 @@ func (p *Producer) Publish(ctx context.Context, tenant, eventType string, data [
 	if err := p.client.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return "", fmt.Errorf("producer: produce to %s: %w", p.topics.Events, err)
 	}
+	p.count(ctx, ev.Type, 1)
 	return id, nil
 }
 
@@ -176,6 +204,9 @@ func (p *Producer) PublishBatch(ctx context.Context, tenant string, events []Eve
 	}
 	if err := p.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return nil, fmt.Errorf("producer: produce to %s: %w", p.topics.Events, err)
+	}
+	for i := range events {
+		p.count(ctx, events[i].Type, 1)
 	}
 	return ids, nil
 }

@@ -14,6 +14,11 @@ import (
 	"time"
 
 	"github.com/segmentio/encoding/json"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookstream/hookstream/schemas"
 )
@@ -55,6 +60,8 @@ type cfg struct {
 	maxBody   int64
 	// publishTimeout bounds a POST /v1/events produce (WithPublishTimeout, events.go).
 	publishTimeout time.Duration
+	tracer         trace.TracerProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // Option configures a Server.
@@ -78,9 +85,19 @@ func WithEndpoints(e Endpoints) Option { return func(c *cfg) { c.endpoints = e }
 // WithMaxBody caps request bodies (default 5 MiB: a batch of 500 events).
 func WithMaxBody(n int64) Option { return func(c *cfg) { c.maxBody = n } }
 
+// WithTracerProvider sets where each request's server span goes (default
+// otel.GetTracerProvider()). The span's context reaches the publisher, so an
+// event's trace starts at ingest.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *cfg) { c.tracer = tp } }
+
+// WithPropagator sets how a caller's trace context is read from the request
+// headers (default otel.GetTextMapPropagator()).
+func WithPropagator(p propagation.TextMapPropagator) Option { return func(c *cfg) { c.propagator = p } }
+
 // Server is the HTTP API.
 type Server struct {
 	cfg
+	spans trace.Tracer
 }
 
 // New returns a server.
@@ -89,23 +106,70 @@ func New(opts ...Option) *Server {
 	for _, o := range opts {
 		o(&c)
 	}
-	return &Server{cfg: c}
+	if c.tracer == nil {
+		c.tracer = otel.GetTracerProvider()
+	}
+	if c.propagator == nil {
+		c.propagator = otel.GetTextMapPropagator()
+	}
+	return &Server{cfg: c, spans: c.tracer.Tracer("hookstream/api")}
 }
 
 // Routes lists the API's patterns and handlers, to mount beside /healthz,
-// /readyz and /metrics.
+// /readyz and /metrics. Each handler runs in a server span of its own.
 func (s *Server) Routes() map[string]http.Handler {
-	return map[string]http.Handler{
-		"POST /v1/events":                       http.HandlerFunc(s.publishEvents),
-		"GET /v1/event-types":                   http.HandlerFunc(s.eventTypes),
-		"POST /v1/endpoints":                    http.HandlerFunc(s.createEndpoint),
-		"GET /v1/endpoints":                     http.HandlerFunc(s.listEndpoints),
-		"GET /v1/endpoints/{id}":                http.HandlerFunc(s.getEndpoint),
-		"PATCH /v1/endpoints/{id}":              http.HandlerFunc(s.updateEndpoint),
-		"DELETE /v1/endpoints/{id}":             http.HandlerFunc(s.deleteEndpoint),
-		"POST /v1/endpoints/{id}/rotate-secret": http.HandlerFunc(s.rotateSecret),
+	routes := map[string]http.HandlerFunc{
+		"POST /v1/events":                       s.publishEvents,
+		"GET /v1/event-types":                   s.eventTypes,
+		"POST /v1/endpoints":                    s.createEndpoint,
+		"GET /v1/endpoints":                     s.listEndpoints,
+		"GET /v1/endpoints/{id}":                s.getEndpoint,
+		"PATCH /v1/endpoints/{id}":              s.updateEndpoint,
+		"DELETE /v1/endpoints/{id}":             s.deleteEndpoint,
+		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,
 	}
+	out := make(map[string]http.Handler, len(routes))
+	for pattern, h := range routes {
+		out[pattern] = s.traced(pattern, h)
+	}
+	return out
 }
+
+// traced runs h in a server span named for its route pattern
+// ("POST /v1/events"), continuing the caller's trace when the request
+// carries one.
+func (s *Server) traced(pattern string, h http.HandlerFunc) http.Handler {
+	method, route, _ := strings.Cut(pattern, " ")
+	start := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route)),
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := s.spans.Start(ctx, pattern, start...)
+		defer span.End()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+	})
+}
+
+// statusWriter remembers the status a handler wrote, for its span.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Handler serves the API routes alone (tests; the roles mount Routes on
 // their ops server).

@@ -11,7 +11,6 @@ import (
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
@@ -57,15 +56,15 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		log.Warn("no --api-tokens: every API request will be answered 401")
 	}
 
-	tel, err := telemetry.Setup(ctx, "hookstream-api", telemetry.WithGlobal())
+	tel, stopTelemetry, err := setupTelemetry(ctx, env, "hookstream-api")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	defer stopTelemetry()
 
 	// The client's delivery timeout matches the API's, so an event answered
 	// with 503 is never produced later.
-	kc, err := kgo.NewClient(c.kafkaOpts(producer.ClientOpts(*publishTimeout)...)...)
+	kc, err := kgo.NewClient(c.kafkaOpts(tel, producer.ClientOpts(*publishTimeout)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -78,6 +77,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithTopicPrefix(c.prefix),
 		producer.WithMaxSize(*maxEventSize),
 		producer.WithPartitions(topic.Partitions{Events: int32(*partEvents), Deliveries: int32(*partDeliveries), Other: -1}),
+		producer.WithMeterProvider(tel.Meter),
 	)
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = p.EnsureTopics(tctx)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookstream/hookstream/internal/config"
 	"github.com/hookstream/hookstream/internal/supervisor"
+	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/topic"
 )
 
@@ -157,10 +158,44 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// kafkaOpts are the client options every role starts from.
-func (c *common) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
-	return append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, extra...)
+// kafkaOpts are the client options every role's clients start from.
+func (c *common) kafkaOpts(tel *telemetry.Telemetry, extra ...kgo.Opt) []kgo.Opt {
+	return kafkaOpts(c.brokers, tel, extra...)
 }
+
+// kafkaOpts are the options of every Kafka client a role builds: the seed
+// brokers and the process's tracing hooks, so that each record produced
+// carries its span's traceparent and each record fetched continues its
+// trace.
+func kafkaOpts(brokers []string, tel *telemetry.Telemetry, extra ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(brokers...), tel.KafkaHooks()}, extra...)
+}
+
+// setupTelemetry builds the role's telemetry from the OTEL_* environment
+// and installs it as OpenTelemetry's globals. stop flushes spans not yet
+// exported, waiting at most telemetryFlush.
+func setupTelemetry(ctx context.Context, env Env, service string) (tel *telemetry.Telemetry, stop func(), err error) {
+	getenv := func(k string) string {
+		if env.LookupEnv == nil {
+			return ""
+		}
+		v, _ := env.LookupEnv(k)
+		return v
+	}
+	tel, err = telemetry.Setup(ctx, service, telemetry.WithGlobal(), telemetry.WithGetenv(getenv))
+	if err != nil {
+		return nil, nil, err
+	}
+	return tel, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlush)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}, nil
+}
+
+// telemetryFlush bounds the span flush on exit: an unreachable collector
+// must not hold up a stopping role.
+const telemetryFlush = 5 * time.Second
 
 func (c *common) redisClient() (*redis.Client, error) {
 	o, err := redis.ParseURL(c.redisURL)

@@ -14,7 +14,6 @@ import (
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
@@ -82,15 +81,15 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	log := c.logger(env)
 	topics := c.topics()
 
-	tel, err := telemetry.Setup(ctx, "hookstream-deliverer", telemetry.WithGlobal())
+	tel, stopTelemetry, err := setupTelemetry(ctx, env, "hookstream-deliverer")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	defer stopTelemetry()
 
 	// A plain client for topic creation, the endpoint store, endpoint.disabled
 	// events and readiness; the deliverer builds its own group client.
-	kc, err := kgo.NewClient(c.kafkaOpts()...)
+	kc, err := kgo.NewClient(c.kafkaOpts(tel)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

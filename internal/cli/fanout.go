@@ -11,7 +11,6 @@ import (
 
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/subscription"
@@ -57,16 +56,16 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 	log := c.logger(env)
 	topics := c.topics()
 
-	tel, err := telemetry.Setup(ctx, "hookstream-fanout", telemetry.WithGlobal())
+	tel, stopTelemetry, err := setupTelemetry(ctx, env, "hookstream-fanout")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	defer stopTelemetry()
 
 	// A plain client for topic creation and the subscription store; the
 	// transactional session below only consumes events and produces
 	// deliveries.
-	kc, err := kgo.NewClient(c.kafkaOpts()...)
+	kc, err := kgo.NewClient(c.kafkaOpts(tel)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/deliverer"
@@ -41,7 +42,7 @@ func (d *roleDeps) topics() topic.Names { return topic.New(d.prefix) }
 
 // kafkaOpts are the client options every role's clients start from.
 func (d *roleDeps) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
-	return append([]kgo.Opt{kgo.SeedBrokers(d.brokers...)}, extra...)
+	return kafkaOpts(d.brokers, d.tel, extra...)
 }
 
 // opsServer is a role's HTTP server: /healthz, /readyz (Kafka and Redis
@@ -72,6 +73,8 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithPublishTimeout(s.publishTimeout),
 		api.WithEndpoints(d.store),
 		api.WithLogger(d.log),
+		api.WithTracerProvider(d.tel.Tracer),
+		api.WithPropagator(d.tel.Propagator),
 	)
 }
 
@@ -119,6 +122,10 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 	)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
+	}
+	if err := d.tel.ObserveConsumerLag(kadm.NewClient(d.kafka), fanout.Group); err != nil {
+		sess.Close()
+		return supervisor.Named{}, err
 	}
 	f := fanout.New(sess, d.store, d.catalog,
 		fanout.WithTopics(topics),
@@ -182,7 +189,10 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		sender.WithTracerProvider(d.tel.Tracer),
 		sender.WithPropagator(d.tel.Propagator),
 	)
-	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix))
+	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter))
+	if err := d.tel.ObserveConsumerLag(kadm.NewClient(d.kafka), deliverer.Group); err != nil {
+		return nil, err
+	}
 	return deliverer.New(
 		d.kafkaOpts(
 			kgo.SessionTimeout(s.session),

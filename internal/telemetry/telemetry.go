@@ -1,7 +1,7 @@
 // Package telemetry sets up OpenTelemetry for a process: a tracer provider
-// configured from the standard OTEL_* environment (OTLP export when an
-// endpoint is configured, none otherwise), W3C trace-context propagation, and
-// a meter provider exported in Prometheus format on /metrics.
+// configured from the standard OTEL_* environment, W3C trace-context
+// propagation, a meter provider exported in Prometheus format on /metrics,
+// and the tracing hooks every Kafka client of the process carries.
 package telemetry
 
 import (
@@ -10,12 +10,18 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -25,42 +31,60 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// ErrConfig is wrapped by Setup when an OTEL_* variable has a value it does
+// not support.
+var ErrConfig = errors.New("telemetry: unsupported configuration")
+
 // Telemetry holds a process's providers.
 type Telemetry struct {
 	Tracer     trace.TracerProvider
 	Meter      metric.MeterProvider
 	Propagator propagation.TextMapPropagator
 	registry   *prometheus.Registry
+	kafkaHooks []kgo.Hook
 	shutdown   []func(context.Context) error
 }
 
 type cfg struct {
 	spanExporter sdktrace.SpanExporter
 	global       bool
+	getenv       func(string) string
 }
 
 // Option configures Setup.
 type Option func(*cfg)
 
-// WithSpanExporter exports spans to e (tests use an in-memory exporter),
-// instead of what OTEL_* configures.
+// WithSpanExporter exports spans to e as each one ends (tests use an
+// in-memory exporter), instead of what OTEL_* configures.
 func WithSpanExporter(e sdktrace.SpanExporter) Option { return func(c *cfg) { c.spanExporter = e } }
 
 // WithGlobal also installs the providers and propagator as OpenTelemetry's
 // globals (default off; a process's main turns it on).
 func WithGlobal() Option { return func(c *cfg) { c.global = true } }
 
-// Setup builds the providers for service. Spans are exported over OTLP/gRPC
-// when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
-// set and OTEL_TRACES_EXPORTER is not "none"; otherwise spans are still
-// created (so traceparent reaches receivers) but not exported.
+// WithGetenv reads the OTEL_* variables through getenv (default os.Getenv).
+func WithGetenv(getenv func(string) string) Option { return func(c *cfg) { c.getenv = getenv } }
+
+// Setup builds the providers for service (OTEL_SERVICE_NAME overrides it).
+//
+// Spans are exported as OTEL_TRACES_EXPORTER says: "otlp" over OTLP to
+// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the
+// exporter's own defaults otherwise), with OTEL_EXPORTER_OTLP_PROTOCOL or
+// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL "grpc" (the default here) or
+// "http/protobuf"; "none" exports nothing. Unset, spans are exported over
+// OTLP only when an endpoint variable is set, so that a process without a
+// collector does not log export errors. Other values wrap ErrConfig. The
+// exporters read their remaining OTEL_EXPORTER_OTLP_* settings (headers,
+// TLS, timeout) themselves, and the SDK reads OTEL_TRACES_SAMPLER.
+//
+// Spans are created even when not exported, so that traceparent still
+// reaches Kafka records and receivers.
 func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, error) {
-	var c cfg
+	c := cfg{getenv: os.Getenv}
 	for _, o := range opts {
 		o(&c)
 	}
-	// OTEL_SERVICE_NAME, when set, names the service instead of the role.
-	if v := os.Getenv("OTEL_SERVICE_NAME"); v != "" {
+	if v := c.getenv("OTEL_SERVICE_NAME"); v != "" {
 		service = v
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
@@ -74,14 +98,16 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, err
 		registry:   prometheus.NewRegistry(),
 	}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	exp := c.spanExporter
-	if exp == nil && otlpConfigured() {
-		if exp, err = otlptracegrpc.New(ctx); err != nil {
-			return nil, fmt.Errorf("otlp trace exporter: %w", err)
+	if c.spanExporter != nil {
+		topts = append(topts, sdktrace.WithSyncer(c.spanExporter))
+	} else {
+		exp, err := otlpExporter(ctx, c.getenv)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if exp != nil {
-		topts = append(topts, sdktrace.WithBatcher(exp))
+		if exp != nil {
+			topts = append(topts, sdktrace.WithBatcher(exp))
+		}
 	}
 	tp := sdktrace.NewTracerProvider(topts...)
 	t.Tracer = tp
@@ -94,6 +120,14 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, err
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(pe))
 	t.Meter = mp
 	t.shutdown = append(t.shutdown, mp.Shutdown)
+
+	// Kafka records carry W3C trace context whatever else the process
+	// propagates: that is the wire format the roles agree on.
+	tc := propagation.TraceContext{}
+	t.kafkaHooks = []kgo.Hook{
+		recordTrace{tc}, // must run before kotel's produce hook
+		kotel.NewTracer(kotel.TracerProvider(tp), kotel.TracerPropagator(tc)),
+	}
 	if c.global {
 		otel.SetTracerProvider(tp)
 		otel.SetMeterProvider(mp)
@@ -102,12 +136,107 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, err
 	return t, nil
 }
 
-func otlpConfigured() bool {
-	if os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
-		return false
+// otlpExporter returns the OTLP span exporter the environment asks for, or
+// nil for none.
+func otlpExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
+	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
+	switch v := getenv("OTEL_TRACES_EXPORTER"); v {
+	case "none":
+		return nil, nil
+	case "":
+		if !endpoint {
+			return nil, nil
+		}
+	case "otlp":
+	default:
+		return nil, fmt.Errorf("%w: OTEL_TRACES_EXPORTER=%q (want otlp or none)", ErrConfig, v)
 	}
-	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	protocol := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if protocol == "" {
+		protocol = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	var (
+		exp sdktrace.SpanExporter
+		err error
+	)
+	switch protocol {
+	case "", "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx)
+	default:
+		return nil, fmt.Errorf("%w: OTEL_EXPORTER_OTLP_PROTOCOL=%q (want grpc or http/protobuf)", ErrConfig, protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("otlp trace exporter: %w", err)
+	}
+	return exp, nil
 }
+
+// KafkaHooks is the kgo option every Kafka client of the process carries:
+// franz-go's kotel tracer on this process's tracer provider (a publish span
+// per produced record, whose traceparent replaces the record's; a receive
+// span per fetched record, child of the record's traceparent), preceded by
+// a hook that lets a record produced without a span in its context continue
+// the trace its own traceparent header names. Without it, records that copy
+// traceparent along (fanout's deliveries, the deliverer's retries and dead
+// letters) would each start a new trace.
+func (t *Telemetry) KafkaHooks() kgo.Opt { return kgo.WithHooks(t.kafkaHooks...) }
+
+// recordTrace parents a produced record's span on the record's traceparent
+// header when the produce context carries no span.
+type recordTrace struct{ prop propagation.TextMapPropagator }
+
+func (h recordTrace) OnProduceRecordBuffered(r *kgo.Record) {
+	if trace.SpanContextFromContext(r.Context).IsValid() {
+		return
+	}
+	// Extract wraps r.Context, so the record's cancellation is kept.
+	r.Context = h.prop.Extract(r.Context, kotel.NewRecordCarrier(r))
+}
+
+// ObserveConsumerLag reports the lag of group per topic and partition as
+// the gauge hookstream.consumer.lag, asking Kafka through adm at each
+// collection (each scrape of /metrics). Lag is the partition's end offset
+// minus the group's committed offset, so for topics written in transactions
+// a caught-up group can show the commit marker (1).
+func (t *Telemetry) ObserveConsumerLag(adm *kadm.Client, group string) error {
+	m := t.Meter.Meter("hookstream/telemetry")
+	g, err := m.Int64ObservableGauge("hookstream.consumer.lag", metric.WithUnit("{record}"),
+		metric.WithDescription("Records of a partition the consumer group has not committed yet."))
+	if err != nil {
+		return fmt.Errorf("consumer lag gauge: %w", err)
+	}
+	groupAttr := attribute.String("group", group)
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, lagTimeout)
+		defer cancel()
+		lags, err := adm.Lag(ctx, group)
+		if err != nil {
+			return fmt.Errorf("consumer lag of %s: %w", group, err)
+		}
+		l, ok := lags[group]
+		if !ok || l.Error() != nil {
+			return nil // not a group yet, or no coordinator: nothing to report
+		}
+		for _, ml := range l.Lag.Sorted() {
+			if ml.Err != nil || ml.Lag < 0 {
+				continue
+			}
+			o.ObserveInt64(g, ml.Lag, metric.WithAttributes(groupAttr,
+				attribute.String("topic", ml.Topic), attribute.String("partition", strconv.Itoa(int(ml.Partition)))))
+		}
+		return nil
+	}, g)
+	if err != nil {
+		return fmt.Errorf("consumer lag callback: %w", err)
+	}
+	return nil
+}
+
+// lagTimeout bounds the Kafka requests of one lag collection, so that an
+// unreachable Kafka slows a scrape down rather than hanging it.
+const lagTimeout = 5 * time.Second
 
 // MetricsHandler serves the process's metrics in Prometheus text format.
 func (t *Telemetry) MetricsHandler() http.Handler {
