@@ -242,9 +242,17 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	for _, s := range r.Scenarios {
-		if len(s.CPUCores) > 0 {
-			fmt.Fprintf(w, "cpu (%s), cores used during load: %s\n", s.ID, procString(s.CPUCores, "%.2f"))
+		if len(s.CPUCores) == 0 {
+			continue
 		}
+		total := 0.0
+		perDelivery := map[string]float64{}
+		for name, c := range s.CPUCores {
+			total += c
+			perDelivery[name] = perSecond(c*1e6, s.Rate)
+		}
+		fmt.Fprintf(w, "cpu (%s): %.2f cores busy during load: %s; CPU µs per delivery: %s\n", s.ID, total,
+			procString(s.CPUCores, "%.2f"), procString(perDelivery, "%.0f"))
 	}
 	for _, s := range r.Scenarios {
 		for _, n := range s.Notes {

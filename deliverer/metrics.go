@@ -27,8 +27,11 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Deliveries finished, by outcome: delivered, dead, deleted (endpoint gone).")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
+	// The SDK's default buckets (0 to 10000) suit milliseconds; these
+	// span a fast receiver to the request timeout, in seconds.
 	if x.latency, err = m.Float64Histogram("hookstream.deliverer.attempt.duration", metric.WithUnit("s"),
-		metric.WithDescription("Latency of delivery attempts, by outcome.")); err != nil {
+		metric.WithDescription("Latency of delivery attempts, by outcome."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
 	if x.backoff, err = m.Int64UpDownCounter("hookstream.deliverer.lanes.backoff", metric.WithUnit("{lane}"),

@@ -28,7 +28,6 @@ import (
 	"github.com/hookstream/hookstream/internal/demo"
 	"github.com/hookstream/hookstream/internal/kafkaserver"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
@@ -108,12 +107,12 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	defer mr.Close()
 
-	tel, err := telemetry.Setup(ctx, "hookstream-dev", telemetry.WithGlobal())
+	tel, stopTelemetry, err := setupTelemetry(ctx, env, "hookstream-dev")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	kc, err := kgo.NewClient(kgo.SeedBrokers(ks.Addr()))
+	defer stopTelemetry()
+	kc, err := kgo.NewClient(kafkaOpts([]string{ks.Addr()}, tel)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

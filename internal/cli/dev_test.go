@@ -109,7 +109,6 @@ func (p *devProc) snapshot() []string {
 // process exits first.
 func (p *devProc) waitFor(what string, done func(lines []string) bool) {
 	p.t.Helper()
-	defer func(s time.Time) { p.t.Logf("TIMING %s: %s", what, time.Since(s)) }(time.Now())
 	deadline := time.Now().Add(time.Minute)
 	for !done(p.snapshot()) {
 		select {
@@ -145,7 +144,6 @@ func (p *devProc) waitMatch(re *regexp.Regexp) []string {
 // time a loaded machine may take to run the last deferred closes).
 func (p *devProc) stop(grace time.Duration) {
 	p.t.Helper()
-	defer func(s time.Time) { p.t.Logf("TIMING stop: %s", time.Since(s)) }(time.Now())
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		p.t.Fatal(err)
 	}
@@ -374,8 +372,6 @@ func TestDevDemoRestart(t *testing.T) {
 	}
 	p.waitFor("a verified webhook of every catalog type, with fresh ids", allTypesVerified(t, demoEP, first))
 	deadline := time.Now().Add(time.Minute)
-	pendStart := time.Now()
-	defer func() { t.Logf("TIMING pending: %s", time.Since(pendStart)) }()
 	for hook.got(published.ID) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("event %s, published before the stop, never reached its endpoint after the restart (refused: %v)", published.ID, hook.bad)

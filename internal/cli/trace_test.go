@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/supervisor"
@@ -30,10 +31,12 @@ import (
 
 // TestTraceIngestToReceiver builds api, fanout and deliverer in-process as
 // their commands do, each with telemetry of its own exporting to one
-// in-memory exporter, and follows one event: the receiver's traceparent
-// carries the trace id of the ingest span, the deliverer's POST span is the
-// receiver's parent and a child of the delivery record's traceparent, and
-// every role left spans in that one trace.
+// in-memory exporter, and follows one event whose first attempt fails and
+// is parked in the retries topic: the traceparent of both attempts carries
+// the trace id of the ingest span, each attempt's POST span is the
+// receiver's parent and a child of the traceparent of the record it came
+// from (deliveries, then retries), and every role left spans in that one
+// trace.
 func TestTraceIngestToReceiver(t *testing.T) {
 	k := testenv.StartKafka(t)
 	rd := testenv.StartRedis(t)
@@ -49,8 +52,18 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	})
 
 	received := make(chan http.Header, 16)
+	var seenMu sync.Mutex
+	seen := map[string]bool{}
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		received <- r.Header.Clone()
+		seenMu.Lock()
+		first := !seen[r.Header.Get(signature.HeaderID)]
+		seen[r.Header.Get(signature.HeaderID)] = true
+		seenMu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(recv.Close)
@@ -77,6 +90,9 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	}
 	ds := defaultDelivererSettings()
 	ds.allowPrivate, ds.drain = true, time.Second
+	// The retry waits longer than the park threshold: it goes through the
+	// retries topic.
+	ds.schedule, ds.park = deliverer.Schedule{0, 300 * time.Millisecond}, 100*time.Millisecond
 	del, err := newDeliverer(delDeps, ds)
 	if err != nil {
 		t.Fatal(err)
@@ -112,43 +128,45 @@ func TestTraceIngestToReceiver(t *testing.T) {
 		t.Fatalf("POST /v1/events: %d", code)
 	}
 
-	var hdr http.Header
-	for hdr == nil {
+	var attempts []http.Header
+	for len(attempts) < 2 {
 		select {
 		case h := <-received:
 			if h.Get(signature.HeaderID) == ev.ID {
-				hdr = h
+				attempts = append(attempts, h)
 			}
 		case <-time.After(time.Minute):
-			t.Fatalf("event %s not delivered", ev.ID)
+			t.Fatalf("event %s: %d attempts arrived, want 2", ev.ID, len(attempts))
 		}
 	}
-	if n := len(hdr.Values("Traceparent")); n != 1 {
-		t.Fatalf("receiver got %d traceparent headers, want 1", n)
-	}
-	gotTrace, gotParent := parseTraceparent(t, hdr.Get("Traceparent"))
-
 	ingest := findSpan(t, exp, func(s tracetest.SpanStub) bool {
 		return service(s) == "hookstream-api" && s.Name == "POST /v1/events" && s.SpanKind == trace.SpanKindServer
 	})
-	if ingest.SpanContext.TraceID() != gotTrace {
-		t.Fatalf("receiver's trace id %s, ingest span's %s", gotTrace, ingest.SpanContext.TraceID())
-	}
+	gotTrace := ingest.SpanContext.TraceID()
 
-	// The POST span is the receiver's parent, and its own parent is the
-	// traceparent the fanout wrote on the delivery record.
-	post := findSpan(t, exp, func(s tracetest.SpanStub) bool {
-		return service(s) == "hookstream-deliverer" && s.SpanContext.SpanID() == gotParent
-	})
-	if post.SpanKind != trace.SpanKindClient || post.SpanContext.TraceID() != gotTrace {
-		t.Errorf("receiver's parent span: %q kind %s trace %s; want the deliverer's client span in trace %s",
-			post.Name, post.SpanKind, post.SpanContext.TraceID(), gotTrace)
-	}
-	delivery := recordOf(t, k, names.Deliveries, ev.ID)
-	dTrace, dSpan := parseTraceparent(t, string(record.Header(delivery, record.HeaderTrace)))
-	if dTrace != gotTrace || post.Parent.SpanID() != dSpan {
-		t.Errorf("POST span's parent %s, delivery record's traceparent %s-%s; want the record's span as parent",
-			post.Parent.SpanID(), dTrace, dSpan)
+	// Each POST span is the receiver's parent, and its own parent is the
+	// traceparent on the record it was sent from: the fanout's delivery
+	// record, then the deliverer's retries record.
+	for i, from := range []string{names.Deliveries, names.Retries} {
+		if n := len(attempts[i].Values("Traceparent")); n != 1 {
+			t.Fatalf("attempt %d: receiver got %d traceparent headers, want 1", i+1, n)
+		}
+		tid, parent := parseTraceparent(t, attempts[i].Get("Traceparent"))
+		if tid != gotTrace {
+			t.Fatalf("attempt %d: receiver's trace id %s, ingest span's %s", i+1, tid, gotTrace)
+		}
+		post := findSpan(t, exp, func(s tracetest.SpanStub) bool {
+			return service(s) == "hookstream-deliverer" && s.SpanContext.SpanID() == parent
+		})
+		if post.SpanKind != trace.SpanKindClient || post.SpanContext.TraceID() != gotTrace {
+			t.Errorf("attempt %d: receiver's parent span %q kind %s trace %s; want the deliverer's client span in trace %s",
+				i+1, post.Name, post.SpanKind, post.SpanContext.TraceID(), gotTrace)
+		}
+		rTrace, rSpan := parseTraceparent(t, string(record.Header(recordOf(t, k, from, ev.ID), record.HeaderTrace)))
+		if rTrace != gotTrace || post.Parent.SpanID() != rSpan {
+			t.Errorf("attempt %d: POST span's parent %s, %s record's traceparent %s-%s; want the record's span as parent",
+				i+1, post.Parent.SpanID(), from, rTrace, rSpan)
+		}
 	}
 
 	// The event record carries one traceparent (the producer's and kotel's

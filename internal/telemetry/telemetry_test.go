@@ -1,0 +1,186 @@
+package telemetry_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hookstream/hookstream/internal/telemetry"
+	"github.com/hookstream/hookstream/internal/testenv"
+)
+
+// TestSetupExporter checks which OTEL_* settings export spans, using an
+// OTLP/HTTP collector that counts the requests it gets.
+func TestSetupExporter(t *testing.T) {
+	var got atomic.Int64
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" {
+			got.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		exports bool
+		err     error
+	}{
+		{"nothing set", map[string]string{}, false, nil},
+		{"endpoint implies otlp", map[string]string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true, nil},
+		{"none wins over an endpoint", map[string]string{"OTEL_TRACES_EXPORTER": "none",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, false, nil},
+		{"traces protocol wins", map[string]string{"OTEL_TRACES_EXPORTER": "otlp",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.URL + "/v1/traces",
+			"OTEL_EXPORTER_OTLP_PROTOCOL":        "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, true, nil},
+		{"unsupported exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, false, telemetry.ErrConfig},
+		{"unsupported protocol", map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, false, telemetry.ErrConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The exporters read their endpoint from the process
+			// environment, so the test sets it there.
+			for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+				"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+				t.Setenv(k, tt.env[k])
+			}
+			got.Store(0)
+			tel, err := telemetry.Setup(context.Background(), "test")
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("Setup: %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			_, span := tel.Tracer.Tracer("test").Start(context.Background(), "span")
+			span.End()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := tel.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if exported := got.Load() > 0; exported != tt.exports {
+				t.Errorf("spans exported: %v, want %v", exported, tt.exports)
+			}
+		})
+	}
+}
+
+// TestKafkaHooks produces through a client with the hooks: the record's one
+// traceparent is its publish span's, a child of the produce context's span
+// or, when that has none, of the traceparent the record already carried.
+func TestKafkaHooks(t *testing.T) {
+	k := testenv.StartKafka(t)
+	exp := tracetest.NewInMemoryExporter()
+	tel, err := telemetry.Setup(context.Background(), "test", telemetry.WithSpanExporter(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := k.Client(t, tel.KafkaHooks())
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "hooks"); err != nil {
+		t.Fatal(err)
+	}
+	carried := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	spanCtx, parent := tel.Tracer.Tracer("test").Start(ctx, "caller")
+	parent.End()
+	tests := []struct {
+		name      string
+		ctx       context.Context
+		header    string
+		wantTrace string
+		wantSpan  string // parent of the publish span
+	}{
+		{"header, no span", ctx, carried, "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"},
+		{"span, no header", spanCtx, "", parent.SpanContext().TraceID().String(), parent.SpanContext().SpanID().String()},
+		{"span wins over header", spanCtx, carried, parent.SpanContext().TraceID().String(), parent.SpanContext().SpanID().String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &kgo.Record{Topic: "hooks", Value: []byte(tt.name)}
+			if tt.header != "" {
+				r.Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte(tt.header)}}
+			}
+			if err := cl.ProduceSync(tt.ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			var tps []string
+			for _, h := range r.Headers {
+				if h.Key == "traceparent" {
+					tps = append(tps, string(h.Value))
+				}
+			}
+			if len(tps) != 1 {
+				t.Fatalf("traceparent headers %q, want one", tps)
+			}
+			parts := strings.Split(tps[0], "-")
+			if len(parts) != 4 || parts[1] != tt.wantTrace {
+				t.Fatalf("traceparent %s, want trace %s", tps[0], tt.wantTrace)
+			}
+			var publish *tracetest.SpanStub
+			for _, s := range exp.GetSpans() {
+				if s.SpanContext.SpanID().String() == parts[2] {
+					publish = &s
+				}
+			}
+			if publish == nil || publish.SpanKind != trace.SpanKindProducer || publish.Parent.SpanID().String() != tt.wantSpan {
+				t.Fatalf("span of traceparent %s: %+v; want a producer span, child of %s", tps[0], publish, tt.wantSpan)
+			}
+		})
+	}
+}
+
+// TestObserveConsumerLag scrapes the lag of a group that committed offset 1
+// of a partition holding 3 records.
+func TestObserveConsumerLag(t *testing.T) {
+	k := testenv.StartKafka(t)
+	tel, err := telemetry.Setup(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := k.Client(t)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "lagging"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lagging", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var off kadm.Offsets
+	off.AddOffset("lagging", 0, 1, -1)
+	if err := adm.CommitAllOffsets(ctx, "g", off); err != nil {
+		t.Fatal(err)
+	}
+	if err := tel.ObserveConsumerLag(adm, "g"); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	found := false
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "hookstream_consumer_lag{") && strings.Contains(line, `group="g"`) &&
+			strings.Contains(line, `topic="lagging"`) && strings.Contains(line, `partition="0"`) {
+			found = strings.HasSuffix(strings.TrimSpace(line), "} 2")
+		}
+	}
+	if !found {
+		t.Fatalf("metrics lack hookstream_consumer_lag{group=\"g\",topic=\"lagging\",partition=\"0\"} 2:\n%s", body)
+	}
+}
