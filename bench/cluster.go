@@ -280,20 +280,41 @@ func (c *cluster) peakRSS() map[string]float64 {
 
 // cpu is the CPU seconds each process, the benchmark's own included, has
 // used so far.
+// The whole machine's busy time rides along under systemKey, so that
+// coresUsed can tell what everything else on the machine used.
 func (c *cluster) cpu() map[string]float64 {
-	m := map[string]float64{"bench": cpuSeconds("/proc/self/stat")}
+	m := map[string]float64{"bench": cpuSeconds("/proc/self/stat"), systemKey: systemBusySeconds()}
 	for _, p := range c.procs() {
 		m[p.name] = p.cpuSeconds()
 	}
 	return m
 }
 
+const (
+	systemKey = "(system)"
+	// otherKey is CPU used by processes outside the benchmark: anything
+	// above noise means the numbers are skewed by other work.
+	otherKey = "other"
+)
+
 // coresUsed is the CPU each process used between two cpu() samples, in
-// cores (1 = one core busy all the time).
+// cores (1 = one core busy all the time), and under "other" what the rest
+// of the machine used.
 func coresUsed(before, after map[string]float64, wall time.Duration) map[string]float64 {
 	m := map[string]float64{}
+	ours := 0.0
 	for name, a := range after {
-		m[name] = math.Round((a-before[name])/wall.Seconds()*100) / 100
+		if name == systemKey {
+			continue
+		}
+		m[name] = (a - before[name]) / wall.Seconds()
+		ours += m[name]
+	}
+	if sys, ok := after[systemKey]; ok {
+		m[otherKey] = max(0, (sys-before[systemKey])/wall.Seconds()-ours)
+	}
+	for name, v := range m {
+		m[name] = math.Round(v*100) / 100
 	}
 	return m
 }
@@ -338,7 +359,7 @@ func rssString(m map[string]float64) string { return procString(m, "%.0f") }
 
 // procString formats a value per process in a fixed process order.
 func procString(m map[string]float64, verb string) string {
-	order := map[string]int{"kafka": 0, "redis": 1, "api": 2, "fanout": 3, "bench": 9}
+	order := map[string]int{"kafka": 0, "redis": 1, "api": 2, "fanout": 3, "bench": 9, otherKey: 10}
 	names := make([]string, 0, len(m))
 	for n := range m {
 		names = append(names, n)

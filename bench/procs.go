@@ -244,3 +244,27 @@ func (p *proc) cpuSeconds() float64 {
 	}
 	return cpuSeconds(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 }
+
+// systemBusySeconds is the CPU time the whole machine has spent busy (all
+// cores, every process), from /proc/stat.
+func systemBusySeconds() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTicks
+}

@@ -144,10 +144,10 @@ func (b *bench) baseline(ctx context.Context) error {
 	rec := newRecorder(modes, b.cfg.fanout, events, nil)
 	b.rs.record(rec)
 	defer b.rs.record(nil)
-	start, cpu0 := time.Now(), cpuSeconds("/proc/self/stat")
+	start, cpu0 := time.Now(), map[string]float64{"bench": cpuSeconds("/proc/self/stat"), systemKey: systemBusySeconds()}
 	res, err := runBaseline(ctx, b.rs, b.payload, count, b.cfg.inflight, b.cfg.fanout, b.cfg.endpoints/b.cfg.fanout)
 	elapsed := time.Since(start)
-	cores := coresUsed(map[string]float64{"bench": cpu0}, map[string]float64{"bench": cpuSeconds("/proc/self/stat")}, elapsed)
+	cores := coresUsed(cpu0, map[string]float64{"bench": cpuSeconds("/proc/self/stat"), systemKey: systemBusySeconds()}, elapsed)
 	if err != nil {
 		return err
 	}

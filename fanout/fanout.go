@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -414,7 +415,7 @@ func (f *Fanout) process(ctx context.Context, fs kgo.Fetches) ([]*kgo.Record, ba
 			dl := record.Dead(r, f.cfg.topics.Dead, reason)
 			dl.Context = r.Context
 			f.out = append(f.out, dl)
-			f.cfg.log.Warn("event dead-lettered", "reason", reason,
+			f.cfg.log.Warn("event dead-lettered", "reason", logReason(reason),
 				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 			return
 		}
@@ -465,6 +466,16 @@ func (f *Fanout) process(ctx context.Context, fs kgo.Fetches) ([]*kgo.Record, ba
 }
 
 func isTrace(key string) bool { return key == record.HeaderTrace || key == record.HeaderTraceMeta }
+
+// logReason is reason without a schema violation's message, which may
+// quote the event's data ("'x' does not match pattern ..."): event data
+// stays out of logs. The dead letter keeps the whole reason.
+func logReason(reason string) string {
+	if kind, _, ok := strings.Cut(reason, ": "); ok && strings.HasPrefix(kind, "schema_violation") {
+		return kind
+	}
+	return reason
+}
 
 // check validates r as an event; reason is empty for a valid one.
 func (f *Fanout) check(r *kgo.Record) (c candidate, reason string) {

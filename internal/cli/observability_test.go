@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/signature"
@@ -36,7 +37,7 @@ var (
 	}
 	fanoutMetrics = []metricWant{
 		{"hookstream_fanout_events_total", []string{`outcome="fanned_out"`}, true},
-		{"hookstream_fanout_events_total", []string{`outcome="dead_lettered"`}, true}, // the poison record
+		{"hookstream_fanout_events_total", []string{`outcome="dead_lettered"`}, true}, // the poison records
 		{"hookstream_fanout_deliveries_total", nil, true},
 		{"hookstream_fanout_transactions_total", []string{`result="committed"`}, true},
 		{"hookstream_consumer_lag", []string{`group="hookstream-fanout"`, `topic="hookstream.events"`}, false},
@@ -56,10 +57,11 @@ var (
 
 // TestRoleMetricsAndLogs runs api, fanout and deliverer as their commands,
 // sends traffic through them (an endpoint that answers, one that always
-// fails until its deliveries are parked and dead-lettered, a poison
-// record), then scrapes each role's /metrics for its instruments and reads
-// each role's debug log for the endpoints' secrets, the API token and the
-// event data, none of which may appear.
+// fails until its deliveries are parked and dead-lettered, a record that is
+// no event, an event breaking its schema), then scrapes each role's
+// /metrics for its instruments and reads each role's debug log for the
+// endpoints' secrets, the API token and the event data, none of which may
+// appear.
 func TestRoleMetricsAndLogs(t *testing.T) {
 	k := testenv.StartKafka(t)
 	rd := testenv.StartRedis(t)
@@ -86,6 +88,7 @@ func TestRoleMetricsAndLogs(t *testing.T) {
 		secrets = append(secrets, ep.Secret)
 	}
 	produceRecord(t, k.Addr, &kgo.Record{Topic: topic.New(topic.DefaultPrefix).Events, Value: []byte("not an event")})
+	produceRecord(t, k.Addr, invalidEvent(marker))
 
 	// The fanout may match an event published right after the endpoints
 	// were created before it knows them: publish until one arrives.
@@ -147,6 +150,7 @@ func TestDevMetricsAndLogs(t *testing.T) {
 		t.Fatalf("create endpoint: %d, secret %q", code, ep.Secret)
 	}
 	produceRecord(t, kafkaAddr, &kgo.Record{Topic: topic.New(topic.DefaultPrefix).Events, Value: []byte("not an event")})
+	produceRecord(t, kafkaAddr, invalidEvent(marker))
 	eventually(t, "an event delivered", func() bool {
 		if len(ok.ids()) > 0 {
 			return true
@@ -338,6 +342,17 @@ func produceRecord(t *testing.T, addr string, r *kgo.Record) {
 	defer cancel()
 	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 		t.Fatalf("produce to %s: %v", r.Topic, err)
+	}
+}
+
+// invalidEvent is an event whose data breaks its schema with marker, in a
+// field whose schema message quotes the value it got.
+func invalidEvent(marker string) *kgo.Record {
+	return &kgo.Record{
+		Topic:   topic.New(topic.DefaultPrefix).Events,
+		Headers: []kgo.RecordHeader{{Key: record.HeaderTenant, Value: []byte("acme")}},
+		Value: []byte(`{"id":"evt_invalid","event":"billing.payment_failed","timestamp":"2026-03-04T12:00:00Z",` +
+			`"data":{"invoice_id":"inv_1","amount":49,"reason":"card_declined","currency":"` + marker + `"}}`),
 	}
 }
 

@@ -62,7 +62,9 @@ func WithSpanExporter(e sdktrace.SpanExporter) Option { return func(c *cfg) { c.
 // globals (default off; a process's main turns it on).
 func WithGlobal() Option { return func(c *cfg) { c.global = true } }
 
-// WithGetenv reads the OTEL_* variables through getenv (default os.Getenv).
+// WithGetenv reads the variables Setup decides by (OTEL_SERVICE_NAME,
+// OTEL_TRACES_EXPORTER, the OTLP endpoints and protocols) through getenv
+// (default os.Getenv).
 func WithGetenv(getenv func(string) string) Option { return func(c *cfg) { c.getenv = getenv } }
 
 // Setup builds the providers for service (OTEL_SERVICE_NAME overrides it).
@@ -74,8 +76,9 @@ func WithGetenv(getenv func(string) string) Option { return func(c *cfg) { c.get
 // "http/protobuf"; "none" exports nothing. Unset, spans are exported over
 // OTLP only when an endpoint variable is set, so that a process without a
 // collector does not log export errors. Other values wrap ErrConfig. The
-// exporters read their remaining OTEL_EXPORTER_OTLP_* settings (headers,
-// TLS, timeout) themselves, and the SDK reads OTEL_TRACES_SAMPLER.
+// exporters read their endpoint and remaining OTEL_EXPORTER_OTLP_* settings
+// (headers, TLS, timeout) from the process environment themselves, and the
+// SDK reads OTEL_TRACES_SAMPLER there.
 //
 // Spans are created even when not exported, so that traceparent still
 // reaches Kafka records and receivers.
