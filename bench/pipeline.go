@@ -95,7 +95,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		timer := time.AfterFunc(warm, func() { profiles <- b.profile(ctx, cl, spec.id, pd) })
 		defer timer.Stop()
 	}
-	cpu0, wall0 := cl.cpu(), time.Now()
+	cpu0, wall0, conns0 := cl.cpu(), time.Now(), b.rs.conns.Load()
 	var res loadResult
 	if loop != nil {
 		b.logf("%s: publishing for %v, at most %d undelivered events in flight", spec.name, cfg.duration, cfg.window)
@@ -150,6 +150,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		Unhealthy:    rec.blackholed.Load() + rec.failed.Load(),
 		Errors:       int64(len(res.failed)) + rec.bad.Load() + rec.overflow.Load(),
 		BodyBytes:    rec.bodyBytes.Load(),
+		Connections:  b.rs.conns.Load() - conns0,
 	}
 	s.Notes = append(s.Notes, fmt.Sprintf("%d endpoints created (via %s) in %.1fs; %d events published in %.1fs (%.0f events/s); measured from %.1fs on",
 		cfg.endpoints, cfg.endpointsVia, created.Seconds(), res.published, res.end.Sub(res.start).Seconds(), s.PublishRate, warm.Seconds()))

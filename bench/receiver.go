@@ -37,6 +37,7 @@ type receivers struct {
 	servers []*http.Server
 	bases   []string
 	rec     atomic.Pointer[recorder]
+	conns   atomic.Int64 // connections accepted, to see keep-alive at work
 	stop    chan struct{}
 	bufs    sync.Pool
 }
@@ -50,7 +51,11 @@ func startReceivers(n int) (*receivers, error) {
 			rs.close()
 			return nil, fmt.Errorf("receiver: %w", err)
 		}
-		srv := &http.Server{Handler: rs, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: rs, ReadHeaderTimeout: 10 * time.Second, ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				rs.conns.Add(1)
+			}
+		}}
 		rs.servers = append(rs.servers, srv)
 		rs.bases = append(rs.bases, "http://"+ln.Addr().String())
 		go func() { _ = srv.Serve(ln) }()

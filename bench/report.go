@@ -59,18 +59,20 @@ type scenarioResult struct {
 	// CPUCores is the CPU each process used while the load ran, in cores.
 	CPUCores map[string]float64 `json:"cpu_cores_during_load,omitempty"`
 
-	Published    int64    `json:"events_published,omitempty"`
-	PublishRate  float64  `json:"events_published_per_s,omitempty"`
-	Received     int64    `json:"deliveries_received"`
-	Incomplete   int64    `json:"deliveries_missing,omitempty"`
-	Duplicates   int64    `json:"duplicates,omitempty"`
-	Misrouted    int64    `json:"misrouted,omitempty"`
-	Verified     int64    `json:"signatures_verified,omitempty"`
-	BadSignature int64    `json:"signatures_bad,omitempty"`
-	Unhealthy    int64    `json:"requests_to_unhealthy,omitempty"`
-	Errors       int64    `json:"errors,omitempty"`
-	BodyBytes    int64    `json:"body_bytes,omitempty"`
-	Notes        []string `json:"notes,omitempty"`
+	Published    int64   `json:"events_published,omitempty"`
+	PublishRate  float64 `json:"events_published_per_s,omitempty"`
+	Received     int64   `json:"deliveries_received"`
+	Incomplete   int64   `json:"deliveries_missing,omitempty"`
+	Duplicates   int64   `json:"duplicates,omitempty"`
+	Misrouted    int64   `json:"misrouted,omitempty"`
+	Verified     int64   `json:"signatures_verified,omitempty"`
+	BadSignature int64   `json:"signatures_bad,omitempty"`
+	Unhealthy    int64   `json:"requests_to_unhealthy,omitempty"`
+	Errors       int64   `json:"errors,omitempty"`
+	BodyBytes    int64   `json:"body_bytes,omitempty"`
+	// Connections is how many connections the receivers accepted.
+	Connections int64    `json:"receiver_connections"`
+	Notes       []string `json:"notes,omitempty"`
 }
 
 // publishResult is publish throughput through one path.

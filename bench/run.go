@@ -144,6 +144,7 @@ func (b *bench) baseline(ctx context.Context) error {
 	rec := newRecorder(modes, b.cfg.fanout, events, nil)
 	b.rs.record(rec)
 	defer b.rs.record(nil)
+	conns0 := b.rs.conns.Load()
 	start, cpu0 := time.Now(), map[string]float64{"bench": cpuSeconds("/proc/self/stat"), systemKey: systemBusySeconds()}
 	res, err := runBaseline(ctx, b.rs, b.payload, count, b.cfg.inflight, b.cfg.fanout, b.cfg.endpoints/b.cfg.fanout)
 	elapsed := time.Since(start)
@@ -163,15 +164,16 @@ func (b *bench) baseline(ctx context.Context) error {
 		Name: "(e) bare POST loop",
 		Description: fmt.Sprintf("%d keep-alive goroutines POST the same %d-byte bodies to the same receivers, no Kafka/Redis/signing; rate over the middle 80%% of receives",
 			b.cfg.inflight, b.cfg.bodySize),
-		Rate:       perSecond(float64(n), w.seconds()),
-		Deliveries: int64(n),
-		Seconds:    w.seconds(),
-		PeakRSS:    map[string]float64{"bench": vmHWM("/proc/self/status")},
-		CPUCores:   cores,
-		Received:   rec.received.Load(),
-		Duplicates: rec.duplicates.Load(),
-		Errors:     res.Errors + rec.bad.Load(),
-		BodyBytes:  rec.bodyBytes.Load(),
+		Rate:        perSecond(float64(n), w.seconds()),
+		Deliveries:  int64(n),
+		Seconds:     w.seconds(),
+		PeakRSS:     map[string]float64{"bench": vmHWM("/proc/self/status")},
+		CPUCores:    cores,
+		Received:    rec.received.Load(),
+		Duplicates:  rec.duplicates.Load(),
+		Errors:      res.Errors + rec.bad.Load(),
+		BodyBytes:   rec.bodyBytes.Load(),
+		Connections: b.rs.conns.Load() - conns0,
 	}
 	s.Notes = append(s.Notes, fmt.Sprintf("%d POSTs in %.1fs overall (%.0f/s including ramp-up and tail)", res.Sent, elapsed.Seconds(), perSecond(float64(res.Sent), elapsed.Seconds())))
 	if a := b.rep.scenario("a"); a != nil && s.Rate > 0 {

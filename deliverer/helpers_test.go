@@ -60,10 +60,7 @@ func newEnv(t *testing.T, partitions int32) *env {
 	t.Cleanup(func() { _ = rdb.Close() })
 	e.store = subscription.NewStore(k.Client(t), rdb, cat,
 		subscription.WithTopicPrefix(prefix), subscription.WithAllowPrivate(true), subscription.WithLogger(testLogger()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = e.store.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.Run(t, e.store)
 	return e
 }
 
@@ -157,25 +154,12 @@ func (e *env) start(t *testing.T, o runOpts) (stop func()) {
 	if err != nil {
 		t.Fatalf("deliverer.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("Run did not return 30s after cancel")
-			}
-		})
+	stopRun := testenv.Run(t, d)
+	return func() {
+		if err := stopRun(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	}
-	t.Cleanup(stop)
-	return stop
 }
 
 // kafkaOpts are short group timeouts, so tests see rebalances in seconds.

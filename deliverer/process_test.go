@@ -1,13 +1,11 @@
 package deliverer_test
 
 import (
-	"bytes"
 	"fmt"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,24 +15,6 @@ import (
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/subscription"
 )
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestProcessesKill runs three `hookstream deliverer` processes on one
 // broker, SIGKILLs one mid-stream, and checks that every endpoint still got
@@ -59,13 +39,8 @@ func TestProcessesKill(t *testing.T) {
 		rcs[k].setSecret(eps[k])
 	}
 
-	type proc struct {
-		cmd *exec.Cmd
-		out *lockedBuffer
-	}
-	procs := make([]proc, 3)
+	procs := make([]*testenv.Process, 3)
 	for i := range procs {
-		out := &lockedBuffer{}
 		cmd := exec.Command(bin, "deliverer",
 			"--kafka-brokers", e.kafka.Addr,
 			"--redis-url", e.redis.URL,
@@ -81,26 +56,13 @@ func TestProcessesKill(t *testing.T) {
 			"--log-level", "info",
 		)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = proc{cmd, out}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("process %d output:\n%s", i, out.String())
-			}
-		})
+		procs[i] = testenv.Start(t, cmd)
 	}
 
 	// Produce once every process owns partitions, so the kill hits work.
 	waitFor(t, 30*time.Second, "all 3 processes owning partitions", func() bool {
 		for _, p := range procs {
-			if !owns(p.out.String()) {
+			if !owns(p.Out.String()) {
 				return false
 			}
 		}
@@ -123,7 +85,7 @@ func TestProcessesKill(t *testing.T) {
 	victim, served := 0, -1
 	for i, p := range procs {
 		owned := map[int]bool{}
-		for _, x := range assigned(p.out.String()) {
+		for _, x := range assigned(p.Out.String()) {
 			owned[x] = true
 		}
 		n := 0
@@ -136,10 +98,7 @@ func TestProcessesKill(t *testing.T) {
 			victim, served = i, n
 		}
 	}
-	if err := procs[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = procs[victim].cmd.Wait()
+	procs[victim].Kill()
 	killedAt := total()
 	for k := range endpoints {
 		e.deliver(t, eps[k], k, events/2+1, events)
@@ -164,16 +123,11 @@ func TestProcessesKill(t *testing.T) {
 		if i == victim {
 			continue
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- p.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("process %d after SIGTERM: %v", i, err)
-			}
-		case <-time.After(15 * time.Second):
+		switch exited, err := p.Stop(syscall.SIGTERM, 15*time.Second); {
+		case !exited:
 			t.Errorf("process %d did not stop within 15s of SIGTERM", i)
+		case err != nil:
+			t.Errorf("process %d after SIGTERM: %v", i, err)
 		}
 	}
 }

@@ -1,11 +1,8 @@
 package fanout_test
 
 import (
-	"bytes"
 	"fmt"
-	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,34 +11,10 @@ import (
 	"github.com/hookstream/hookstream/producer"
 )
 
-// proc is `hookstream fanout` running as its own OS process.
-type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed once the process exited, with err set
-	err  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startProc(t *testing.T, bin string, r *rig) *proc {
+// startFanout runs `hookstream fanout` on r as an OS process of its own.
+func startFanout(t *testing.T, bin string, r *rig) *testenv.Process {
 	t.Helper()
-	cmd := exec.Command(bin, "fanout",
+	return testenv.StartProcess(t, bin, "fanout",
 		"--kafka-brokers", r.kafka.Addr,
 		"--redis-url", r.redis.URL,
 		"--topic-prefix", prefix,
@@ -53,20 +26,6 @@ func startProc(t *testing.T, bin string, r *rig) *proc {
 		"--shutdown-grace", "10s",
 		"--log-format", "text",
 	)
-	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("hookstream fanout (pid %d) output:\n%s", cmd.Process.Pid, p.out.String())
-		}
-	})
-	return p
 }
 
 // TestCrashExactlyOnce SIGKILLs `hookstream fanout` mid-stream and restarts
@@ -104,7 +63,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 
 	// The first half of the stream is published while the first process
 	// runs; it is killed once a quarter of the stream is committed.
-	first := startProc(t, bin, r)
+	first := startFanout(t, bin, r)
 	published := make(chan struct{})
 	go func() { defer close(published); publish(0, n/2) }()
 	var atKill int64
@@ -117,10 +76,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-first.done
+	first.Kill()
 	<-published
 	committedAtKill := len(r.deliveries(t))
 	t.Logf("SIGKILLed fanout after it committed %d of %d events (%d of %d deliveries committed)",
@@ -130,7 +86,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	}
 
 	// The rest of the stream goes to a restarted process.
-	second := startProc(t, bin, r)
+	second := startFanout(t, bin, r)
 	publish(n/2, n)
 	if t.Failed() {
 		return
@@ -173,16 +129,11 @@ func TestCrashExactlyOnce(t *testing.T) {
 
 	// SIGTERM: the restarted process ends its transaction, leaves the
 	// group and exits cleanly.
-	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-second.done:
-		if second.err != nil {
-			t.Fatalf("after SIGTERM: %v\n%s", second.err, second.out.String())
-		}
-	case <-time.After(20 * time.Second):
+	switch exited, err := second.Stop(syscall.SIGTERM, 20*time.Second); {
+	case !exited:
 		t.Fatal("fanout did not exit within 20s of SIGTERM")
+	case err != nil:
+		t.Fatalf("after SIGTERM: %v", err)
 	}
 }
 

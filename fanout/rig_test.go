@@ -85,15 +85,7 @@ func (r *rig) store(t testing.TB) *subscription.Store {
 	t.Cleanup(func() { _ = rdb.Close() })
 	s := subscription.NewStore(r.kafka.Client(t), rdb, r.cat,
 		subscription.WithTopicPrefix(prefix), subscription.WithAllowPrivate(true), subscription.WithLogger(quiet))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("store Run: %v", err)
-		}
-	})
+	testenv.Run(t, s)
 	return s
 }
 
@@ -133,15 +125,12 @@ func (r *rig) startOn(t testing.TB, names topic.Names, group string, m fanout.Ma
 	opts = append([]fanout.Option{fanout.WithTopics(names), fanout.WithDedupe(rdb), fanout.WithLogger(quiet),
 		fanout.WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
 	f := fanout.New(sess, m, r.cat, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	stopRun := testenv.Run(t, f)
 	var once sync.Once
 	var runErr error
 	stop := func() error {
 		once.Do(func() {
-			cancel()
-			runErr = <-done
+			runErr = stopRun()
 			sess.Close()
 			_ = rdb.Close()
 		})
@@ -292,18 +281,7 @@ func pair(eventID, endpointID string) string { return eventID + " -> " + endpoin
 // published events get both traceparent and tracestate.
 func traced(t testing.TB) context.Context {
 	t.Helper()
-	ts, err := trace.ParseTraceState("vendor=abc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
-		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
-		TraceFlags: trace.FlagsSampled,
-		TraceState: ts,
-		Remote:     true,
-	})
-	return trace.ContextWithRemoteSpanContext(ctxFor(t, 60*time.Second), sc)
+	return trace.ContextWithRemoteSpanContext(ctxFor(t, 60*time.Second), testenv.RemoteSpan(t))
 }
 
 func header(hs []kgo.RecordHeader, key string) string {

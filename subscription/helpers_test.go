@@ -52,15 +52,7 @@ func (e *env) storeOn(t testing.TB, redisAddr string, run bool, opts ...Option) 
 	opts = append([]Option{WithTopicPrefix(testPrefix), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
 	s := NewStore(e.kafka.Client(t), rdb, e.catalog, opts...)
 	if run {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
+		testenv.Run(t, s)
 	}
 	return s
 }

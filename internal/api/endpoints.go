@@ -89,21 +89,32 @@ func (s *Server) endpointsReady(w http.ResponseWriter, r *http.Request) (string,
 	return tok, true
 }
 
-func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
+// endpointRequest starts a /v1/endpoints handler: it authenticates, checks
+// the store is configured, reads the JSON object body into fields (a nil
+// fields: the request has no body; "tenant", where an admin token names
+// the tenant, is added) and resolves the tenant the request acts for. When
+// it returns false it has answered the request.
+func (s *Server) endpointRequest(w http.ResponseWriter, r *http.Request, fields map[string]any) (tenant string, ok bool) {
 	tok, ok := s.endpointsReady(w, r)
 	if !ok {
-		return
+		return "", false
 	}
-	var tenant string
+	if fields != nil {
+		fields["tenant"] = &tenant
+		if !s.decodeObject(w, r, false, fields) {
+			return "", false
+		}
+	}
+	return s.tenantFor(w, r, tok, tenant)
+}
+
+func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
 	var in subscription.EndpointInput
-	if !s.decodeObject(w, r, false, map[string]any{
-		"tenant": &tenant, "url": &in.URL, "events": &in.Events, "description": &in.Description,
+	tenant, ok := s.endpointRequest(w, r, map[string]any{
+		"url": &in.URL, "events": &in.Events, "description": &in.Description,
 		"secret": &in.Secret, "signature": &in.Signature, "ordering": &in.Ordering,
 		"rate_limit": &in.RateLimit, "headers": &in.Headers,
-	}) {
-		return
-	}
-	tenant, ok = s.tenantFor(w, r, tok, tenant)
+	})
 	if !ok {
 		return
 	}
@@ -122,11 +133,7 @@ type listBody struct {
 }
 
 func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.endpointsReady(w, r)
-	if !ok {
-		return
-	}
-	tenant, ok := s.tenantFor(w, r, tok, "")
+	tenant, ok := s.endpointRequest(w, r, nil)
 	if !ok {
 		return
 	}
@@ -153,11 +160,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.endpointsReady(w, r)
-	if !ok {
-		return
-	}
-	tenant, ok := s.tenantFor(w, r, tok, "")
+	tenant, ok := s.endpointRequest(w, r, nil)
 	if !ok {
 		return
 	}
@@ -170,20 +173,12 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.endpointsReady(w, r)
-	if !ok {
-		return
-	}
-	var tenant string
 	var p subscription.Patch
-	if !s.decodeObject(w, r, false, map[string]any{
-		"tenant": &tenant, "url": &p.URL, "events": &p.Events, "description": &p.Description,
+	tenant, ok := s.endpointRequest(w, r, map[string]any{
+		"url": &p.URL, "events": &p.Events, "description": &p.Description,
 		"signature": &p.Signature, "ordering": &p.Ordering, "rate_limit": &p.RateLimit,
 		"headers": &p.Headers, "disabled": &p.Disabled,
-	}) {
-		return
-	}
-	tenant, ok = s.tenantFor(w, r, tok, tenant)
+	})
 	if !ok {
 		return
 	}
@@ -196,11 +191,7 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
-	tok, ok := s.endpointsReady(w, r)
-	if !ok {
-		return
-	}
-	tenant, ok := s.tenantFor(w, r, tok, "")
+	tenant, ok := s.endpointRequest(w, r, nil)
 	if !ok {
 		return
 	}
@@ -211,6 +202,8 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// rotateSecret does not use endpointRequest: its body may be empty, and a
+// malformed grace is answered before the tenant is resolved.
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	tok, ok := s.endpointsReady(w, r)
 	if !ok {

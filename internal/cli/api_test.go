@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,70 +17,12 @@ import (
 	"github.com/hookstream/hookstream/internal/topic"
 )
 
-// syncBuffer is a bytes.Buffer safe to write from the role and read here.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestAPICommand(t *testing.T) {
 	k := testenv.StartKafka(t)
 	r := testenv.StartRedis(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	base := "http://" + addr
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	envVars := map[string]string{"HOOKSTREAM_API_TOKENS": "tok=acme"}
-	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &logs,
-		LookupEnv: func(k string) (string, bool) { v, ok := envVars[k]; return v, ok }}
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", addr,
-			"--partitions-events", "3", "--partitions-deliveries", "2", "--shutdown-grace", "2s"}, env)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("api exited %d: %s", code, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("api did not stop: %s", logs.String())
-		}
-	}()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("api exited %d before ready: %s", code, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("api not ready: %v %s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, _ := startRole(t, "api", map[string]string{"HOOKSTREAM_API_TOKENS": "tok=acme"},
+		"--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", freeAddr(t),
+		"--partitions-events", "3", "--partitions-deliveries", "2", "--shutdown-grace", "2s")
 
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/events",
 		strings.NewReader(`{"event":"agent.created","id":"evt-cli-1","data":{"agent_id":"a","name":"n","model":"m","created_by":1}}`))

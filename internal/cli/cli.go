@@ -132,17 +132,20 @@ func (c *common) validate() error {
 	if _, err := redis.ParseURL(c.redisURL); err != nil {
 		return fmt.Errorf("%w: --redis-url: %w", ErrUsage, err)
 	}
-	if c.logFormat != "json" && c.logFormat != "text" {
-		return fmt.Errorf("%w: --log-format must be json or text, not %q", ErrUsage, c.logFormat)
-	}
+	return checkLogFlags(c.logFormat, c.logLevel)
+}
+
+// checkLogFlags validates --log-format and --log-level.
+func checkLogFlags(format, level string) error {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level: %w", ErrUsage, err)
+	switch {
+	case format != "json" && format != "text":
+		return fmt.Errorf("%w: --log-format must be json or text, not %q", ErrUsage, format)
+	case l.UnmarshalText([]byte(level)) != nil:
+		return fmt.Errorf("%w: --log-level must be debug, info, warn or error, not %q", ErrUsage, level)
 	}
 	return nil
 }
-
-func (c *common) topics() topic.Names { return topic.New(c.prefix) }
 
 func (c *common) logger(env Env) *slog.Logger {
 	return newLogger(env.Stderr, c.logFormat, c.logLevel)
@@ -208,4 +211,75 @@ func (c *common) redisClient() (*redis.Client, error) {
 // serve runs workers under one supervisor with the configured grace.
 func (c *common) serve(ctx context.Context, log *slog.Logger, workers ...supervisor.Named) error {
 	return supervisor.Run(ctx, log, c.grace, workers...)
+}
+
+// Defaults of the consumer group flags.
+const (
+	defaultSessionTimeout   = 45 * time.Second
+	defaultRebalanceTimeout = time.Minute
+)
+
+// groupFlags are the consumer group flags of the roles that consume in a
+// group (fanout, deliverer).
+type groupFlags struct {
+	session   time.Duration
+	rebalance time.Duration
+}
+
+func (g *groupFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&g.session, "session-timeout", defaultSessionTimeout, "consumer group session timeout: how soon a dead member's partitions move")
+	fs.DurationVar(&g.rebalance, "rebalance-timeout", defaultRebalanceTimeout, "consumer group rebalance timeout")
+}
+
+func (g groupFlags) validate() error {
+	switch {
+	case g.session <= 0:
+		return fmt.Errorf("%w: --session-timeout must be positive", ErrUsage)
+	case g.rebalance <= 0:
+		return fmt.Errorf("%w: --rebalance-timeout must be positive", ErrUsage)
+	}
+	return nil
+}
+
+// opts are the group client's timeouts. Heartbeats go at a third of the
+// session timeout, and at least every 3s (franz-go's default).
+func (g groupFlags) opts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SessionTimeout(g.session),
+		kgo.HeartbeatInterval(min(3*time.Second, g.session/3)),
+		kgo.RebalanceTimeout(g.rebalance),
+	}
+}
+
+// partitionFlags are the --partitions-* flags: the partition counts of the
+// topics a role creates when they are missing (-1: the broker's default).
+type partitionFlags struct {
+	events     int
+	deliveries int
+}
+
+// register adds --partitions-deliveries, and --partitions-events for a role
+// that creates the events topic.
+func (p *partitionFlags) register(fs *flag.FlagSet, events bool) {
+	p.events = -1
+	if events {
+		fs.IntVar(&p.events, "partitions-events", -1, "partitions of the events topic when creating it (-1: broker default)")
+	}
+	fs.IntVar(&p.deliveries, "partitions-deliveries", -1, "partitions of the deliveries and retries topics when creating them (-1: broker default)")
+}
+
+func (p partitionFlags) validate() error {
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"--partitions-events", p.events}, {"--partitions-deliveries", p.deliveries}} {
+		if f.n == 0 || f.n < -1 {
+			return fmt.Errorf("%w: %s must be -1 or at least 1", ErrUsage, f.name)
+		}
+	}
+	return nil
+}
+
+func (p partitionFlags) topics() topic.Partitions {
+	return topic.Partitions{Events: int32(p.events), Deliveries: int32(p.deliveries), Other: -1}
 }

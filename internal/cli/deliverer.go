@@ -8,23 +8,17 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/topic"
-	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
-	"github.com/hookstream/hookstream/subscription"
 )
 
 func runDeliverer(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("deliverer", flag.ContinueOnError)
 	var c common
 	c.register(fs, ":9090")
-	schedule := fs.String("retry-schedule", "0s,5s,5m,30m,2h,5h,10h,10h", "delay before each attempt, comma-separated; its length is the number of attempts before dead-lettering")
+	schedule := fs.String("retry-schedule", defaultRetrySchedule, "delay before each attempt, comma-separated; its length is the number of attempts before dead-lettering")
 	park := fs.Duration("park-threshold", deliverer.DefaultParkThreshold, "longer retry delays move the endpoint's records to the retries topic instead of waiting in memory")
 	maxInFlight := fs.Int("max-in-flight", deliverer.DefaultMaxInFlight, "most requests in flight across all endpoints")
 	unordered := fs.Int("unordered-concurrency", deliverer.DefaultUnorderedConcurrency, "most requests in flight to one endpoint with ordering \"none\"")
@@ -35,18 +29,19 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> in the seed scheme's X-<Brand>-Signature headers")
 	disableAfter := fs.Duration("disable-after", deliverer.DefaultDisableAfter, "disable an endpoint whose attempts have all failed this long (0: never)")
 	drain := fs.Duration("drain-timeout", deliverer.DefaultDrainTimeout, "how long requests in flight may finish on SIGTERM")
-	session := fs.Duration("session-timeout", 45*time.Second, "consumer group session timeout: how soon a dead member's partitions move")
-	rebalance := fs.Duration("rebalance-timeout", time.Minute, "consumer group rebalance timeout")
-	partDeliveries := fs.Int("partitions-deliveries", -1, "partitions of the deliveries and retries topics when creating them (-1: broker default)")
+	var group groupFlags
+	group.register(fs)
+	var parts partitionFlags
+	parts.register(fs, false)
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
 		return err
 	}
-	sched, err := deliverer.ParseSchedule(*schedule)
+	sched, err := parseSchedule(*schedule)
 	if err != nil {
-		return fmt.Errorf("%w: --retry-schedule: %w", ErrUsage, err)
+		return err
 	}
 	switch {
 	case *park <= 0:
@@ -67,70 +62,67 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --drain-timeout must be positive", ErrUsage)
 	case *drain >= c.grace:
 		return fmt.Errorf("%w: --drain-timeout (%s) must be shorter than --shutdown-grace (%s)", ErrUsage, *drain, c.grace)
-	case *session <= 0:
-		return fmt.Errorf("%w: --session-timeout must be positive", ErrUsage)
-	case *rebalance <= 0:
-		return fmt.Errorf("%w: --rebalance-timeout must be positive", ErrUsage)
-	case *partDeliveries == 0 || *partDeliveries < -1:
-		return fmt.Errorf("%w: --partitions-deliveries must be -1 or at least 1", ErrUsage)
 	}
-	signer := signature.NewSigner(signature.WithBrand(*brand))
-	if err := checkBrand(signer); err != nil {
-		return fmt.Errorf("%w: --signature-brand: %w", ErrUsage, err)
+	if err := group.validate(); err != nil {
+		return err
 	}
-	log := c.logger(env)
-	topics := c.topics()
-
-	tel, stopTelemetry, err := setupTelemetry(ctx, env, "hookstream-deliverer")
+	if err := parts.validate(); err != nil {
+		return err
+	}
+	signer, err := newSigner(*brand)
 	if err != nil {
 		return err
 	}
-	defer stopTelemetry()
+	log := c.logger(env)
 
 	// A plain client for topic creation, the endpoint store, endpoint.disabled
 	// events and readiness; the deliverer builds its own group client.
-	kc, err := kgo.NewClient(c.kafkaOpts(tel)...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer kc.Close()
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = topic.Ensure(tctx, kadm.NewClient(kc), topics, topic.Partitions{Events: -1, Deliveries: int32(*partDeliveries), Other: -1})
-	cancel()
+	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-deliverer", parts.topics(), *allowPrivate)
 	if err != nil {
 		return err
 	}
-	rdb, err := c.redisClient()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rdb.Close() }()
-	catalog, err := schemas.Load()
-	if err != nil {
-		return err
-	}
-	store := subscription.NewStore(kc, rdb, catalog,
-		subscription.WithTopicPrefix(c.prefix), subscription.WithAllowPrivate(*allowPrivate), subscription.WithLogger(log))
-	deps := &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, kafka: kc, rdb: rdb, catalog: catalog, store: store, tel: tel}
-	srv := deps.opsServer(c.httpAddr)
+	defer closeDeps()
+	srv := d.opsServer(c.httpAddr)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	del, err := newDeliverer(deps, delivererSettings{
+	del, err := newDeliverer(d, delivererSettings{
 		schedule: sched, park: *park, maxInFlight: *maxInFlight, unordered: *unordered, maxBuffered: *maxBuffered,
 		connect: *connect, request: *request, allowPrivate: *allowPrivate, signer: signer,
-		disableAfter: *disableAfter, drain: *drain, session: *session, rebalance: *rebalance,
+		disableAfter: *disableAfter, drain: *drain, group: group,
 	})
 	if err != nil {
 		return err
 	}
+	topics := d.topics()
 	log.Info("deliverer starting", "http_addr", srv.Addr(), "deliveries", topics.Deliveries, "retries", topics.Retries,
 		"retry_schedule", sched.String(), "park_threshold", park.String())
 	return c.serve(ctx, log,
-		supervisor.Named{Name: "subscriptions", Worker: store},
+		supervisor.Named{Name: "subscriptions", Worker: d.store},
 		supervisor.Named{Name: "deliverer", Worker: del},
 		supervisor.Named{Name: "ops", Worker: srv},
 	)
+}
+
+// defaultRetrySchedule is the --retry-schedule default.
+const defaultRetrySchedule = "0s,5s,5m,30m,2h,5h,10h,10h"
+
+// parseSchedule parses --retry-schedule.
+func parseSchedule(s string) (deliverer.Schedule, error) {
+	sched, err := deliverer.ParseSchedule(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --retry-schedule: %w", ErrUsage, err)
+	}
+	return sched, nil
+}
+
+// newSigner is the signer for --signature-brand.
+func newSigner(brand string) (*signature.Signer, error) {
+	s := signature.NewSigner(signature.WithBrand(brand))
+	if err := checkBrand(s); err != nil {
+		return nil, fmt.Errorf("%w: --signature-brand: %w", ErrUsage, err)
+	}
+	return s, nil
 }
 
 // checkBrand reports a brand the signer will refuse, at start-up rather

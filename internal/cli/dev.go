@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,10 +18,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/demo"
@@ -52,7 +49,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	withDemo := fs.Bool("demo", false, "run a receiver that verifies and prints every webhook, subscribe it to every event type, and publish one example event of each type")
 	demoAddr := fs.String("demo-addr", demo.DefaultAddr, "listen address of the --demo receiver")
 	allowPrivate := fs.Bool("allow-private-destinations", true, "allow endpoint URLs on loopback, private and link-local addresses")
-	schedule := fs.String("retry-schedule", "0s,5s,5m,30m,2h,5h,10h,10h", "delay before each delivery attempt, comma-separated")
+	schedule := fs.String("retry-schedule", defaultRetrySchedule, "delay before each delivery attempt, comma-separated")
 	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> in the seed scheme's X-<Brand>-Signature headers")
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -60,24 +57,22 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
-	var level slog.Level
+	if err := checkLogFlags(*logFormat, *logLevel); err != nil {
+		return err
+	}
 	switch {
-	case *logFormat != "json" && *logFormat != "text":
-		return fmt.Errorf("%w: --log-format must be json or text, not %q", ErrUsage, *logFormat)
-	case level.UnmarshalText([]byte(*logLevel)) != nil:
-		return fmt.Errorf("%w: --log-level must be debug, info, warn or error, not %q", ErrUsage, *logLevel)
 	case *grace <= 0:
 		return fmt.Errorf("%w: --shutdown-grace must be positive", ErrUsage)
 	case strings.ContainsFunc(*fixedToken, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("%w: --api-token must not contain spaces or control characters", ErrUsage)
 	}
-	sched, err := deliverer.ParseSchedule(*schedule)
+	sched, err := parseSchedule(*schedule)
 	if err != nil {
-		return fmt.Errorf("%w: --retry-schedule: %w", ErrUsage, err)
+		return err
 	}
-	signer := signature.NewSigner(signature.WithBrand(*brand))
-	if err := checkBrand(signer); err != nil {
-		return fmt.Errorf("%w: --signature-brand: %w", ErrUsage, err)
+	signer, err := newSigner(*brand)
+	if err != nil {
+		return err
 	}
 	log := newLogger(env.Stderr, *logFormat, *logLevel)
 	out := &lockedWriter{w: env.Stdout}
@@ -132,12 +127,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		catalog: catalog,
 		tel:     tel,
 	}
-	d.store = subscription.NewStore(kc, rdb, catalog,
-		subscription.WithAllowPrivate(*allowPrivate), subscription.WithLogger(log))
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = topic.Ensure(tctx, kadm.NewClient(kc), d.topics(), topic.DefaultPartitions)
-	cancel()
-	if err != nil {
+	d.store = d.newStore(*allowPrivate)
+	if err := d.ensureTopics(ctx, topic.DefaultPartitions); err != nil {
 		return err
 	}
 

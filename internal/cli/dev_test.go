@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -32,16 +31,11 @@ var (
 )
 
 // devProc is `hookstream dev` running as a process of its own, so that it
-// gets a real SIGINT and a real restart.
+// gets a real SIGINT and a real restart. Its Out is its stderr (the log).
 type devProc struct {
+	*testenv.Process
 	t      *testing.T
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // set when exited is closed
-
-	mu    sync.Mutex
-	lines []string // stdout
+	stdout *testenv.Output
 }
 
 func startDev(t *testing.T, dir string, args ...string) *devProc {
@@ -49,39 +43,12 @@ func startDev(t *testing.T, dir string, args ...string) *devProc {
 	cmd := exec.Command(testenv.Binary(t), append([]string{"dev"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = devTestEnv()
-	p := &devProc{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-		}
-	}()
-	go func() {
-		<-read // Wait closes the pipe: read it all first
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
+	stdout := &testenv.Output{}
+	cmd.Stdout = stdout
+	p := &devProc{Process: testenv.Start(t, cmd), t: t, stdout: stdout}
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
 		if t.Failed() {
-			t.Logf("hookstream dev stdout:\n%s\nstderr:\n%s", strings.Join(p.snapshot(), "\n"), p.stderr.String())
+			t.Logf("hookstream dev stdout:\n%s", stdout.String())
 		}
 	})
 	return p
@@ -99,30 +66,14 @@ func devTestEnv() []string {
 	return env
 }
 
-func (p *devProc) snapshot() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
-}
+// snapshot returns the lines printed so far.
+func (p *devProc) snapshot() []string { return p.stdout.Lines() }
 
 // waitFor polls stdout until done says so, failing after a minute or when the
 // process exits first.
 func (p *devProc) waitFor(what string, done func(lines []string) bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !done(p.snapshot()) {
-		select {
-		case <-p.exited:
-			if done(p.snapshot()) {
-				return
-			}
-			p.t.Fatalf("hookstream dev exited (%v) before %s", p.err, what)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	p.WaitFor(p.t, what, time.Minute, func() bool { return done(p.snapshot()) })
 }
 
 // waitMatch returns the submatches of the first stdout line matching re.
@@ -144,16 +95,11 @@ func (p *devProc) waitMatch(re *regexp.Regexp) []string {
 // time a loaded machine may take to run the last deferred closes).
 func (p *devProc) stop(grace time.Duration) {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		p.t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-		if p.err != nil {
-			p.t.Fatalf("hookstream dev exited with %v after SIGINT, want 0", p.err)
-		}
-	case <-time.After(grace + 5*time.Second):
+	switch exited, err := p.Stop(syscall.SIGINT, grace+5*time.Second); {
+	case !exited:
 		p.t.Fatalf("hookstream dev still running %s after SIGINT (shutdown grace %s)", grace+5*time.Second, grace)
+	case err != nil:
+		p.t.Fatalf("hookstream dev exited with %v after SIGINT, want 0", err)
 	}
 }
 

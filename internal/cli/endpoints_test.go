@@ -3,13 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
-	"io"
-	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/segmentio/encoding/json"
 
@@ -21,47 +16,8 @@ import (
 func TestEndpointsCommand(t *testing.T) {
 	k := testenv.StartKafka(t)
 	r := testenv.StartRedis(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	base := "http://" + addr
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	apiEnv := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &logs,
-		LookupEnv: func(k string) (string, bool) {
-			if k == "HOOKSTREAM_API_TOKENS" {
-				return "tok=acme,adm=*", true
-			}
-			return "", false
-		}}
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", addr,
-			"--shutdown-grace", "2s"}, apiEnv)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("api exited %d: %s", code, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("api did not stop: %s", logs.String())
-		}
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("api not ready: %v %s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, _ := startRole(t, "api", map[string]string{"HOOKSTREAM_API_TOKENS": "tok=acme,adm=*"},
+		"--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", freeAddr(t), "--shutdown-grace", "2s")
 
 	// The URL and token come from the environment, as documented.
 	run := func(args ...string) (int, string, string) {

@@ -124,7 +124,7 @@ func TestRoleMetricsAndLogs(t *testing.T) {
 	} {
 		checkMetrics(t, role.name, role.base+"/metrics", role.want)
 	}
-	for role, logs := range map[string]*syncBuffer{"api": apiLogs, "fanout": fanLogs, "deliverer": delLogs} {
+	for role, logs := range map[string]*testenv.Output{"api": apiLogs, "fanout": fanLogs, "deliverer": delLogs} {
 		checkLogs(t, role, logs.String(), append(secrets, token, marker))
 	}
 }
@@ -164,7 +164,7 @@ func TestDevMetricsAndLogs(t *testing.T) {
 	})
 	checkMetrics(t, "dev", base+"/metrics", append(append(append([]metricWant(nil), apiMetrics...), fanoutMetrics...), delivererMetrics...))
 	p.stop(10 * time.Second)
-	checkLogs(t, "dev", p.stderr.String(), []string{ep.Secret, token, marker})
+	checkLogs(t, "dev", p.Out.String(), []string{ep.Secret, token, marker})
 }
 
 // checkMetrics scrapes url until every wanted series is there (counters
@@ -204,8 +204,10 @@ func checkLogs(t *testing.T, role, logs string, secrets []string) {
 		t.Errorf("%s logged nothing; the check below would pass vacuously", role)
 	}
 	for _, s := range secrets {
-		if strings.Contains(logs, s) {
-			t.Errorf("%s log contains %q", role, s)
+		for line := range strings.Lines(logs) {
+			if strings.Contains(line, s) {
+				t.Errorf("%s log contains %q: %s", role, s, line)
+			}
 		}
 	}
 }
@@ -257,7 +259,7 @@ func metricValue(text, name string, labels ...string) (sum float64, found bool) 
 // startRole runs `hookstream <role> args...` in-process until the test ends
 // and waits until its /readyz answers 200. It returns the role's base URL
 // and its log.
-func startRole(t *testing.T, role string, envVars map[string]string, args ...string) (string, *syncBuffer) {
+func startRole(t *testing.T, role string, envVars map[string]string, args ...string) (string, *testenv.Output) {
 	t.Helper()
 	addr := ""
 	for i, a := range args {
@@ -265,7 +267,7 @@ func startRole(t *testing.T, role string, envVars map[string]string, args ...str
 			addr = args[i+1]
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Output{}
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs,
 		LookupEnv: func(k string) (string, bool) { v, ok := envVars[k]; return v, ok }}
 	ctx, cancel := context.WithCancel(context.Background())

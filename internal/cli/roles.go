@@ -38,7 +38,62 @@ type roleDeps struct {
 	tel     *telemetry.Telemetry
 }
 
+// deps builds the roleDeps of a role's command from the common flags:
+// telemetry for service, a plain Kafka client (with extra options), the
+// Redis client, the catalog and the endpoint store; and it creates the
+// topics that are missing with the partition counts p. closeDeps releases
+// what it built once the role has stopped.
+func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service string, p topic.Partitions, allowPrivate bool, extra ...kgo.Opt) (d *roleDeps, closeDeps func(), err error) {
+	catalog, err := schemas.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb, err := c.redisClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	tel, stopTelemetry, err := setupTelemetry(ctx, env, service)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, err
+	}
+	kc, err := kgo.NewClient(c.kafkaOpts(tel, extra...)...)
+	if err != nil {
+		stopTelemetry()
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	closeDeps = func() {
+		_ = rdb.Close()
+		kc.Close()
+		stopTelemetry()
+	}
+	d = &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, kafka: kc, rdb: rdb, catalog: catalog, tel: tel}
+	if err := d.ensureTopics(ctx, p); err != nil {
+		closeDeps()
+		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
+	}
+	d.store = d.newStore(allowPrivate)
+	return d, closeDeps, nil
+}
+
+// newStore is the endpoint store over d's Kafka and Redis clients.
+func (d *roleDeps) newStore(allowPrivate bool) *subscription.Store {
+	return subscription.NewStore(d.kafka, d.rdb, d.catalog,
+		subscription.WithTopicPrefix(d.prefix),
+		subscription.WithAllowPrivate(allowPrivate),
+		subscription.WithLogger(d.log))
+}
+
 func (d *roleDeps) topics() topic.Names { return topic.New(d.prefix) }
+
+// ensureTopics creates the topics that are missing, with the partition
+// counts p.
+func (d *roleDeps) ensureTopics(ctx context.Context, p topic.Partitions) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return topic.Ensure(ctx, kadm.NewClient(d.kafka), d.topics(), p)
+}
 
 // kafkaOpts are the client options every role's clients start from.
 func (d *roleDeps) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
@@ -92,8 +147,7 @@ type fanoutSettings struct {
 	txnID      string // "" means fanout.TransactionalID()
 	window     time.Duration
 	txnTimeout time.Duration
-	session    time.Duration
-	rebalance  time.Duration
+	group      groupFlags
 	maxBatch   int
 }
 
@@ -101,8 +155,7 @@ func defaultFanoutSettings() fanoutSettings {
 	return fanoutSettings{
 		window:     fanout.DefaultDedupeWindow,
 		txnTimeout: fanout.DefaultTransactionTimeout,
-		session:    45 * time.Second,
-		rebalance:  time.Minute,
+		group:      groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout},
 		maxBatch:   fanout.DefaultMaxBatch,
 	}
 }
@@ -114,12 +167,8 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		s.txnID = fanout.TransactionalID()
 	}
 	topics := d.topics()
-	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(fanout.ClientOpts(topics, fanout.Group, s.txnID),
-		kgo.TransactionTimeout(s.txnTimeout),
-		kgo.SessionTimeout(s.session),
-		kgo.HeartbeatInterval(min(3*time.Second, s.session/3)),
-		kgo.RebalanceTimeout(s.rebalance),
-	)...)...)
+	opts := append(fanout.ClientOpts(topics, fanout.Group, s.txnID), kgo.TransactionTimeout(s.txnTimeout))
+	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
 	}
@@ -157,8 +206,7 @@ type delivererSettings struct {
 	signer       *signature.Signer
 	disableAfter time.Duration
 	drain        time.Duration
-	session      time.Duration
-	rebalance    time.Duration
+	group        groupFlags
 }
 
 func defaultDelivererSettings() delivererSettings {
@@ -173,8 +221,7 @@ func defaultDelivererSettings() delivererSettings {
 		signer:       signature.NewSigner(),
 		disableAfter: deliverer.DefaultDisableAfter,
 		drain:        deliverer.DefaultDrainTimeout,
-		session:      45 * time.Second,
-		rebalance:    time.Minute,
+		group:        groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout},
 	}
 }
 
@@ -194,11 +241,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		return nil, err
 	}
 	return deliverer.New(
-		d.kafkaOpts(
-			kgo.SessionTimeout(s.session),
-			kgo.HeartbeatInterval(min(3*time.Second, s.session/3)),
-			kgo.RebalanceTimeout(s.rebalance),
-		),
+		d.kafkaOpts(s.group.opts()...),
 		d.store, snd,
 		deliverer.WithTopics(d.topics()),
 		deliverer.WithSchedule(s.schedule),

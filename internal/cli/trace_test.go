@@ -26,7 +26,6 @@ import (
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
-	"github.com/hookstream/hookstream/subscription"
 )
 
 // TestTraceIngestToReceiver builds api, fanout and deliverer in-process as
@@ -43,7 +42,7 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	const prefix = "trace."
 	names := k.CreateTopics(t, prefix, topic.Partitions{Events: 2, Deliveries: 2, Other: 1})
 	exp := tracetest.NewInMemoryExporter()
-	var logs syncBuffer
+	var logs testenv.Output
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -216,10 +215,9 @@ func traceDeps(t *testing.T, k *testenv.Kafka, rd *testenv.Redis, prefix, servic
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	store := subscription.NewStore(kc, rd.Client, catalog,
-		subscription.WithTopicPrefix(prefix), subscription.WithAllowPrivate(true), subscription.WithLogger(log))
-	return &roleDeps{log: log, prefix: prefix, brokers: []string{k.Addr}, kafka: kc, rdb: rd.Client,
-		catalog: catalog, store: store, tel: tel}
+	d := &roleDeps{log: log, prefix: prefix, brokers: []string{k.Addr}, kafka: kc, rdb: rd.Client, catalog: catalog, tel: tel}
+	d.store = d.newStore(true)
+	return d
 }
 
 // runWorkers runs workers under a supervisor until the test ends.

@@ -8,31 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookstream/hookstream/internal/demo"
+	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/signature"
 )
-
-// syncBuffer is an io.Writer the receiver's handlers and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func newSecret(t *testing.T) string {
 	t.Helper()
@@ -144,7 +126,7 @@ func TestReceiver(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
+			var out testenv.Output
 			var gotURL string
 			var srv *httptest.Server
 			recv := demo.New(&out, func(_ context.Context, url string) ([]demo.Endpoint, error) {
@@ -198,7 +180,7 @@ func TestReceiver(t *testing.T) {
 // its headers, and a tracing header shows up as the trace id.
 func TestReceiverDescribesFromHeaders(t *testing.T) {
 	secret := newSecret(t)
-	var out syncBuffer
+	var out testenv.Output
 	srv := httptest.NewServer(demo.New(&out, func(context.Context, string) ([]demo.Endpoint, error) {
 		return []demo.Endpoint{{ID: "ep_1", Secrets: []string{secret}}}, nil
 	}))
@@ -222,7 +204,7 @@ func TestReceiverDescribesFromHeaders(t *testing.T) {
 
 func TestReceiverRun(t *testing.T) {
 	secret := newSecret(t)
-	var out syncBuffer
+	var out testenv.Output
 	recv := demo.New(&out, func(context.Context, string) ([]demo.Endpoint, error) {
 		return []demo.Endpoint{{ID: "ep_1", Secrets: []string{secret}}}, nil
 	}, demo.WithAddr("127.0.0.1:0"), demo.WithMaxBody(64))

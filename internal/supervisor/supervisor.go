@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,6 +46,10 @@ func Run(ctx context.Context, log *slog.Logger, grace time.Duration, workers ...
 		err  error
 	}
 	done := make(chan result, len(workers))
+	running := map[string]int{} // names of the workers not returned yet
+	for _, w := range workers {
+		running[w.Name]++
+	}
 	for _, w := range workers {
 		go func() {
 			err := w.Worker.Run(ctx)
@@ -57,6 +63,7 @@ func Run(ctx context.Context, log *slog.Logger, grace time.Duration, workers ...
 		case <-ctx.Done():
 		case r := <-done:
 			remaining--
+			running[r.name]--
 			if r.err != nil && !errors.Is(r.err, context.Canceled) {
 				first = fmt.Errorf("%s: %w", r.name, r.err)
 				log.Error("worker failed", "worker", r.name, "err", r.err)
@@ -71,6 +78,7 @@ func Run(ctx context.Context, log *slog.Logger, grace time.Duration, workers ...
 	for ; remaining > 0; remaining-- {
 		select {
 		case r := <-done:
+			running[r.name]--
 			if r.err != nil && !errors.Is(r.err, context.Canceled) {
 				log.Error("worker stopped with error", "worker", r.name, "err", r.err)
 				if first == nil {
@@ -78,7 +86,15 @@ func Run(ctx context.Context, log *slog.Logger, grace time.Duration, workers ...
 				}
 			}
 		case <-timer.C:
-			return errors.Join(first, fmt.Errorf("%w (%d still running after %s)", ErrShutdownTimeout, remaining, grace))
+			var names []string
+			for name, n := range running {
+				if n > 0 {
+					names = append(names, name)
+				}
+			}
+			slices.Sort(names)
+			return errors.Join(first, fmt.Errorf("%w (%d still running after %s: %s)",
+				ErrShutdownTimeout, remaining, grace, strings.Join(names, ", ")))
 		}
 	}
 	return first

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,6 +51,9 @@ func TestShutdownIsBounded(t *testing.T) {
 	)
 	if !errors.Is(err, ErrShutdownTimeout) {
 		t.Fatalf("err = %v, want ErrShutdownTimeout", err)
+	}
+	if !strings.Contains(err.Error(), "stuck") {
+		t.Errorf("err = %q, want it to name the stuck worker", err)
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("Run waited far past the grace period")

@@ -7,6 +7,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/internal/kafkaserver"
@@ -69,50 +71,74 @@ func (k *Kafka) CreateTopics(t testing.TB, prefix string, p topic.Partitions) to
 }
 
 // ReadAll consumes every committed record of topic from the start up to its
-// current end offsets, with read_committed isolation.
+// current end offsets, with read_committed isolation. A transaction still
+// open below those offsets is waited for (until its producer ends it or its
+// timeout aborts it), so the answer does not depend on how fast the broker
+// serves the reads. A topic that does not exist has no records.
 func (k *Kafka) ReadAll(t testing.TB, topicName string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm := kadm.NewClient(k.Client(t))
-	ends, err := adm.ListEndOffsets(ctx, topicName)
-	if err != nil {
-		t.Fatalf("testenv: end offsets of %s: %v", topicName, err)
+	// Closed on return rather than at the end of the test: tests call
+	// ReadAll in polling loops.
+	newClient := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addr)}, opts...)...)
+		if err != nil {
+			t.Fatalf("testenv: kafka client: %v", err)
+		}
+		return cl
 	}
-	want := map[int32]int64{}
+	admCl := newClient()
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	var ends kadm.ListedOffsets
+	for {
+		var err error
+		ends, err = adm.ListEndOffsets(ctx, topicName)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil || errors.Is(err, kerr.UnknownTopicOrPartition) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("testenv: end offsets of %s: %v", topicName, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	end, unread := map[int32]int64{}, map[int32]bool{}
 	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
+		if o.Err == nil && o.Offset > 0 {
+			end[o.Partition], unread[o.Partition] = o.Offset, true
 		}
 	})
-	cl := k.Client(t,
+	// Transaction markers occupy offsets without being records: keeping
+	// them lets every partition reach its end offset exactly.
+	cl := newClient(
 		kgo.ConsumeTopics(topicName),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)
+	defer cl.Close()
 	var out []*kgo.Record
-	// Transaction markers occupy the last offsets of a partition without
-	// yielding records, so a partition may never reach its end offset in
-	// records: stop once every partition did, or nothing came for a while.
-	for len(want) > 0 {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := cl.PollFetches(pctx)
-		pcancel()
+	for len(unread) > 0 {
+		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("testenv: reading %s: timed out with partitions %v unread", topicName, want)
-		}
-		if fs.NumRecords() == 0 && pctx.Err() != nil {
-			break
+			t.Fatalf("testenv: reading %s: timed out before reaching the end offsets %v (partitions %v unread; a transaction open?)", topicName, end, unread)
 		}
 		fs.EachError(func(_ string, _ int32, err error) {
-			if err != context.DeadlineExceeded {
-				t.Fatalf("testenv: fetch %s: %v", topicName, err)
-			}
+			t.Fatalf("testenv: fetch %s: %v", topicName, err)
 		})
 		fs.EachRecord(func(r *kgo.Record) {
-			out = append(out, r)
-			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
-				delete(want, r.Partition)
+			if r.Offset >= end[r.Partition] {
+				return // written after the end offsets were listed
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if r.Offset+1 >= end[r.Partition] {
+				delete(unread, r.Partition)
 			}
 		})
 	}

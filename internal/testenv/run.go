@@ -1,0 +1,52 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Worker is a long-running part (an endpoint store, a fanout, a deliverer).
+type Worker interface {
+	Run(ctx context.Context) error
+}
+
+// stopTimeout bounds how long a stopped worker may take to return.
+const stopTimeout = time.Minute
+
+// Run runs w in the background until stop is called or the test ends.
+// stop cancels Run's context and returns Run's error; when the test did not
+// call stop, the error fails the test at its end. A Run that has not
+// returned a minute after the cancel is an error too.
+func Run(t testing.TB, w Worker) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stopOnce := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(stopTimeout):
+				err = errors.New("still running a minute after its context was cancelled")
+			}
+		})
+		return err
+	}
+	var taken atomic.Bool // the test called stop and has the error
+	t.Cleanup(func() {
+		if err := stopOnce(); err != nil && !taken.Load() {
+			t.Errorf("testenv: %T Run: %v", w, err)
+		}
+	})
+	return func() error {
+		taken.Store(true)
+		return stopOnce()
+	}
+}

@@ -1,0 +1,74 @@
+package testenv
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/internal/topic"
+)
+
+// TestReadAllTransactions reads a partition that ends in an aborted
+// transaction's marker: the committed records come back, the aborted one
+// does not, and ReadAll returns without waiting for records that never come.
+func TestReadAllTransactions(t *testing.T) {
+	k := StartKafka(t)
+	names := k.CreateTopics(t, "readall.", topic.Partitions{Events: 1, Deliveries: 1, Other: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	txn := k.Client(t, kgo.TransactionalID("readall-test"), kgo.DefaultProduceTopic(names.Events))
+	plain := k.Client(t, kgo.DefaultProduceTopic(names.Events))
+	for _, step := range []struct {
+		value string
+		txn   bool
+		end   kgo.TransactionEndTry
+	}{
+		{"committed", true, kgo.TryCommit},
+		{"plain", false, kgo.TryAbort},
+		{"aborted", true, kgo.TryAbort},
+	} {
+		if !step.txn {
+			if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte(step.value)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte(step.value)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, step.end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, r := range k.ReadAll(t, names.Events) {
+		got = append(got, string(r.Value))
+	}
+	if want := []string{"committed", "plain"}; !slices.Equal(got, want) {
+		t.Errorf("ReadAll = %q, want %q", got, want)
+	}
+	if got := k.ReadAll(t, "readall.missing"); len(got) != 0 {
+		t.Errorf("ReadAll of a missing topic = %d records, want none", len(got))
+	}
+}
+
+func TestOutputLines(t *testing.T) {
+	var o Output
+	if got := o.Lines(); got != nil {
+		t.Errorf("no output: %q", got)
+	}
+	_, _ = o.Write([]byte("one\ntwo\nthr"))
+	if got := o.Lines(); !slices.Equal(got, []string{"one", "two"}) {
+		t.Errorf("Lines = %q, want the two complete lines", got)
+	}
+	_, _ = o.Write([]byte("ee\n"))
+	if got := o.Lines(); !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Errorf("Lines = %q, want three lines", got)
+	}
+}
