@@ -198,8 +198,10 @@ type Deliverer struct {
 	eps    Endpoints
 	snd    Sender
 	slots  chan struct{} // global in-flight bound
-	m      *metrics
-	kopts  []kgo.Opt
+	// goroutines runs the attempts.
+	goroutines *warm
+	m          *metrics
+	kopts      []kgo.Opt
 	// ready is closed once Run has set client and adm; kgo may call the
 	// rebalance callbacks before NewClient returns.
 	ready chan struct{}
@@ -255,13 +257,16 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		return nil, err
 	}
 	d := &Deliverer{
-		cfg:     c,
-		eps:     endpoints,
-		snd:     snd,
-		slots:   make(chan struct{}, c.maxInFlight),
-		m:       m,
-		ready:   make(chan struct{}),
-		workers: map[int32]*worker{},
+		cfg:   c,
+		eps:   endpoints,
+		snd:   snd,
+		slots: make(chan struct{}, c.maxInFlight),
+		// Idle goroutines are kept a few seconds: long enough to carry
+		// steady load, short enough not to outlive Run by much.
+		goroutines: newWarm(3 * time.Second),
+		m:          m,
+		ready:      make(chan struct{}),
+		workers:    map[int32]*worker{},
 	}
 	d.kopts = append(append([]kgo.Opt{}, kafka...), ClientOpts(c.topics, c.group)...)
 	d.kopts = append(d.kopts,

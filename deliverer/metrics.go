@@ -17,6 +17,9 @@ type metrics struct {
 	backoff    metric.Int64UpDownCounter // lanes waiting out a backoff in memory
 	parked     metric.Int64Counter       // records moved to the retries topic
 	dead       metric.Int64Counter       // records dead-lettered, by reason
+	// attrs holds the option of each known label value, built once:
+	// building one per call allocates on every attempt.
+	attrs map[[2]string]metric.MeasurementOption
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -46,13 +49,22 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Records dead-lettered, by reason.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
+	x.attrs = map[[2]string]metric.MeasurementOption{}
+	for key, values := range map[string][]string{
+		"outcome": {"delivered", "dead", "deleted", "failed", "gone", "refused"},
+		"reason":  {"exhausted", "disabled", "malformed"},
+	} {
+		for _, v := range values {
+			x.attrs[[2]string{key, v}] = metric.WithAttributeSet(attribute.NewSet(attribute.String(key, v)))
+		}
+	}
 	// Series start at 0, so that a rate or an alert sees the first event
 	// rather than a series appearing.
 	for _, o := range []string{"delivered", "dead", "deleted"} {
-		x.deliveries.Add(bg, 0, metric.WithAttributes(attribute.String("outcome", o)))
+		x.deliveries.Add(bg, 0, x.attr("outcome", o))
 	}
 	for _, r := range []string{"exhausted", "disabled", "malformed"} {
-		x.dead.Add(bg, 0, metric.WithAttributes(attribute.String("reason", r)))
+		x.dead.Add(bg, 0, x.attr("reason", r))
 	}
 	x.backoff.Add(bg, 0)
 	x.parked.Add(bg, 0)
@@ -62,15 +74,23 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 // Metric calls need a context but record nothing from it.
 var bg = context.Background()
 
+// attr is the measurement option of the one label key=value.
+func (m *metrics) attr(key, value string) metric.MeasurementOption {
+	if o, ok := m.attrs[[2]string{key, value}]; ok {
+		return o
+	}
+	return metric.WithAttributes(attribute.String(key, value))
+}
+
 func (m *metrics) finished(outcome string) {
-	m.deliveries.Add(bg, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	m.deliveries.Add(bg, 1, m.attr("outcome", outcome))
 }
 
 func (m *metrics) attempt(outcome string, d time.Duration) {
-	m.latency.Record(bg, d.Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
+	m.latency.Record(bg, d.Seconds(), m.attr("outcome", outcome))
 }
 
 func (m *metrics) deadLettered(reason string) {
-	m.dead.Add(bg, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	m.dead.Add(bg, 1, m.attr("reason", reason))
 	m.finished("dead")
 }

@@ -507,9 +507,9 @@ func (w *worker) start(l *lane, it *item) {
 	}
 	w.setBackoff(l, false)
 	d, lim := it.d, l.limiter
-	go func() {
+	w.d.goroutines.Go(func() {
 		w.post(evResult{l: l, it: it, out: w.attempt(d, lim)})
-	}()
+	})
 }
 
 // attempt looks the endpoint up and makes one attempt. It runs on its own

@@ -176,9 +176,7 @@ func (c *Catalog) Validate(eventType string, data []byte) error {
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownType, eventType)
 	}
-	// UnmarshalJSON keeps numbers as json.Number, so integers beyond 2^53
-	// and "integer" checks are exact.
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	v, err := decode(data)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidJSON, err)
 	}
@@ -191,6 +189,23 @@ func (c *Catalog) Validate(eventType string, data []byte) error {
 		return fmt.Errorf("schemas: validate %s: %w", eventType, err)
 	}
 	return c.specific(ve)
+}
+
+// decode parses one JSON value for the validator, numbers as json.Number
+// (encoding/json's type, which the validator expects), so integers beyond
+// 2^53 and "integer" checks are exact. It is jsonschema.UnmarshalJSON on
+// segmentio's parser, which is about six times faster than encoding/json's
+// on a 1 KiB event: fanout validates every event.
+func decode(data []byte) (any, error) {
+	var v any
+	rest, err := json.Parse(data, &v, json.UseNumber)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
+		return nil, errors.New("invalid character after top-level value")
+	}
+	return v, nil
 }
 
 // specific turns the library's error tree into the single deepest leaf, the

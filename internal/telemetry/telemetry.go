@@ -80,8 +80,12 @@ func WithGetenv(getenv func(string) string) Option { return func(c *cfg) { c.get
 // (headers, TLS, timeout) from the process environment themselves, and the
 // SDK reads OTEL_TRACES_SAMPLER there.
 //
-// Spans are created even when not exported, so that traceparent still
-// reaches Kafka records and receivers.
+// When nothing exports spans, the process starts no sampled trace of its
+// own (ParentBased(NeverSample)): spans are still created, unrecorded, so a
+// traceparent, with its trace id and sampling decision, still reaches Kafka
+// records and receivers, but recording spans nobody reads would cost the
+// deliverer and fanout a tenth of their CPU. A caller's sampled trace is
+// still followed, so that a receiver continuing it keeps it.
 func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, error) {
 	c := cfg{getenv: os.Getenv}
 	for _, o := range opts {
@@ -110,6 +114,8 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, err
 		}
 		if exp != nil {
 			topts = append(topts, sdktrace.WithBatcher(exp))
+		} else {
+			topts = append(topts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 		}
 	}
 	tp := sdktrace.NewTracerProvider(topts...)

@@ -78,6 +78,45 @@ func TestSetupExporter(t *testing.T) {
 	}
 }
 
+// TestUnexportedSampling: with no exporter, a span of the process's own is
+// not recorded, yet it has a trace id to propagate; under a caller's sampled
+// span the process follows the caller, so the trace the caller records
+// stays whole downstream.
+func TestUnexportedSampling(t *testing.T) {
+	tel, err := telemetry.Setup(context.Background(), "test", telemetry.WithGetenv(func(string) string { return "" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	tr := tel.Tracer.Tracer("test")
+	remote := testenv.RemoteSpan(t)
+	for _, tt := range []struct {
+		name      string
+		parent    context.Context
+		recording bool
+	}{
+		{"own root", context.Background(), false},
+		{"caller sampled", trace.ContextWithRemoteSpanContext(context.Background(), remote), true},
+		{"caller not sampled", trace.ContextWithRemoteSpanContext(context.Background(),
+			remote.WithTraceFlags(0)), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, span := tr.Start(tt.parent, "span")
+			defer span.End()
+			sc := span.SpanContext()
+			if !sc.IsValid() {
+				t.Fatal("span context invalid: nothing to propagate")
+			}
+			if span.IsRecording() != tt.recording || sc.IsSampled() != tt.recording {
+				t.Errorf("recording %v, sampled %v; want both %v", span.IsRecording(), sc.IsSampled(), tt.recording)
+			}
+			if p := trace.SpanContextFromContext(tt.parent); p.IsValid() && sc.TraceID() != p.TraceID() {
+				t.Errorf("trace id %s, want the caller's %s", sc.TraceID(), p.TraceID())
+			}
+		})
+	}
+}
+
 // TestKafkaHooks produces through a client with the hooks: the record's one
 // traceparent is its publish span's, a child of the produce context's span
 // or, when that has none, of the traceparent the record already carried.
