@@ -12,64 +12,76 @@
 // WithUnorderedConcurrency. All lanes of the process share WithMaxInFlight
 // request slots; a lane waiting out a backoff holds none.
 //
-// # Retries
+// # Retries and parking
 //
 // After a failed attempt the next waits the schedule's delay. A short delay
 // (up to WithParkThreshold) is waited in memory while the lane's later
-// records wait behind it. A longer one parks the lane: its records, in
-// order, are produced to <prefix>retries (partition i, the failed one with
-// its attempt count and not-before time) and finished, so the deliveries
-// offset moves on. While a lane has parked records not yet read back, or
-// its head waits longer than the threshold, records arriving for it are
-// appended to retries behind them instead of being held in memory. The
-// worker reads retries[i] as it reads deliveries[i]; a record read back
-// joins its lane and waits for its not-before time. A lane that must wait
-// long while older records of it are still unread in retries waits in
-// memory: parking it would put it behind them.
+// records wait behind it. A longer one parks the lane in <prefix>retries:
+// first a marker (see HeaderMarker), then the failed record with its
+// attempt count and not-before time, then the rest of the lane, in order;
+// once Kafka has them they are finished in deliveries, so its offset moves
+// on. Records arriving for a parked lane go to retries behind them. A lane
+// in backoff whose queue grows long parks as well, so one endpoint's
+// backlog never holds the partition's memory.
+//
+// The marker is the parked lane's durable state: the lowest retries offset
+// still to be delivered (every record of the endpoint from there on is),
+// when delivering may resume, attempts made since the records were written.
+// Delivery records in retries are written once and never rewritten; the
+// group consumer finishes them as it reads them and keeps only the lanes'
+// newest markers unfinished. A lane renews its marker every park threshold
+// (and whenever its state changes), so the retries offset never waits on a
+// backoff either: both committed offsets trail the work by about a park
+// threshold at most.
+//
+// When the wait is over the lane drains: it reads retries back from its
+// marker's offset (apart from the group consumer, which stays at the end
+// of the topic), a few records at a time, and delivers them in order. A
+// failure with a long delay parks it again at the failed record, which
+// stays where it is. Once the drain has delivered everything up to the end
+// of retries, the lane is back in memory and a "done" marker says so. An
+// endpoint with ordering "none" drains with its concurrency, records that
+// wait long staying in the lane while up to 1000 later ones go around them.
+// Retention of the retries topic must outlast the longest a lane stays
+// parked (Ensure sets 14 days; WithDisableAfter bounds it at 5 days by
+// default); records it deletes first are counted in
+// hookstream.deliverer.retries.expired and logged.
 //
 // 410 Gone disables the endpoint and dead-letters the record, as does a
 // failure when every attempt has failed for WithDisableAfter ("failing
-// since" travels with parked records in HeaderFailingSince); both publish
+// since" survives restarts in the lane's marker); both publish
 // endpoint.disabled. Records of a disabled endpoint are dead-lettered
 // (redrivable), those of a deleted one dropped, with an attempts record.
 // Every attempt is logged to <prefix>attempts (see Attempt).
 //
 // When partition i is assigned, deliveries[i] is paused until retries[i] has
-// been read up to the end offset it had then, so an endpoint's parked
-// records are back in its lane before any newer live record of it is
-// considered. Order per endpoint thus holds across the two topics, restarts
-// and rebalances.
+// been read up to the end offset it had then, so every parked lane is known
+// from its newest marker before any newer live record of it is considered.
+// Order per endpoint thus holds across the two topics, restarts and
+// rebalances.
 //
 // # Offsets and memory
 //
 // Per partition of each topic the committed offset is the lowest record not
-// yet finished (delivered, dead-lettered, dropped for a deleted endpoint, or
-// acknowledged by Kafka in retries). Long backoffs never hold the deliveries
-// offset; a record read back from retries holds the retries offset until it
-// is finished, so after a crash the retries records from there on are read
-// again (duplicates, never loss).
-//
-// Records waiting in lanes are held in memory, so each topic-partition stops
+// yet finished: in deliveries delivered, dead-lettered, dropped for a
+// deleted endpoint, or acknowledged by Kafka in retries; in retries every
+// record but the lanes' newest markers. Each topic-partition stops
 // fetching while WithMaxBuffered of its records are unfinished, and resumes
-// below. Retries records for a lane whose head waits beyond the park
-// threshold are not read into its queue during the catch-up read; they are
-// appended to the end of retries instead, so catching up needs memory only
-// for the records that are due soon. Memory is thus bounded by about
-// 2 x WithMaxBuffered records (plus one fetch) per owned partition. When
-// retries[i] is paused at the cap, parked records further in it come back
-// late (never early, never out of order); when deliveries[i] is, every
-// endpoint of the partition waits: size the cap for the slowest endpoint's
-// backlog during a short backoff.
+// below; a lane in backoff parks once it queues a tenth of that. A draining
+// lane holds at most 32 records read back (twice its concurrency for
+// ordering "none"); reads of retries are 1 MiB, four at a time per process.
 //
 // # Duplicates
 //
 // After a crash, a lost session or a rebalance (the range balancer is
 // eager: every membership change revokes every partition, and requests in
-// flight are cancelled), the next owner starts at the committed offset. As
-// lanes run concurrently the committed offset is held by the slowest lane
-// of the partition (a short backoff holds it up to the park threshold plus
-// the request timeouts), so records of faster lanes above it are sent
-// again. Receivers dedupe by webhook-id.
+// flight are cancelled), the next owner starts at the committed offsets and
+// the lanes' newest markers. As lanes run concurrently the committed offset
+// is held by the slowest lane of the partition (a short backoff holds it up
+// to the park threshold plus the request timeouts), so records of faster
+// lanes above it are sent again; a draining lane sends again what it
+// delivered since its marker was written (a park threshold at most).
+// Receivers dedupe by webhook-id.
 package deliverer
 
 import (
@@ -197,6 +209,7 @@ type Deliverer struct {
 	adm    *kadm.Client
 	eps    Endpoints
 	snd    Sender
+	reader *reader       // drains read retries through it
 	slots  chan struct{} // global in-flight bound
 	// goroutines runs the attempts.
 	goroutines *warm
@@ -339,7 +352,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("deliverer: kafka client: %w", err)
 	}
-	d.client, d.adm = cl, kadm.NewClient(cl)
+	d.client, d.adm, d.reader = cl, kadm.NewClient(cl), newReader(cl, d.cfg.topics.Retries)
 	close(d.ready)
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -397,23 +410,30 @@ func (d *Deliverer) shutdown() {
 		ws = append(ws, w)
 	}
 	d.mu.Unlock()
-	deadline := time.NewTimer(d.cfg.drain)
-	defer deadline.Stop()
+	// One deadline for all workers: the drain timeout bounds the whole
+	// drain, however many partitions are busy.
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.drain)
+	defer cancel()
 	for _, w := range ws {
 		w.post(evDrain{})
 	}
 	for _, w := range ws {
 		select {
 		case <-w.drained:
-		case <-deadline.C:
+		case <-ctx.Done():
 		}
 	}
 	d.release(ws, true)
 }
 
 // stopGrace bounds how long a stopping worker waits for Kafka to acknowledge
-// what it already produced.
-const stopGrace = 10 * time.Second
+// what it already produced (twice: once before giving up on the acks, once
+// after), and the final commit takes at most as long.
+const stopGrace = time.Second
+
+// StopTimeout is the longest Run takes to return after the drain timeout
+// once its context ended: a shutdown grace must leave room for it.
+const StopTimeout = 3 * stopGrace
 
 // release stops ws (cancelling requests in flight), optionally commits what
 // they finished, and forgets them.
@@ -427,7 +447,7 @@ func (d *Deliverer) release(ws []*worker, commit bool) {
 	}
 	wg.Wait()
 	if commit {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
 		d.commit(ctx, ws)
 		cancel()
 	}

@@ -12,11 +12,13 @@ import (
 // metrics are the deliverer's instruments, under the meter
 // "hookstream/deliverer".
 type metrics struct {
-	deliveries metric.Int64Counter       // finished deliveries by outcome
-	latency    metric.Float64Histogram   // attempt latency by outcome
-	backoff    metric.Int64UpDownCounter // lanes waiting out a backoff in memory
-	parked     metric.Int64Counter       // records moved to the retries topic
-	dead       metric.Int64Counter       // records dead-lettered, by reason
+	deliveries  metric.Int64Counter       // finished deliveries by outcome
+	latency     metric.Float64Histogram   // attempt latency by outcome
+	backoff     metric.Int64UpDownCounter // lanes waiting out a backoff in memory
+	parked      metric.Int64Counter       // records moved to the retries topic
+	dead        metric.Int64Counter       // records dead-lettered, by reason
+	parkedLanes metric.Int64UpDownCounter // lanes whose records wait in the retries topic
+	expired     metric.Int64Counter       // drains that found records deleted by retention
 	// attrs holds the option of each known label value, built once:
 	// building one per call allocates on every attempt.
 	attrs map[[2]string]metric.MeasurementOption
@@ -45,6 +47,14 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Records moved to the retries topic.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
+	if x.parkedLanes, err = m.Int64UpDownCounter("hookstream.deliverer.lanes.parked", metric.WithUnit("{lane}"),
+		metric.WithDescription("Endpoint lanes whose records wait in the retries topic (parked, or being read back).")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	if x.expired, err = m.Int64Counter("hookstream.deliverer.retries.expired", metric.WithUnit("{event}"),
+		metric.WithDescription("Times a lane found parked records deleted by the retries topic's retention before delivery (raise retention.ms).")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
 	if x.dead, err = m.Int64Counter("hookstream.deliverer.dead", metric.WithUnit("{record}"),
 		metric.WithDescription("Records dead-lettered, by reason.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
@@ -68,6 +78,8 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	}
 	x.backoff.Add(bg, 0)
 	x.parked.Add(bg, 0)
+	x.parkedLanes.Add(bg, 0)
+	x.expired.Add(bg, 0)
 	return &x, nil
 }
 

@@ -17,8 +17,9 @@ import (
 )
 
 // TestProcessesKill runs three `hookstream deliverer` processes on one
-// broker, SIGKILLs one mid-stream, and checks that every endpoint still got
-// every event, in order.
+// broker, SIGKILLs one mid-stream, while lanes are parked in retries or
+// being read back, and checks that every endpoint still got every event,
+// in order.
 func TestProcessesKill(t *testing.T) {
 	t.Parallel()
 	const endpoints, events = 20, 50
@@ -30,8 +31,8 @@ func TestProcessesKill(t *testing.T) {
 	for k := range endpoints {
 		rcs[k] = newReceiver(t, func(n, try int) int {
 			time.Sleep(5 * time.Millisecond) // keep the stream going long enough to kill into
-			if n == 10 && try == 1 {
-				return 500 // one in-memory retry per endpoint
+			if n == 10 && try <= 2 {
+				return 500 // an in-memory retry, then the lane parks
 			}
 			return 200
 		})
@@ -50,8 +51,9 @@ func TestProcessesKill(t *testing.T) {
 			"--session-timeout", "1500ms",
 			"--rebalance-timeout", "5s",
 			"--retry-schedule", "0s,100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s",
+			"--park-threshold", "150ms",
 			"--drain-timeout", "2s",
-			"--shutdown-grace", "5s",
+			"--shutdown-grace", "6s",
 			"--log-format", "text",
 			"--log-level", "info",
 		)

@@ -1,11 +1,11 @@
 package deliverer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,12 +19,6 @@ import (
 	"github.com/hookstream/hookstream/subscription"
 )
 
-// HeaderFailingSince is set on records a failing lane moves to the retries
-// topic: unix milliseconds of the first failure in the endpoint's current
-// run of failures, so "failing since" (WithDisableAfter) survives restarts,
-// rebalances and records dead-lettered in between.
-const HeaderFailingSince = "hookstream-failing-since"
-
 type itemState uint8
 
 const (
@@ -33,38 +27,64 @@ const (
 	finishing                  // being produced to retries or dead
 )
 
-// item is one delivery record held by a worker.
+// item is one delivery record held by a worker: read from deliveries (mark
+// set), or read back from retries by its lane's drain (mark nil; rec.Offset
+// is its retries offset).
 type item struct {
-	rec          *kgo.Record // as consumed: topic, partition, offset
-	d            record.Delivery
-	retry        bool // read from the retries topic
-	mark         *mark
-	due          time.Time // no attempt before
-	state        itemState
-	failingSince time.Time // HeaderFailingSince
+	rec   *kgo.Record
+	d     record.Delivery
+	mark  *mark
+	due   time.Time // no attempt before
+	state itemState
 }
+
+func (it *item) parked() bool { return it.mark == nil }
+
+type laneMode uint8
+
+const (
+	laneMemory   laneMode = iota // records come from deliveries and wait in memory
+	laneParked                   // records wait in retries until the lane's until
+	laneDraining                 // records are read back from retries, scanPos on
+)
 
 // lane is one endpoint's FIFO within a worker. Only the worker's goroutine
 // touches it.
 type lane struct {
-	id        string
-	queue     []*item
-	inflight  int
-	unordered bool // learned from the endpoint on each attempt
-	limiter   *rate.Limiter
-	timer     *time.Timer
-	timerAt   time.Time
-	// forwarding counts records produced to retries and not yet acked;
-	// lastParked is the highest retries offset acked for this lane. Until
-	// the worker has read retries past it, newer records of the lane must
-	// follow it into retries.
-	forwarding   int
-	lastParked   int64
+	id           string
+	queue        []*item
+	inflight     int
+	unordered    bool // learned from the endpoint on each attempt
+	limiter      *rate.Limiter
+	timer        *time.Timer
+	timerAt      time.Time
 	failingSince time.Time
-	okAt         time.Time // last 2xx seen
 	lookupFails  int
 	disabling    bool
 	backoff      bool // counted in the lanes-in-backoff metric
+
+	// Parking (see the package doc). marked holds what the lane's retries
+	// records at or above from do not say themselves; it goes into every
+	// marker and applies to records as the drain reads them.
+	mode     laneMode
+	until    time.Time
+	from     int64 // -1: the newest marker's own offset, not known yet
+	marker   string
+	markerAt time.Time
+	anchor   *mark  // the newest marker read back, held so commits stay below it
+	anchorID string // its id
+	marked   map[int64]markedRecord
+	// The drain: scanPos is the next retries offset to read; scanEnd the
+	// end of retries seen by the last read (-1: none yet).
+	scanPos, scanEnd int64
+	scanGen          int // bumped to drop a read in flight
+	scanning         bool
+	scanWait         time.Time // after a failed read
+	// forwarding counts records produced to retries and not acked yet;
+	// lastForwarded is the highest retries offset acked for the lane. A
+	// drain is over once it has read past both.
+	forwarding    int
+	lastForwarded int64
 }
 
 type mode uint8
@@ -74,6 +94,22 @@ const (
 	draining      // start nothing new; finish what is in flight
 	stopping      // cancel, collect acks, exit
 )
+
+// A draining lane reads its records back while it holds fewer than
+// drainQueue of them (twice its concurrency for ordering "none"), and while
+// fewer than drainAhead of them were delivered out of order above its
+// lowest pending one: its marker lists those.
+const (
+	drainQueue = 32
+	drainAhead = 1000
+)
+
+// found is a marker read while catching up.
+type found struct {
+	m    *marker
+	at   time.Time
+	mark *mark
+}
 
 // worker owns partition i of deliveries and retries.
 type worker struct {
@@ -88,7 +124,7 @@ type worker struct {
 	live    *tracker
 	retries *tracker
 
-	sendCtx     context.Context // cancelled to abort requests in flight
+	sendCtx     context.Context // cancelled to abort requests and reads in flight
 	cancelSends context.CancelFunc
 	prodCtx     context.Context // cancelled to give up on unacked produces
 	cancelProds context.CancelFunc
@@ -102,6 +138,7 @@ type worker struct {
 	retriesEnd  int64 // end offset of retries[i] at assignment
 	retriesPos  int64 // where this member started reading retries[i]
 	retriesNext int64 // offset after the last retries record read
+	found       map[string]found
 	held        []*item
 	liveCount   int
 	retryCount  int
@@ -122,6 +159,7 @@ func newWorker(d *Deliverer, part int32) *worker {
 		live:       newTracker(),
 		retries:    newTracker(),
 		lanes:      map[string]*lane{},
+		found:      map[string]found{},
 		pausedLive: true, // paused by the assignment
 		drained:    make(chan struct{}),
 		done:       make(chan struct{}),
@@ -145,11 +183,18 @@ type (
 	}
 	evProduced struct {
 		l         *lane // nil for a poison record
-		it        *item
-		dead      string // dead-letter metric reason; "" for retries
+		it        *item // nil for a marker
+		dead      string
 		topic     string
 		partition int32
 		offset    int64
+		err       error
+	}
+	evScanned struct {
+		l         *lane
+		gen       int
+		recs      []*kgo.Record
+		next, end int64
 		err       error
 	}
 	evDisabled struct {
@@ -231,13 +276,18 @@ func (w *worker) cleanup() {
 			l.timer.Stop()
 		}
 		w.setBackoff(l, false)
+		w.setParked(l, laneMemory)
 	}
 }
 
 func (w *worker) handle(e any) {
 	switch e := e.(type) {
 	case evRecords:
-		w.onRecords(e)
+		if e.retry {
+			w.onRetries(e.recs)
+		} else {
+			w.onDeliveries(e.recs)
+		}
 	case evCatchUp:
 		w.catchKnown, w.retriesEnd, w.retriesPos = true, e.end, e.pos
 		w.checkCaughtUp()
@@ -245,6 +295,8 @@ func (w *worker) handle(e any) {
 		w.onResult(e)
 	case evProduced:
 		w.onProduced(e)
+	case evScanned:
+		w.onScanned(e)
 	case evDisabled:
 		w.busy--
 		e.l.disabling = false
@@ -260,71 +312,153 @@ func (w *worker) handle(e any) {
 			w.noNewSends.Store(true)
 		}
 	case evStop:
+		if w.mode != stopping {
+			w.checkpoint()
+		}
 		w.mode = stopping
 	}
 }
 
-func (w *worker) onRecords(e evRecords) {
+func (w *worker) onDeliveries(recs []*kgo.Record) {
 	if w.mode != running {
 		return // not finished, so redelivered
 	}
-	items := make([]*item, len(e.recs))
+	items := make([]*item, len(recs))
 	w.tmu.Lock()
-	for i, r := range e.recs {
-		t := w.live
-		if e.retry {
-			t = w.retries
-		}
-		items[i] = &item{rec: r, retry: e.retry, mark: t.add(r.Offset)}
+	for i, r := range recs {
+		items[i] = &item{rec: r, mark: w.live.add(r.Offset)}
 	}
 	w.tmu.Unlock()
+	w.liveCount += len(items)
 	for _, it := range items {
-		w.count(it, 1)
-		if it.retry {
-			w.retriesNext = it.rec.Offset + 1
-		}
 		d, err := record.Parse(it.rec)
 		if err != nil {
-			w.poison(it, err)
+			w.poison(nil, it, err)
 			continue
 		}
 		it.d, it.due = d, d.NotBefore
-		if v := record.Header(it.rec, HeaderFailingSince); v != nil {
-			if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-				it.failingSince = time.UnixMilli(ms)
-			}
-		}
-		if !it.retry && !w.caughtUp {
+		if !w.caughtUp {
 			w.held = append(w.held, it)
 			continue
 		}
 		w.place(it)
 	}
+}
+
+// onRetries reads what the group consumer brings of retries[i]: the lanes'
+// markers. Parked delivery records are finished at once: their lane's
+// marker stands for them until a drain reads them back.
+func (w *worker) onRetries(recs []*kgo.Record) {
+	if w.mode != running {
+		return
+	}
+	marks := make([]*mark, len(recs))
+	w.tmu.Lock()
+	for i, r := range recs {
+		marks[i] = w.retries.add(r.Offset)
+	}
+	w.tmu.Unlock()
+	w.retryCount += len(recs)
+	for i, r := range recs {
+		w.retriesNext = r.Offset + 1
+		m, isMarker, err := parseMarker(r)
+		switch {
+		case err != nil:
+			w.poison(nil, &item{rec: r, mark: marks[i]}, err)
+		case !isMarker:
+			w.finishRetry(marks[i])
+		default:
+			w.onMarker(m, r.Timestamp, marks[i])
+		}
+	}
 	w.checkCaughtUp()
 }
 
-// checkCaughtUp releases the held live records once retries has been read
-// up to the end offset it had at assignment.
+func (w *worker) finishRetry(m *mark) {
+	w.tmu.Lock()
+	w.retries.finish(m)
+	w.tmu.Unlock()
+	w.retryCount--
+}
+
+// onMarker keeps the newest marker of each lane: while catching up, the
+// newest one read; after, the one the lane itself produced last. Any other
+// is stale.
+func (w *worker) onMarker(m *marker, at time.Time, mk *mark) {
+	if !w.caughtUp {
+		if f, ok := w.found[m.endpoint]; ok {
+			w.finishRetry(f.mark)
+		}
+		w.found[m.endpoint] = found{m: m, at: at, mark: mk}
+		return
+	}
+	l := w.lanes[m.endpoint]
+	if l == nil || m.kind != markerPark || l.marker != m.ID || l.mode == laneMemory {
+		w.finishRetry(mk)
+		return
+	}
+	if l.anchor != nil {
+		w.finishRetry(l.anchor)
+	}
+	l.anchor, l.anchorID, l.markerAt = mk, m.ID, at
+	if l.from < 0 {
+		l.from = m.From
+	}
+	w.pump(l)
+}
+
+// checkCaughtUp, once retries has been read up to the end offset it had at
+// assignment, restores the parked lanes from their markers, then releases
+// the held live records.
 func (w *worker) checkCaughtUp() {
 	if w.caughtUp || !w.catchKnown || max(w.retriesNext, w.retriesPos) < w.retriesEnd {
 		return
 	}
 	w.caughtUp = true
+	for ep, f := range w.found {
+		if f.m.kind != markerPark {
+			w.finishRetry(f.mark)
+			continue
+		}
+		l := w.lane(ep)
+		l.until, l.from, l.failingSince = unixMilli(f.m.Until), f.m.From, unixMilli(f.m.FailingSince)
+		l.marker, l.anchor, l.anchorID, l.markerAt = f.m.ID, f.mark, f.m.ID, f.at
+		l.marked = map[int64]markedRecord{}
+		for _, r := range f.m.Records {
+			l.marked[r.Offset] = r
+		}
+		w.setParked(l, laneParked)
+	}
+	w.found = nil
 	held := w.held
 	w.held = nil
 	for _, it := range held {
 		w.place(it)
 	}
+	for _, l := range w.lanes {
+		w.pump(l)
+	}
 }
 
-// place puts a parsed record into its lane, or behind the lane's parked
-// records in retries.
+// checkpoint renews the marker of every draining lane on the way out, so
+// the next owner does not send again what the drain delivered since its
+// last marker. The worker stops once Kafka has them (or gives up on them).
+func (w *worker) checkpoint() {
+	if !w.caughtUp {
+		return
+	}
+	for _, l := range w.lanes {
+		if l.mode == laneDraining && l.from >= 0 {
+			w.produceMarker(l)
+		}
+	}
+}
+
+// place puts a record from deliveries into its lane, or behind the lane's
+// parked records in retries.
 func (w *worker) place(it *item) {
 	l := w.lane(it.d.EndpointID)
-	// Records read back from retries after the catch-up are the parked
-	// ones returning: they always join the lane. Anything else must not
-	// overtake the lane's parked records.
-	if (!it.retry || !w.caughtUp) && !l.unordered && w.parked(l) {
+	if l.mode != laneMemory {
 		w.forward(l, it)
 		return
 	}
@@ -335,32 +469,63 @@ func (w *worker) place(it *item) {
 func (w *worker) lane(id string) *lane {
 	l := w.lanes[id]
 	if l == nil {
-		l = &lane{id: id, limiter: rate.NewLimiter(rate.Inf, 1), lastParked: -1}
+		l = &lane{id: id, limiter: rate.NewLimiter(rate.Inf, 1), from: -1, lastForwarded: -1, scanEnd: -1}
 		w.lanes[id] = l
 	}
 	return l
 }
 
-// hasUnread: the lane has records in retries this worker has not read back.
-func (w *worker) hasUnread(l *lane) bool {
-	return l.forwarding > 0 || l.lastParked >= w.retriesNext
-}
-
-// parked: new records of the lane go to retries rather than memory, because
-// older ones are there or its head waits longer than the park threshold.
-func (w *worker) parked(l *lane) bool {
-	if w.hasUnread(l) {
-		return true
-	}
-	return len(l.queue) > 0 && time.Until(l.queue[0].due) > w.d.cfg.policy.park
-}
-
-// pump starts whatever attempts the lane may start now, or arms its timer.
+// pump moves the lane on: starts its drain when due, reads more of it,
+// starts whatever attempts may start now, renews its marker, and arms its
+// timer for the next of these.
 func (w *worker) pump(l *lane) {
 	if w.mode != running || l.disabling {
 		return
 	}
 	now := time.Now()
+	var next time.Time
+	at := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if l.mode == laneParked && l.from >= 0 {
+		if now.Before(l.until) {
+			at(l.until)
+		} else {
+			l.scanPos, l.scanEnd = l.from, -1
+			w.setParked(l, laneDraining)
+		}
+	}
+	if l.mode == laneDraining {
+		if now.Before(l.scanWait) {
+			at(l.scanWait)
+		} else {
+			w.scan(l)
+		}
+	}
+	if l.mode != laneParked {
+		at(w.startDue(l, now))
+	}
+	if l.mode != laneMemory && l.anchor != nil && l.anchorID == l.marker {
+		renew := l.markerAt.Add(w.d.cfg.policy.park)
+		if !now.Before(renew) {
+			w.produceMarker(l)
+		} else {
+			at(renew)
+		}
+	}
+	if l.mode == laneDraining {
+		w.maybeUnpark(l)
+	}
+	if !next.IsZero() {
+		w.arm(l, next)
+	}
+}
+
+// startDue starts the attempts the lane may start now and returns when the
+// next one is due (zero: none is waiting).
+func (w *worker) startDue(l *lane, now time.Time) time.Time {
 	var next time.Time
 	if l.unordered {
 		for _, it := range l.queue {
@@ -378,16 +543,15 @@ func (w *worker) pump(l *lane) {
 			}
 			w.start(l, it)
 		}
-	} else if len(l.queue) > 0 && l.inflight == 0 && l.queue[0].state == queued {
+		return next
+	}
+	if len(l.queue) > 0 && l.inflight == 0 && l.queue[0].state == queued {
 		if h := l.queue[0]; h.due.After(now) {
-			next = h.due
-		} else {
-			w.start(l, h)
+			return h.due
 		}
+		w.start(l, l.queue[0])
 	}
-	if !next.IsZero() {
-		w.arm(l, next)
-	}
+	return next
 }
 
 func (w *worker) arm(l *lane, at time.Time) {
@@ -413,9 +577,20 @@ func (w *worker) setBackoff(l *lane, on bool) {
 	}
 }
 
+// setParked changes the lane's mode, keeping the parked-lanes gauge.
+func (w *worker) setParked(l *lane, m laneMode) {
+	switch {
+	case l.mode == laneMemory && m != laneMemory:
+		w.d.m.parkedLanes.Add(bg, 1)
+	case l.mode != laneMemory && m == laneMemory:
+		w.d.m.parkedLanes.Add(bg, -1)
+	}
+	l.mode = m
+}
+
 // gc forgets a lane with nothing left to remember.
 func (w *worker) gc(l *lane) {
-	if len(l.queue) > 0 || l.inflight > 0 || l.disabling || w.hasUnread(l) || !l.failingSince.IsZero() {
+	if len(l.queue) > 0 || l.inflight > 0 || l.disabling || l.mode != laneMemory || l.forwarding > 0 || !l.failingSince.IsZero() {
 		return
 	}
 	if l.timer != nil {
@@ -439,24 +614,21 @@ func (w *worker) removeItem(l *lane, it *item) {
 	}
 }
 
-func (w *worker) count(it *item, delta int) {
-	if it.retry {
-		w.retryCount += delta
-	} else {
-		w.liveCount += delta
-	}
-}
-
-// finish marks the record done for the committer.
+// finish marks a record from deliveries done for the committer; a record a
+// drain read back is done once the lane's marker has moved past it.
 func (w *worker) finish(it *item) {
+	if it.mark == nil {
+		return
+	}
 	w.tmu.Lock()
-	if it.retry {
+	if it.rec.Topic == w.d.cfg.topics.Retries {
 		w.retries.finish(it.mark)
+		w.retryCount--
 	} else {
 		w.live.finish(it.mark)
+		w.liveCount--
 	}
 	w.tmu.Unlock()
-	w.count(it, -1)
 }
 
 // updatePause pauses fetching a topic-partition while too many of its
@@ -586,6 +758,12 @@ func (w *worker) onResult(e evResult) {
 	if w.mode == stopping || out.kind == outAborted {
 		return // unfinished: the next owner tries again
 	}
+	if l.mode == laneParked {
+		// The lane parked while this attempt of an unordered lane ran:
+		// the record's place is in retries now.
+		w.settleParked(l, it, out)
+		return
+	}
 	now := time.Now()
 	if out.kind == outDeleted || out.kind == outDisabled {
 		l.failingSince = time.Time{} // nothing is being tried any more
@@ -593,8 +771,7 @@ func (w *worker) onResult(e evResult) {
 	switch out.kind {
 	case outDeleted:
 		// After a delete no new delivery starts; the record is done.
-		w.removeItem(l, it)
-		w.finish(it)
+		w.complete(l, it)
 		w.d.m.finished("deleted")
 	case outDisabled:
 		reason := "endpoint disabled"
@@ -619,17 +796,67 @@ func (w *worker) onResult(e evResult) {
 	w.gc(l)
 }
 
+// settleParked deals with an attempt that ended after its lane parked: a
+// record from deliveries follows the lane to retries unless delivered; one
+// read back from retries is left there, its new attempt count in marked.
+func (w *worker) settleParked(l *lane, it *item, out outcome) {
+	ok := out.kind == outSent && out.res.Outcome == sender.Delivered || out.kind == outDeleted
+	if out.kind == outSent {
+		it.d.Attempt++
+	}
+	switch {
+	case !it.parked() && ok:
+		w.complete(l, it)
+	case !it.parked():
+		w.removeItem(l, it)
+		w.forward(l, it)
+	default:
+		w.removeItem(l, it)
+		w.note(l, it, ok)
+	}
+}
+
+// note records in marked what a record read back from retries came to, for
+// the lane's next marker.
+func (w *worker) note(l *lane, it *item, delivered bool) {
+	off := it.rec.Offset
+	if l.marked == nil {
+		l.marked = map[int64]markedRecord{}
+	}
+	l.marked[off] = markedRecord{Offset: off, Attempts: it.d.Attempt, FirstTry: milli(it.d.FirstTry), Delivered: delivered}
+}
+
+// complete removes a finished record from its lane.
+func (w *worker) complete(l *lane, it *item) {
+	w.removeItem(l, it)
+	w.finish(it)
+	if it.parked() {
+		w.note(l, it, true)
+		w.prune(l)
+	}
+}
+
+// prune forgets what marked says of records below the lane's lowest
+// pending one: no marker needs it any more.
+func (w *worker) prune(l *lane) {
+	from := w.pendingFrom(l)
+	for off := range l.marked {
+		if off < from {
+			delete(l.marked, off)
+		}
+	}
+}
+
 // afterAttempt acts on decide's verdict.
 func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
 	act, delay := decide(out.res, it.d.Attempt, w.d.cfg.policy)
 	if act == actAck {
-		l.failingSince, l.okAt = time.Time{}, now
-		w.removeItem(l, it)
-		w.finish(it)
+		l.failingSince = time.Time{}
+		w.complete(l, it)
 		w.d.m.finished("delivered")
 		return
 	}
-	since := oldest(l.failingSince, it.d.FirstTry, w.carried(l, it))
+	since := oldest(l.failingSince, it.d.FirstTry)
 	l.failingSince = since
 	errText := lastError(out.res)
 	reason := ""
@@ -639,34 +866,42 @@ func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
 		act = actDisable
 		reason = fmt.Sprintf("every attempt failed since %s: last error %s", since.UTC().Format(time.RFC3339), errText)
 	}
-	switch act {
-	case actRetry:
-		it.due = now.Add(delay)
-		w.setBackoff(l, true)
-	case actPark:
-		if l.unordered || !w.hasUnread(l) {
-			w.park(l, it, now.Add(delay))
-			return
-		}
-		// Older records of this lane are still in retries: parking this
-		// one behind them would reorder, so it waits here.
-		it.due = now.Add(delay)
-		w.setBackoff(l, true)
-	case actDead:
+	if it.parked() && (act == actRetry || act == actPark) {
+		w.note(l, it, false) // the attempt counts after a restart too
+	}
+	due := now.Add(delay)
+	switch {
+	case act == actDead:
 		w.dead(l, it, fmt.Sprintf("retry schedule exhausted after %d attempts: last error: %s", it.d.Attempt, errText), "exhausted")
-	case actDisable:
+	case act == actDisable:
 		w.disable(l, it, out.ep, reason, since, now)
+	case act == actRetry:
+		it.due = due
+		w.setBackoff(l, true)
+		if l.mode == laneMemory && len(l.queue) >= w.spillAt() {
+			// A long queue behind a backoff would hold the partition's
+			// memory: the lane waits in retries instead.
+			w.park(l, it, due)
+		}
+	case l.mode == laneMemory:
+		w.park(l, it, due)
+	case !it.parked():
+		// From deliveries, in flight (ordering "none") when its lane
+		// parked: it follows the lane.
+		it.d.NotBefore = due
+		w.removeItem(l, it)
+		w.forward(l, it)
+	case l.unordered:
+		// The lane goes on around it, drainAhead records at most.
+		it.due = due
+		w.setBackoff(l, true)
+	default:
+		w.park(l, it, due)
 	}
 }
 
-// carried is the failing-since time it carries, unless the lane has had a
-// 2xx since: that run of failures ended.
-func (w *worker) carried(l *lane, it *item) time.Time {
-	if it.failingSince.After(l.okAt) {
-		return it.failingSince
-	}
-	return time.Time{}
-}
+// spillAt is the queue length at which a lane in backoff parks.
+func (w *worker) spillAt() int { return max(w.d.cfg.maxBuffered/10, 1) }
 
 func oldest(ts ...time.Time) time.Time {
 	var o time.Time
@@ -678,43 +913,221 @@ func oldest(ts ...time.Time) time.Time {
 	return o
 }
 
-// park moves it (due at notBefore) and, for an ordered lane, every record
-// queued behind it to retries, in order.
-func (w *worker) park(l *lane, it *item, notBefore time.Time) {
-	it.d.NotBefore = notBefore
-	w.removeItem(l, it)
-	batch := []*item{it}
-	if !l.unordered {
-		// Everything queued goes along; only an endpoint switched from
-		// ordering "none" can have others still in flight, and they stay.
-		rest := l.queue[:0]
+// park moves the lane to retries: it (due at until) first, then the rest of
+// the lane in order. A lane in memory gets a marker ahead of its records,
+// which are produced to retries; a draining lane's records are in retries
+// already: its marker names the first pending one, and the drain stops.
+// For an unordered lane the records still in flight stay in memory until
+// their attempt ends (settleParked).
+func (w *worker) park(l *lane, it *item, until time.Time) {
+	w.setBackoff(l, false)
+	if l.mode == laneMemory {
+		it.d.NotBefore = until
+		if l.unordered {
+			// Only the failed record waits; the drain brings the others
+			// back at once.
+			until = time.Now()
+		}
+		l.until, l.from = until, -1
+		l.marked = nil
+		w.setParked(l, laneParked)
+		w.produceMarker(l)
+		batch := []*item{it}
 		for _, x := range l.queue {
-			if x.state == queued {
+			if x != it && x.state == queued {
 				batch = append(batch, x)
-			} else {
-				rest = append(rest, x)
 			}
 		}
-		clear(l.queue[len(rest):])
-		l.queue = rest
+		for _, x := range batch {
+			w.removeItem(l, x)
+			w.forward(l, x)
+		}
+		return
 	}
-	w.setBackoff(l, false)
-	for _, x := range batch {
-		w.forward(l, x)
+	w.note(l, it, false)
+	l.from = w.pendingFrom(l)
+	l.until = until
+	l.scanGen++
+	l.scanning = false
+	rest := l.queue[:0]
+	for _, x := range l.queue {
+		if x.state == inflight {
+			rest = append(rest, x)
+		}
 	}
-	w.d.m.parked.Add(bg, int64(len(batch)))
+	clear(l.queue[len(rest):])
+	l.queue = rest
+	w.setParked(l, laneParked)
+	w.produceMarker(l)
 }
 
-// forward produces it to retries[i]; it is finished once Kafka acks.
+// pendingFrom is the lowest retries offset a draining lane has not
+// finished: its first pending record, or where its drain reads next.
+func (w *worker) pendingFrom(l *lane) int64 {
+	from := l.scanPos
+	for _, x := range l.queue {
+		if x.parked() && x.rec.Offset < from {
+			if r, ok := l.marked[x.rec.Offset]; !ok || !r.Delivered {
+				from = x.rec.Offset
+			}
+		}
+	}
+	return from
+}
+
+// produceMarker writes the lane's state as its newest marker.
+func (w *worker) produceMarker(l *lane) {
+	if l.mode == laneDraining {
+		l.from = w.pendingFrom(l)
+	}
+	if l.from >= 0 {
+		for off := range l.marked {
+			if off < l.from {
+				delete(l.marked, off)
+			}
+		}
+	}
+	m := &marker{kind: markerPark, endpoint: l.id, ID: newMarkerID(), From: l.from, Until: milli(l.until), FailingSince: milli(l.failingSince)}
+	for _, r := range l.marked {
+		m.Records = append(m.Records, r)
+	}
+	slices.SortFunc(m.Records, func(a, b markedRecord) int { return cmp.Compare(a.Offset, b.Offset) })
+	l.marker, l.markerAt = m.ID, time.Now()
+	r := m.record(w.d.cfg.topics.Retries)
+	r.Partition = w.part
+	w.produce(r, l, nil, "")
+}
+
+// forward produces it to retries[i] behind its lane's marker; it is
+// finished once Kafka acks.
 func (w *worker) forward(l *lane, it *item) {
 	it.state = finishing
 	r := it.d.Record(w.d.cfg.topics.Retries)
 	r.Partition = w.part
-	if since := oldest(l.failingSince, w.carried(l, it)); !since.IsZero() {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderFailingSince, Value: strconv.AppendInt(nil, since.UnixMilli(), 10)})
-	}
 	l.forwarding++
+	w.d.m.parked.Add(bg, 1)
 	w.produce(r, l, it, "")
+}
+
+// scan reads the next part of a draining lane's retries records, unless
+// one read is running, the lane holds enough, or it has read to the end.
+func (w *worker) scan(l *lane) {
+	if l.scanning || len(l.queue) >= max(drainQueue, 2*w.d.cfg.unordered) || w.ahead(l) >= drainAhead {
+		return
+	}
+	atEnd := l.scanEnd >= 0 && l.scanPos >= l.scanEnd
+	if atEnd && (l.forwarding > 0 || l.lastForwarded < l.scanPos) {
+		return // nothing new to read, or wait for the acks
+	}
+	l.scanning = true
+	w.busy++
+	gen, pos, ctx := l.scanGen, l.scanPos, w.sendCtx
+	go func() {
+		recs, next, end, err := w.d.reader.read(ctx, w.part, pos)
+		w.post(evScanned{l: l, gen: gen, recs: recs, next: next, end: end, err: err})
+	}()
+}
+
+// ahead counts a draining lane's records delivered above its lowest
+// pending one.
+func (w *worker) ahead(l *lane) int {
+	n := 0
+	for _, r := range l.marked {
+		if r.Delivered {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *worker) onScanned(e evScanned) {
+	w.busy--
+	l := e.l
+	if e.gen != l.scanGen || l.mode != laneDraining || w.mode == stopping {
+		return
+	}
+	l.scanning = false
+	switch {
+	case errors.Is(e.err, errExpired):
+		w.d.cfg.log.Error("deliverer: parked records expired in retries before delivery: raise the retries topic's retention.ms",
+			"endpoint", l.id, "partition", w.part, "err", e.err)
+		w.d.m.expired.Add(bg, 1)
+		l.scanPos = e.next
+	case e.err != nil:
+		if w.mode == running {
+			w.d.cfg.log.Warn("deliverer: reading retries", "endpoint", l.id, "partition", w.part, "err", e.err)
+		}
+		l.scanWait = time.Now().Add(time.Second)
+	default:
+		before := l.scanPos
+		for _, r := range e.recs {
+			if r.Offset < l.scanPos {
+				continue
+			}
+			l.scanPos = r.Offset + 1
+			if string(record.Header(r, record.HeaderEndpoint)) != l.id || record.Header(r, HeaderMarker) != nil {
+				continue
+			}
+			m, ok := l.marked[r.Offset]
+			if ok && m.Delivered {
+				continue
+			}
+			// A copy: the read's records share its buffers, which
+			// should not live as long as the lane waits.
+			r = cloneRecord(r)
+			d, err := record.Parse(r)
+			it := &item{rec: r, d: d, due: d.NotBefore}
+			if err != nil {
+				l.queue = append(l.queue, it)
+				w.poison(l, it, err)
+				continue
+			}
+			if ok {
+				it.d.Attempt = max(it.d.Attempt, m.Attempts)
+				if m.FirstTry != 0 {
+					it.d.FirstTry = unixMilli(m.FirstTry)
+				}
+			}
+			l.queue = append(l.queue, it)
+		}
+		l.scanPos = max(l.scanPos, e.next)
+		l.scanEnd = e.end
+		if l.scanPos == before && l.scanPos < l.scanEnd {
+			l.scanWait = time.Now().Add(100 * time.Millisecond) // no progress: do not spin
+		}
+	}
+	w.pump(l)
+}
+
+func cloneRecord(r *kgo.Record) *kgo.Record {
+	c := *r
+	c.Key, c.Value = slices.Clone(r.Key), slices.Clone(r.Value)
+	c.Headers = make([]kgo.RecordHeader, len(r.Headers))
+	for i, h := range r.Headers {
+		c.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)}
+	}
+	return &c
+}
+
+// maybeUnpark ends a drain that has delivered everything up to the end of
+// retries: the lane is in memory again, and its done marker tells a later
+// owner so.
+func (w *worker) maybeUnpark(l *lane) {
+	if l.scanning || l.scanEnd < 0 || l.scanPos < l.scanEnd || l.forwarding > 0 || l.lastForwarded >= l.scanPos ||
+		len(l.queue) > 0 || l.inflight > 0 || l.disabling {
+		return
+	}
+	if l.anchor != nil {
+		w.finishRetry(l.anchor)
+		l.anchor, l.anchorID = nil, ""
+	}
+	m := &marker{kind: markerDone, endpoint: l.id, ID: newMarkerID()}
+	l.marker = m.ID
+	l.marked, l.from = nil, -1
+	w.setParked(l, laneMemory)
+	r := m.record(w.d.cfg.topics.Retries)
+	r.Partition = w.part
+	w.produce(r, l, nil, "")
 }
 
 // dead dead-letters it with reason; it stays at its place in the lane, so
@@ -726,10 +1139,11 @@ func (w *worker) dead(l *lane, it *item, reason, metric string) {
 	w.produce(record.Dead(r, w.d.cfg.topics.Dead, reason), l, it, metric)
 }
 
-// poison dead-letters a record that is not a delivery record.
-func (w *worker) poison(it *item, err error) {
+// poison dead-letters a record that is neither a delivery record nor a
+// marker; l is its lane when a drain read it.
+func (w *worker) poison(l *lane, it *item, err error) {
 	it.state = finishing
-	w.produce(record.Dead(it.rec, w.d.cfg.topics.Dead, err.Error()), nil, it, "malformed")
+	w.produce(record.Dead(it.rec, w.d.cfg.topics.Dead, err.Error()), l, it, "malformed")
 }
 
 func (w *worker) produce(r *kgo.Record, l *lane, it *item, deadMetric string) {
@@ -742,10 +1156,11 @@ func (w *worker) produce(r *kgo.Record, l *lane, it *item, deadMetric string) {
 func (w *worker) onProduced(e evProduced) {
 	w.busy--
 	l, it := e.l, e.it
-	if l != nil && e.dead == "" {
+	forwarded := l != nil && it != nil && e.dead == ""
+	if forwarded {
 		l.forwarding--
 		if e.err == nil {
-			l.lastParked = max(l.lastParked, e.offset)
+			l.lastForwarded = max(l.lastForwarded, e.offset)
 		}
 	}
 	if e.err != nil {
@@ -754,13 +1169,22 @@ func (w *worker) onProduced(e evProduced) {
 		}
 		return // unfinished: the next owner redelivers it
 	}
-	if e.dead != "" {
+	switch {
+	case it == nil: // a marker
+		if l.from < 0 && l.mode != laneMemory {
+			// A lane's first marker stands for the records after it.
+			l.from = e.offset
+		}
+	case e.dead != "":
 		w.d.m.deadLettered(e.dead)
 		if l != nil {
-			w.removeItem(l, it)
+			w.complete(l, it)
+		} else {
+			w.finish(it)
 		}
+	default:
+		w.finish(it)
 	}
-	w.finish(it)
 	if l != nil {
 		w.pump(l)
 		w.gc(l)

@@ -60,8 +60,9 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --disable-after must not be negative", ErrUsage)
 	case *drain <= 0:
 		return fmt.Errorf("%w: --drain-timeout must be positive", ErrUsage)
-	case *drain >= c.grace:
-		return fmt.Errorf("%w: --drain-timeout (%s) must be shorter than --shutdown-grace (%s)", ErrUsage, *drain, c.grace)
+	case *drain+deliverer.StopTimeout > c.grace:
+		return fmt.Errorf("%w: --drain-timeout (%s) must be at least %s shorter than --shutdown-grace (%s): stopping takes that long after the drain",
+			ErrUsage, *drain, deliverer.StopTimeout, c.grace)
 	}
 	if err := group.validate(); err != nil {
 		return err

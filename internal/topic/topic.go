@@ -61,6 +61,10 @@ var ErrPartitionMismatch = errors.New("topic: deliveries and retries partition c
 // Topics that already exist are left as they are.
 func Ensure(ctx context.Context, adm *kadm.Client, n Names, p Partitions) error {
 	week := "604800000"
+	// Parked records stay in retries, unrewritten, as long as their lane
+	// waits: up to the deliverer's disable-after (5 days by default) plus
+	// a backoff.
+	fortnight := "1209600000"
 	month := "2592000000"
 	compact := "compact"
 	specs := []struct {
@@ -71,7 +75,7 @@ func Ensure(ctx context.Context, adm *kadm.Client, n Names, p Partitions) error 
 		{n.Events, p.Events, map[string]*string{"retention.ms": &week}},
 		{n.Endpoints, p.Other, map[string]*string{"cleanup.policy": &compact}},
 		{n.Deliveries, p.Deliveries, map[string]*string{"retention.ms": &week}},
-		{n.Retries, p.Deliveries, map[string]*string{"retention.ms": &week}},
+		{n.Retries, p.Deliveries, map[string]*string{"retention.ms": &fortnight}},
 		{n.Attempts, p.Other, map[string]*string{"retention.ms": &week}},
 		{n.Dead, p.Other, map[string]*string{"retention.ms": &month}},
 	}
