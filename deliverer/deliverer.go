@@ -65,7 +65,7 @@
 // Per partition of each topic the committed offset is the lowest record not
 // yet finished: in deliveries delivered, dead-lettered, dropped for a
 // deleted endpoint, or acknowledged by Kafka in retries; in retries every
-// record but the lanes' newest markers. Each topic-partition stops
+// record but the lanes' newest markers. A deliveries partition stops
 // fetching while WithMaxBuffered of its records are unfinished, and resumes
 // below; a lane in backoff parks once it queues a tenth of that. A draining
 // lane holds at most 32 records read back (twice its concurrency for
@@ -176,8 +176,9 @@ func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n 
 // ordering "none" (default DefaultUnorderedConcurrency).
 func WithUnorderedConcurrency(n int) Option { return func(c *config) { c.unordered = n } }
 
-// WithMaxBuffered is how many unfinished records of one topic-partition may
-// be held in memory before its fetching pauses (default DefaultMaxBuffered).
+// WithMaxBuffered is how many unfinished records of one deliveries
+// partition may be held in memory before its fetching pauses; a lane in
+// backoff with a tenth of that queued parks (default DefaultMaxBuffered).
 func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n } }
 
 // WithDisableAfter disables an endpoint whose attempts have all failed for d

@@ -141,9 +141,7 @@ type worker struct {
 	found       map[string]found
 	held        []*item
 	liveCount   int
-	retryCount  int
 	pausedLive  bool
-	pausedRetry bool
 	busy        int // goroutines and produces whose event is due
 	isDrained   bool
 
@@ -358,7 +356,6 @@ func (w *worker) onRetries(recs []*kgo.Record) {
 		marks[i] = w.retries.add(r.Offset)
 	}
 	w.tmu.Unlock()
-	w.retryCount += len(recs)
 	for i, r := range recs {
 		w.retriesNext = r.Offset + 1
 		m, isMarker, err := parseMarker(r)
@@ -378,7 +375,6 @@ func (w *worker) finishRetry(m *mark) {
 	w.tmu.Lock()
 	w.retries.finish(m)
 	w.tmu.Unlock()
-	w.retryCount--
 }
 
 // onMarker keeps the newest marker of each lane: while catching up, the
@@ -623,7 +619,6 @@ func (w *worker) finish(it *item) {
 	w.tmu.Lock()
 	if it.rec.Topic == w.d.cfg.topics.Retries {
 		w.retries.finish(it.mark)
-		w.retryCount--
 	} else {
 		w.live.finish(it.mark)
 		w.liveCount--
@@ -631,24 +626,22 @@ func (w *worker) finish(it *item) {
 	w.tmu.Unlock()
 }
 
-// updatePause pauses fetching a topic-partition while too many of its
-// records are held, and deliveries[i] until the catch-up is done.
+// updatePause pauses fetching deliveries[i] while too many of its records
+// are held, and until the catch-up is done. Retries[i] needs no pause: of
+// what the group consumer reads there only the lanes' newest markers are
+// held.
 func (w *worker) updatePause() {
-	max := w.d.cfg.maxBuffered
-	set := func(topic string, want bool, cur *bool) {
-		if want == *cur {
-			return
-		}
-		*cur = want
-		tp := map[string][]int32{topic: {w.part}}
-		if want {
-			w.d.client.PauseFetchPartitions(tp)
-		} else {
-			w.d.client.ResumeFetchPartitions(tp)
-		}
+	want := !w.caughtUp || w.liveCount >= w.d.cfg.maxBuffered
+	if want == w.pausedLive {
+		return
 	}
-	set(w.d.cfg.topics.Deliveries, !w.caughtUp || w.liveCount >= max, &w.pausedLive)
-	set(w.d.cfg.topics.Retries, w.retryCount >= max, &w.pausedRetry)
+	w.pausedLive = want
+	tp := map[string][]int32{w.d.cfg.topics.Deliveries: {w.part}}
+	if want {
+		w.d.client.PauseFetchPartitions(tp)
+	} else {
+		w.d.client.ResumeFetchPartitions(tp)
+	}
 }
 
 // outcome is what an attempt goroutine reports.

@@ -22,7 +22,7 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	park := fs.Duration("park-threshold", deliverer.DefaultParkThreshold, "longer retry delays move the endpoint's records to the retries topic instead of waiting in memory")
 	maxInFlight := fs.Int("max-in-flight", deliverer.DefaultMaxInFlight, "most requests in flight across all endpoints")
 	unordered := fs.Int("unordered-concurrency", deliverer.DefaultUnorderedConcurrency, "most requests in flight to one endpoint with ordering \"none\"")
-	maxBuffered := fs.Int("max-buffered", deliverer.DefaultMaxBuffered, "unfinished records held in memory per topic-partition before fetching it pauses")
+	maxBuffered := fs.Int("max-buffered", deliverer.DefaultMaxBuffered, "unfinished records held in memory per deliveries partition before fetching it pauses; a lane in backoff with a tenth of that queued parks in retries")
 	connect := fs.Duration("connect-timeout", sender.DefaultConnectTimeout, "TCP connect (and TLS handshake) timeout of a delivery")
 	request := fs.Duration("request-timeout", sender.DefaultTimeout, "total timeout of a delivery attempt (an endpoint's own timeout overrides it)")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses (development only)")
