@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/schemas"
 )
 
 const ts = "2026-03-04T12:00:00+00:00"
@@ -20,12 +21,26 @@ const ts = "2026-03-04T12:00:00+00:00"
 // seeds returns the example envelopes of the seed catalog, as published there.
 func seeds(t testing.TB) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "seeds", "*.json"))
+	return examples(t, "seeds", 21)
+}
+
+// agenFleet returns an example envelope of each of the 6 AgenFleet types,
+// in that seed's style ("Z" timestamps), one of agent.status_changed in
+// its vocabulary (online/degraded/offline).
+func agenFleet(t testing.TB) map[string][]byte {
+	t.Helper()
+	return examples(t, "agenfleet", 6)
+}
+
+// examples reads the n <type>.json files of testdata/dir.
+func examples(t testing.TB, dir string, n int) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 21 {
-		t.Fatalf("want the 21 seed envelopes in testdata/seeds, found %d", len(files))
+	if len(files) != n {
+		t.Fatalf("want %d example envelopes in testdata/%s, found %d", n, dir, len(files))
 	}
 	out := map[string][]byte{}
 	for _, f := range files {
@@ -36,6 +51,27 @@ func seeds(t testing.TB) map[string][]byte {
 		out[filepath.Base(f)] = b
 	}
 	return out
+}
+
+// TestAgenFleetExamples: the AgenFleet envelopes of the fuzz corpus decode,
+// and their data is valid for the catalog, so the corpus stays realistic.
+func TestAgenFleetExamples(t *testing.T) {
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range agenFleet(t) {
+		e, err := envelope.Decode(b, 0)
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", name, err)
+		}
+		if e.Event+".json" != name || !strings.HasSuffix(e.Timestamp, "Z") {
+			t.Errorf("%s: decoded %+v", name, e)
+		}
+		if err := cat.Validate(e.Event, e.Data); err != nil {
+			t.Errorf("%s: data: %v", name, err)
+		}
+	}
 }
 
 func TestSeedsRoundTrip(t *testing.T) {

@@ -7,6 +7,11 @@
 // unless WithKey says otherwise), value = envelope JSON, header
 // hookstream-tenant, and the W3C trace context of the publishing context in
 // traceparent/tracestate.
+//
+// A batch is all or nothing for read_committed readers, which is how fanout
+// reads: PublishBatch writes two or more events in one Kafka transaction and
+// aborts it on any failure. A single event is one record, atomic by itself,
+// and takes the faster non-transactional path.
 package producer
 
 import (
@@ -17,6 +22,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -32,6 +38,21 @@ import (
 // characters of [A-Za-z0-9_.:-] (it travels in a header and in Redis keys).
 var ErrInvalidTenant = errors.New("producer: invalid tenant")
 
+// ErrOutcomeUnknown is wrapped when a publish failed but Kafka may still have
+// accepted the events: a single event's produce request was on the wire when
+// its deadline hit (possible only with a client that may fail in-flight
+// records, such as one made with ClientOpts), or a batch's commit was sent
+// and its answer lost. A batch stays atomic even then: all of it or none.
+// Retrying with the same ids (WithID, Event.ID) is safe, since fanout
+// delivers an id once within its dedupe window.
+var ErrOutcomeUnknown = errors.New("producer: outcome unknown, Kafka may have accepted the events")
+
+// ErrRejected is wrapped when Kafka refused the events for a reason a retry
+// does not fix (not authorized for the topic or transactional id, record
+// over the broker's size limit, policy violation); nothing was accepted. The
+// *kerr.Error stays in the chain for errors.Is.
+var ErrRejected = errors.New("producer: rejected by Kafka")
+
 // BatchError names the first event of a batch that failed validation;
 // nothing of the batch was produced. Err is what Publish would have returned
 // for that event.
@@ -45,11 +66,21 @@ func (e *BatchError) Error() string { return fmt.Sprintf("event %d: %v", e.Index
 func (e *BatchError) Unwrap() error { return e.Err }
 
 type cfg struct {
-	prefix     string
-	maxSize    int
-	partitions topic.Partitions
-	meter      metric.MeterProvider
+	prefix       string
+	maxSize      int
+	partitions   topic.Partitions
+	meter        metric.MeterProvider
+	batchClients int
+	txnTimeout   time.Duration
+	txnIDPrefix  string
 }
+
+// DefaultBatchClients is how many batches may run at once by default.
+const DefaultBatchClients = 4
+
+// DefaultTransactionTimeout is how long Kafka keeps a batch's transaction
+// open by default; it equals the API's default publish timeout.
+const DefaultTransactionTimeout = 10 * time.Second
 
 // Option configures a Producer.
 type Option func(*cfg)
@@ -70,20 +101,54 @@ func WithPartitions(p topic.Partitions) Option { return func(c *cfg) { c.partiti
 // (default otel.GetMeterProvider()).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *cfg) { c.meter = mp } }
 
+// WithBatchClients sets how many batches may be published at once (default
+// DefaultBatchClients); more wait for a free client. A franz-go client runs
+// one transaction at a time, so each concurrent batch needs a transactional
+// client of its own; they are opened on first use from the options of the
+// client given to New.
+func WithBatchClients(n int) Option { return func(c *cfg) { c.batchClients = n } }
+
+// WithTransactionTimeout sets how long Kafka lets a batch's transaction stay
+// open before aborting it (default DefaultTransactionTimeout). When this
+// process dies mid-batch, read_committed readers of the partitions it wrote
+// wait that long, so keep it short, but no shorter than the time a publish
+// may take (the ClientOpts timeout), or Kafka aborts slow batches.
+func WithTransactionTimeout(d time.Duration) Option { return func(c *cfg) { c.txnTimeout = d } }
+
+// WithTransactionalIDPrefix sets the prefix of the batch clients'
+// transactional ids (default "hookstream-producer-<hostname>-<8 random
+// hex>"); client i uses "<prefix>-<i>". Every process needs its own prefix:
+// two processes sharing an id fence each other. A fixed prefix per replica
+// (a StatefulSet pod name) lets a restarted process abort its predecessor's
+// open transactions at once instead of after the transaction timeout, and
+// suits prefixed Kafka ACLs.
+func WithTransactionalIDPrefix(p string) Option { return func(c *cfg) { c.txnIDPrefix = p } }
+
 // Producer publishes events. It is safe for concurrent use.
 type Producer struct {
-	client    *kgo.Client
-	catalog   *schemas.Catalog
-	topics    topic.Names
-	published metric.Int64Counter
-	byType    sync.Map // event type -> metric.AddOption, so counting allocates nothing
+	client *kgo.Client
+	// cancelsInFlight: the client may fail a record whose request is on
+	// the wire, so a timed-out single event may still have been written.
+	cancelsInFlight bool
+	txns            *txnPool
+	catalog         *schemas.Catalog
+	topics          topic.Names
+	published       metric.Int64Counter
+	byType          sync.Map // event type -> metric.AddOption, so counting allocates nothing
 	cfg
 }
 
-// New returns a producer writing through client. The client's producer
-// settings (acks, idempotency, timeouts) are the caller's; see ClientOpts.
+// New returns a producer writing through client, a plain (non-group,
+// non-transactional) client. Its producer settings (acks, idempotency,
+// timeouts) are the caller's; see ClientOpts. Batches run on transactional
+// clients the producer opens with the same options (client.Opts(), less
+// ClientOpts' in-flight cancellation) when first needed; Close closes them.
+// franz-go refuses a transactional client with kgo.DisableIdempotentWrite or
+// a kgo.AllowIdempotentProduceCancellation not from ClientOpts, so a client
+// with either can publish single events only.
 func New(client *kgo.Client, catalog *schemas.Catalog, opts ...Option) *Producer {
-	c := cfg{prefix: topic.DefaultPrefix, maxSize: envelope.DefaultMaxSize, partitions: topic.DefaultPartitions}
+	c := cfg{prefix: topic.DefaultPrefix, maxSize: envelope.DefaultMaxSize, partitions: topic.DefaultPartitions,
+		batchClients: DefaultBatchClients, txnTimeout: DefaultTransactionTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -93,7 +158,21 @@ func New(client *kgo.Client, catalog *schemas.Catalog, opts ...Option) *Producer
 	if c.meter == nil {
 		c.meter = otel.GetMeterProvider()
 	}
+	if c.batchClients <= 0 {
+		c.batchClients = DefaultBatchClients
+	}
+	if c.txnTimeout <= 0 {
+		c.txnTimeout = DefaultTransactionTimeout
+	}
+	if c.txnIDPrefix == "" {
+		c.txnIDPrefix = transactionalIDPrefix()
+	}
 	p := &Producer{client: client, catalog: catalog, topics: topic.New(c.prefix), cfg: c}
+	if client != nil {
+		p.cancelsInFlight = client.OptValue(kgo.AllowIdempotentProduceCancellation) == true ||
+			client.OptValue(kgo.DisableIdempotentWrite) == true
+		p.txns = newTxnPool(client, c)
+	}
 	// The only error is an invalid name, and the name is a constant.
 	p.published, _ = c.meter.Meter("hookstream/producer").Int64Counter("hookstream.events.published",
 		metric.WithUnit("{event}"), metric.WithDescription("Events Kafka acknowledged, by event type."))
@@ -112,22 +191,37 @@ func (p *Producer) count(ctx context.Context, eventType string, n int) {
 
 // ClientOpts are kgo options for a client whose publishes are bounded in
 // time, such as the HTTP API's: a record not acknowledged within timeout, or
-// before the publishing context ends, is failed even while in flight instead
-// of being retried until Kafka returns, and the client re-checks about twice
-// a second (metadata min age) rather than every 5 s while Kafka is
-// unreachable. Idempotent writes stay on for the client's own retries.
+// before the publishing context ends, is failed, and the client re-checks
+// about twice a second (metadata min age) rather than every 5 s while Kafka
+// is unreachable. Idempotent writes stay on for the client's own retries.
 //
-// Publish returns only once the client has acknowledged or failed every
-// record, and a failed record is never sent again, so an event whose Publish
-// failed does not reach the topic later. The exception is inherent: a
-// request already on the wire when the timeout hit may have been written.
+// What a failed publish means:
+//
+//   - A batch never becomes visible to read_committed readers: Kafka
+//     acknowledged nothing of it, or its transaction is aborted (by
+//     PublishBatch, or by Kafka at the transaction timeout). The one
+//     exception is a commit whose answer was lost (ErrOutcomeUnknown): then
+//     all of the batch may be visible.
+//   - A single event is failed even while its request is on the wire, so
+//     that Publish returns within timeout however Kafka behaves; a failed
+//     record is never sent again. An event whose request was on the wire
+//     when the timeout hit may have been written, so such errors wrap
+//     ErrOutcomeUnknown.
+//
+// The batch clients leave out the in-flight cancellation (franz-go refuses
+// it for transactions, and an aborted transaction needs none); PublishBatch
+// still returns when ctx ends and aborts the batch in the background.
 func ClientOpts(timeout time.Duration) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RecordDeliveryTimeout(timeout),
-		kgo.AllowIdempotentProduceCancellation(),
+		nonTransactional{kgo.AllowIdempotentProduceCancellation()},
 		kgo.MetadataMinAge(500 * time.Millisecond),
 	}
 }
+
+// nonTransactional marks an option that the batch clients, derived from the
+// producer's client with client.Opts(), must leave out.
+type nonTransactional struct{ kgo.Opt }
 
 // EnsureTopics creates Hookstream's topics when missing (see topic.Ensure).
 func (p *Producer) EnsureTopics(ctx context.Context) error {
@@ -165,9 +259,9 @@ func WithTimestamp(t time.Time) PublishOption { return func(e *Event) { e.Timest
 // ErrInvalidTenant, schemas.ErrUnknownType or schemas.ErrInvalidJSON, or is a
 // *schemas.ValidationError (pointer relative to data) or an
 // *envelope.FieldError (bad id, too large); anything else means Kafka did not
-// acknowledge the record. The record carries ctx: when ctx ends the client
-// fails it at its next attempt (see ClientOpts), and Publish returns once
-// the client has acknowledged or failed it.
+// acknowledge the record, and may wrap ErrRejected or ErrOutcomeUnknown. The
+// record carries ctx: when ctx ends the client fails it (see ClientOpts), and
+// Publish returns once the client has acknowledged or failed it.
 func (p *Producer) Publish(ctx context.Context, tenant, eventType string, data []byte, opts ...PublishOption) (string, error) {
 	ev := Event{Type: eventType, Data: data}
 	for _, o := range opts {
@@ -177,8 +271,8 @@ func (p *Producer) Publish(ctx context.Context, tenant, eventType string, data [
 	if err != nil {
 		return "", err
 	}
-	if err := p.client.ProduceSync(ctx, r).FirstErr(); err != nil {
-		return "", fmt.Errorf("producer: produce to %s: %w", p.topics.Events, err)
+	if err := p.produceOne(ctx, r); err != nil {
+		return "", err
 	}
 	p.count(ctx, ev.Type, 1)
 	return id, nil
@@ -186,9 +280,13 @@ func (p *Producer) Publish(ctx context.Context, tenant, eventType string, data [
 
 // PublishBatch validates every event first and produces nothing unless all
 // are valid (the error is then a *BatchError naming the first bad one). It
-// returns the ids in order once Kafka acknowledged every record. On a
-// produce error some records may have been written: callers that retry
-// should pass ids (Event.ID) so the retry is deduplicated.
+// returns the ids in order once Kafka acknowledged every record.
+//
+// Two or more events are written in one Kafka transaction: on any error
+// none of them becomes visible to read_committed readers, except that after
+// an error wrapping ErrOutcomeUnknown all of them may be. PublishBatch
+// returns when ctx ends even if Kafka has not answered; the batch is then
+// aborted in the background, never committed. Errors are as for Publish.
 func (p *Producer) PublishBatch(ctx context.Context, tenant string, events []Event) ([]string, error) {
 	recs := make([]*kgo.Record, len(events))
 	ids := make([]string, len(events))
@@ -199,16 +297,62 @@ func (p *Producer) PublishBatch(ctx context.Context, tenant string, events []Eve
 		}
 		recs[i], ids[i] = r, id
 	}
-	if len(recs) == 0 {
+	var err error
+	switch len(recs) {
+	case 0:
 		return ids, nil
+	case 1:
+		err = p.produceOne(ctx, recs[0])
+	default:
+		err = p.produceAll(ctx, recs)
 	}
-	if err := p.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return nil, fmt.Errorf("producer: produce to %s: %w", p.topics.Events, err)
+	if err != nil {
+		return nil, err
 	}
 	for i := range events {
 		p.count(ctx, events[i].Type, 1)
 	}
 	return ids, nil
+}
+
+// Close closes the transactional clients that batches opened (one still
+// busy with a batch or a background abort closes when that ends). The client
+// given to New stays open: it is the caller's. Batches published after Close
+// fail; single events still go through the caller's client.
+func (p *Producer) Close() {
+	if p.txns != nil {
+		p.txns.close()
+	}
+}
+
+// produceOne produces one record on the non-transactional client.
+func (p *Producer) produceOne(ctx context.Context, r *kgo.Record) error {
+	if err := p.client.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return p.produceError(err, p.cancelsInFlight && timedOut(err))
+	}
+	return nil
+}
+
+// rejected reports whether Kafka refused records for a reason that a retry
+// does not fix.
+func rejected(err error) bool {
+	for _, e := range []error{
+		kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed,
+		kerr.SaslAuthenticationFailed, kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
+		kerr.PolicyViolation, kerr.InvalidTopicException,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// timedOut reports whether a record failed because its time ran out rather
+// than because Kafka answered with an error.
+func timedOut(err error) bool {
+	return errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // build validates ev and builds its Kafka record.

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/schemas"
 )
 
@@ -172,13 +173,14 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Handler serves the API routes alone (tests; the roles mount Routes on
-// their ops server).
+// their ops server). Unknown routes and methods get JSON errors, as on the
+// ops server.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for p, h := range s.Routes() {
 		mux.Handle(p, h)
 	}
-	return mux
+	return ops.JSONErrors(mux)
 }
 
 // Error codes in error bodies.
@@ -193,6 +195,12 @@ const (
 	CodeSchemaViolation = "schema_violation"
 	CodeInvalid         = "invalid"
 	CodeUnavailable     = "unavailable"
+	// CodeMethodNotAllowed answers a known path with the wrong method (405;
+	// ops.JSONErrors writes it, and CodeNotFound for unknown routes).
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeRejected means Kafka refused the events for a reason a retry does
+	// not fix, such as the service lacking ACLs (500).
+	CodeRejected = "rejected"
 )
 
 type errorBody struct {

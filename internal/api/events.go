@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/producer"
@@ -20,7 +21,9 @@ import (
 
 // Publisher is what event ingest needs from the producer library: validate
 // every event, produce all or nothing of a valid batch, and return once
-// Kafka acknowledged each one. *producer.Producer implements it.
+// Kafka acknowledged each one. *producer.Producer implements it; its errors
+// (producer.BatchError, ErrRejected, ErrOutcomeUnknown, ...) decide the
+// status.
 type Publisher interface {
 	PublishBatch(ctx context.Context, tenant string, events []producer.Event) ([]string, error)
 }
@@ -28,13 +31,20 @@ type Publisher interface {
 // MaxBatch is the most events one POST /v1/events may carry.
 const MaxBatch = 500
 
+// MaxDepth is how deeply a POST /v1/events body may nest arrays and
+// objects. The JSON parser recurses per level, so a few MiB of "[" would
+// exhaust its stack and kill the process; receivers' parsers have limits
+// too (PHP's json_decode: 512).
+const MaxDepth = 128
+
 // DefaultPublishTimeout bounds how long POST /v1/events waits for Kafka.
 const DefaultPublishTimeout = 10 * time.Second
 
 // WithPublishTimeout bounds how long POST /v1/events waits for Kafka before
 // answering 503 (default DefaultPublishTimeout). Give the Kafka client
-// producer.ClientOpts with the same duration, so that an event answered
-// with 503 is never produced afterwards.
+// producer.ClientOpts with the same duration, so that the client gives up on
+// the events when the API does instead of producing them later; what a 503
+// still leaves open is producer.ErrOutcomeUnknown, which the answer names.
 func WithPublishTimeout(d time.Duration) Option { return func(c *cfg) { c.publishTimeout = d } }
 
 // eventIn is one event of a POST /v1/events body.
@@ -102,8 +112,11 @@ func (s *Server) publishEvents(w http.ResponseWriter, r *http.Request) {
 	ids, err := s.publisher.PublishBatch(ctx, tenant, events)
 	if err != nil {
 		rerr := publishError(err, batch)
-		if rerr.status == http.StatusServiceUnavailable {
+		switch rerr.status {
+		case http.StatusServiceUnavailable:
 			s.log.Warn("publish events", "tenant", tenant, "events", len(events), "err", err)
+		case http.StatusInternalServerError:
+			s.log.Error("publish events: Kafka refused them", "tenant", tenant, "events", len(events), "err", err)
 		}
 		writeError(w, rerr.status, rerr.code, rerr.field, "%s", rerr.text)
 		return
@@ -141,8 +154,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *reqE
 // reports the array form, whose field pointers start with the index.
 func parseEvents(body []byte) (items []eventIn, batch bool, rerr *reqError) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if nestedTooDeep(body, MaxDepth) {
+		return nil, false, &reqError{http.StatusBadRequest, CodeMalformed, "", fmt.Sprintf("JSON nested more than %d levels deep", MaxDepth)}
+	}
 	if !json.Valid(body) {
 		return nil, false, &reqError{http.StatusBadRequest, CodeMalformed, "", "body is not valid JSON"}
+	}
+	// Receivers get data byte for byte, and JSON parsers disagree on which
+	// of two equal keys wins: data validated with the last value could
+	// reach a receiver that reads the first.
+	if ptr, ok := repeatedKey(body); ok {
+		return nil, false, &reqError{http.StatusBadRequest, CodeMalformed, ptr, "repeated key; each key may appear once per object"}
 	}
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		it, rerr := parseEvent(body, "")
@@ -203,6 +225,9 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, dst) != nil {
 			return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/" + name, "want a string"}
 		}
+		if name == "id" && it.id == "" {
+			return it, &reqError{http.StatusUnprocessableEntity, CodeInvalid, ptr + "/id", "empty id; leave \"id\" out to have one generated"}
+		}
 	}
 	switch {
 	case it.event == "":
@@ -214,6 +239,81 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 }
 
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+// nestedTooDeep reports whether b opens more than limit arrays or objects at
+// once. It counts brackets outside strings, so b need not be valid JSON.
+func nestedTooDeep(b []byte, limit int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
+}
+
+// repeatedKey returns the JSON pointer of the first key that repeats an
+// earlier key of the same object in b, which must be valid JSON.
+func repeatedKey(b []byte) (string, bool) {
+	// One frame per open object or array; seg is the pointer segment of
+	// the value being read in it. Frames, and their key sets, are reused
+	// by the next container at the same depth.
+	type frame struct {
+		keys map[string]struct{} // nil for an array
+		seg  string
+	}
+	var stack []frame
+	for tk := json.NewTokenizer(b); tk.Next(); {
+		switch {
+		case tk.Delim == '{' || tk.Delim == '[':
+			if n := len(stack); n > 0 && stack[n-1].keys == nil {
+				stack[n-1].seg = strconv.Itoa(tk.Index)
+			}
+			if len(stack) == cap(stack) {
+				stack = append(stack, frame{})
+			} else {
+				stack = stack[:len(stack)+1]
+			}
+			top := &stack[len(stack)-1]
+			switch {
+			case tk.Delim == '[':
+				top.keys = nil
+			case top.keys == nil:
+				top.keys = map[string]struct{}{}
+			default:
+				clear(top.keys)
+			}
+		case tk.Delim == '}' || tk.Delim == ']':
+			stack = stack[:len(stack)-1]
+		case tk.IsKey:
+			top := &stack[len(stack)-1]
+			key := tk.String()
+			if _, dup := top.keys[string(key)]; dup {
+				var ptr strings.Builder
+				for _, f := range stack[:len(stack)-1] {
+					ptr.WriteString("/" + pointerEscaper.Replace(f.seg))
+				}
+				ptr.WriteString("/" + pointerEscaper.Replace(string(key)))
+				return ptr.String(), true
+			}
+			top.seg = string(key)
+			top.keys[top.seg] = struct{}{}
+		}
+	}
+	return "", false
+}
 
 // at is the JSON pointer of event i: "" for a single event, "/i" in a batch.
 func at(batch bool, i int) string {
@@ -249,12 +349,33 @@ func publishError(err error, batch bool) reqError {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return reqError{http.StatusServiceUnavailable, CodeUnavailable, "", "request canceled"}
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return reqError{http.StatusRequestEntityTooLarge, CodeTooLarge, "", "Kafka refused the event as larger than the topic allows; nothing was accepted"}
+	case errors.Is(err, producer.ErrRejected):
+		return reqError{http.StatusInternalServerError, CodeRejected, "",
+			"Kafka refused the events (" + kafkaCode(err) + "); nothing was accepted, and a retry fails the same way until the service's Kafka access is fixed"}
+	case errors.Is(err, producer.ErrOutcomeUnknown):
+		msg := "Kafka did not confirm the event in time and may still have accepted it; retry with the same id (set \"id\") so that it is delivered once"
+		if batch {
+			msg = "Kafka did not confirm the batch in time and may still have accepted it, as a whole; retry with the same ids (set \"id\") so that they are delivered once"
+		}
+		return reqError{http.StatusServiceUnavailable, CodeUnavailable, "", msg}
 	}
 	msg := "Kafka did not acknowledge the event; nothing was accepted, retry later"
 	if batch {
-		msg = "Kafka did not acknowledge every event; retry later with the same ids (set \"id\") so events that did get through are delivered once"
+		msg = "Kafka did not acknowledge every event; nothing of the batch was accepted, retry later"
 	}
 	return reqError{http.StatusServiceUnavailable, CodeUnavailable, "", msg}
+}
+
+// kafkaCode is the name of the Kafka error code in err, such as
+// TOPIC_AUTHORIZATION_FAILED.
+func kafkaCode(err error) string {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Message
+	}
+	return "unknown error"
 }
 
 func detail(err error) string {

@@ -50,8 +50,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		log.Warn("no --api-tokens: every API request will be answered 401")
 	}
 
-	// The client's delivery timeout matches the API's, so an event answered
-	// with 503 is never produced later.
+	// The client's delivery timeout matches the API's: a batch answered
+	// with 503 is never committed later, and a single event only when its
+	// outcome was unknown (the 503 says so).
 	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-api", parts.topics(), *allowPrivate, producer.ClientOpts(*publishTimeout)...)
 	if err != nil {
 		return err
@@ -62,6 +63,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithMaxSize(*maxEventSize),
 		producer.WithMeterProvider(d.tel.Meter),
 	)
+	defer p.Close()
 	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout})
 	srv := d.opsServer(c.httpAddr, apiRoutes(server)...)
 	if err := srv.Listen(); err != nil {

@@ -104,8 +104,8 @@ func (d *roleDeps) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
 // reachable), /metrics, plus extra (the API's routes).
 func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 	opts := []ops.Option{
-		ops.WithCheck("kafka", func(ctx context.Context) error { return d.kafka.Ping(ctx) }),
-		ops.WithCheck("redis", func(ctx context.Context) error { return d.rdb.Ping(ctx).Err() }),
+		ops.WithCheck("kafka", ops.KafkaCheck(d.kafka)),
+		ops.WithCheck("redis", ops.RedisCheck(d.rdb)),
 		ops.WithMetrics(d.tel.MetricsHandler()),
 	}
 	return ops.New(addr, append(opts, extra...)...)
@@ -119,7 +119,8 @@ type apiSettings struct {
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
 // through a client made with producer.ClientOpts(s.publishTimeout), so that
-// an event answered with 503 is never produced later.
+// the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
+// for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 	return api.New(
 		api.WithTokens(s.tokens),

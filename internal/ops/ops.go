@@ -1,6 +1,8 @@
 // Package ops serves a role's operational HTTP endpoints: /healthz
 // (liveness), /readyz (readiness: Kafka and Redis reachable) and /metrics,
-// plus whatever API the role mounts beside them.
+// plus whatever API the role mounts beside them. Requests for no route, or
+// with a method a route does not take, get a JSON error body in the API's
+// shape: {"error": {"code": "not_found", "message": "..."}}.
 package ops
 
 import (
@@ -9,13 +11,28 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Check reports whether one dependency is usable; nil means ready.
 type Check func(ctx context.Context) error
+
+// KafkaCheck is ready when some broker of cl answers.
+func KafkaCheck(cl *kgo.Client) Check { return cl.Ping }
+
+// RedisCheck is ready when Redis answers PING.
+func RedisCheck(c redis.UniversalClient) Check {
+	return func(ctx context.Context) error { return c.Ping(ctx).Err() }
+}
+
+// readyTimeout bounds one /readyz: probes (kubelet's default timeout is 1 s,
+// often raised) need an answer, not a hang on a black-holed dependency.
+const readyTimeout = 2 * time.Second
 
 type cfg struct {
 	checks   map[string]Check
@@ -69,26 +86,98 @@ func New(addr string, opts ...Option) *Server {
 	for p, h := range c.handlers {
 		mux.Handle(p, h)
 	}
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: JSONErrors(mux), ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
 
+// ready runs every check at once, so that a dependency that hangs until the
+// deadline does not make the others look down too.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	status := map[string]string{}
 	code := http.StatusOK
 	for name, c := range s.cfg.checks {
-		if err := c(ctx); err != nil {
-			status[name] = err.Error()
-			code = http.StatusServiceUnavailable
-		} else {
-			status[name] = "ok"
-		}
+		wg.Go(func() {
+			msg := "ok"
+			err := c(ctx)
+			if err != nil {
+				msg = err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			status[name] = msg
+			if err != nil {
+				code = http.StatusServiceUnavailable
+			}
+		})
 	}
+	wg.Wait()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(status)
+}
+
+// JSONErrors serves mux, answering a request that mux has no route for (404)
+// or whose method no route takes (405, with Allow) with a JSON error body in
+// the API's shape instead of ServeMux's plain text.
+func JSONErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" { // a route, or a redirect to one
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// ServeMux's own answer says which of the two it is.
+		probe := &statusProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+			return
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// writeError writes {"error": {"code": code, "message": msg}}.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	b.Error.Code, b.Error.Message = code, msg
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(&b)
+}
+
+// statusProbe records the status and headers a handler writes and drops the
+// body.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+
+func (p *statusProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *statusProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
 }
 
 // Listen binds the address now, so callers learn the real port (for ":0")

@@ -132,7 +132,10 @@ func (k *Kafka) ReadAll(t testing.TB, topicName string) []*kgo.Record {
 		})
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset >= end[r.Partition] {
-				return // written after the end offsets were listed
+				// Written after the end offsets were listed: the
+				// records below were read or, aborted, skipped.
+				delete(unread, r.Partition)
+				return
 			}
 			if !r.Attrs.IsControl() {
 				out = append(out, r)

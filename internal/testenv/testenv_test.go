@@ -72,3 +72,36 @@ func TestOutputLines(t *testing.T) {
 		t.Errorf("Lines = %q, want three lines", got)
 	}
 }
+
+// TestReadAllAbortedLater reads a partition whose end offsets were listed
+// while a transaction was open and which that transaction's abort then
+// ends: ReadAll returns the committed records instead of waiting for
+// aborted ones it never gets.
+func TestReadAllAbortedLater(t *testing.T) {
+	k := StartKafka(t)
+	names := k.CreateTopics(t, "aborted.", topic.Partitions{Events: 1, Deliveries: 1, Other: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	plain := k.Client(t, kgo.DefaultProduceTopic(names.Events))
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("committed")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	txn := k.Client(t, kgo.TransactionalID("aborted-later"), kgo.DefaultProduceTopic(names.Events))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte("aborted")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond) // after ReadAll listed the end offsets
+		_ = txn.EndTransaction(ctx, kgo.TryAbort)
+	}()
+	var got []string
+	for _, r := range k.ReadAll(t, names.Events) {
+		got = append(got, string(r.Value))
+	}
+	if want := []string{"committed"}; !slices.Equal(got, want) {
+		t.Errorf("ReadAll = %q, want %q", got, want)
+	}
+}
