@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,6 +30,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
@@ -266,6 +269,16 @@ func TestOtelCollectorConfig(t *testing.T) {
 	}
 	if _, ok := cfg.Service.Pipelines["traces"]; !ok {
 		t.Error("no traces pipeline")
+	}
+	// A role pushing metrics to a collector without a metrics pipeline
+	// logs an export error at every push.
+	project := loadCompose(t)
+	for role := range roles {
+		if v := project.Services[role].Environment["OTEL_METRICS_EXPORTER"]; v != nil && *v == "otlp" {
+			if _, ok := cfg.Service.Pipelines["metrics"]; !ok {
+				t.Errorf("%s pushes metrics over OTLP, but the collector has no metrics pipeline", role)
+			}
+		}
 	}
 	for name, pl := range cfg.Service.Pipelines {
 		for _, c := range []struct {
@@ -1056,5 +1069,389 @@ func TestEnvKnownToBinary(t *testing.T) {
 	// compose.yaml health checks run `hookstream healthcheck --url URL`.
 	if known, help := knownEnv(t, bin, "healthcheck"); !known["HOOKSTREAM_URL"] {
 		t.Errorf("`hookstream healthcheck` has no --url flag; its help:\n%s", help)
+	}
+}
+
+// ---------------------------------------------------------------- partitions vs replicas
+
+// kustomization is the part of kustomize the render below follows. Decoding
+// is strict, so an overlay using more of kustomize fails the test instead of
+// rendering wrong. namespace and images change neither replicas nor env.
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Namespace  string   `json:"namespace"`
+	Resources  []string `json:"resources"`
+	Images     []struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+		NewTag  string `json:"newTag"`
+	} `json:"images"`
+	Replicas []struct {
+		Name  string `json:"name"`
+		Count int32  `json:"count"`
+	} `json:"replicas"`
+	Patches []struct {
+		Path  string `json:"path"`
+		Patch string `json:"patch"`
+	} `json:"patches"`
+}
+
+// render builds the kustomization in dir as kustomize would, as far as the
+// Deployments' replicas and env and the ConfigMaps' data go: its resources,
+// then its strategic-merge patches (replicas, containers and env entries
+// merged by name, ConfigMap data by key, `$patch: delete`), then its
+// replicas list. Objects are keyed "Kind/name".
+func render(dir string) (map[string]any, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var k kustomization
+	if err := yaml.UnmarshalStrict(b, &k); err != nil {
+		return nil, fmt.Errorf("%s/kustomization.yaml: %w", dir, err)
+	}
+	objs := map[string]any{}
+	for _, r := range k.Resources {
+		path := filepath.Join(dir, r)
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			sub, err := render(path)
+			if err != nil {
+				return nil, err
+			}
+			maps.Copy(objs, sub)
+			continue
+		}
+		docs, err := readDocs(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, doc := range docs {
+			obj, err := decodeStrict(doc)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			objs[objectKey(obj)] = obj
+		}
+	}
+	for _, p := range k.Patches {
+		docs := [][]byte{[]byte(p.Patch)}
+		if p.Path != "" {
+			if docs, err = readDocs(filepath.Join(dir, p.Path)); err != nil {
+				return nil, err
+			}
+		}
+		for _, doc := range docs {
+			if err := applyPatch(objs, doc); err != nil {
+				return nil, fmt.Errorf("%s: patch %s: %w", dir, p.Path, err)
+			}
+		}
+	}
+	for _, r := range k.Replicas {
+		d, ok := objs["Deployment/"+r.Name].(*appsv1.Deployment)
+		if !ok {
+			return nil, fmt.Errorf("%s: replicas for missing Deployment %s", dir, r.Name)
+		}
+		d.Spec.Replicas = new(r.Count)
+	}
+	return objs, nil
+}
+
+func readDocs(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return splitDocs(b)
+}
+
+func objectKey(obj any) string {
+	o := obj.(interface {
+		metav1.Object
+		GetObjectKind() schema.ObjectKind
+	})
+	return o.GetObjectKind().GroupVersionKind().Kind + "/" + o.GetName()
+}
+
+// applyPatch applies one strategic-merge patch to the object it names.
+func applyPatch(objs map[string]any, doc []byte) error {
+	var m map[string]any
+	if err := yaml.Unmarshal(doc, &m); err != nil {
+		return err
+	}
+	directive, _ := m["$patch"].(string)
+	delete(m, "$patch")
+	clean, err := yaml.Marshal(m)
+	if err != nil {
+		return err
+	}
+	patch, err := decodeStrict(clean)
+	if err != nil {
+		return err
+	}
+	key := objectKey(patch)
+	target, ok := objs[key]
+	if !ok {
+		return fmt.Errorf("no %s to patch", key)
+	}
+	switch {
+	case directive == "delete":
+		delete(objs, key)
+		return nil
+	case directive != "":
+		return fmt.Errorf("$patch: %s is not followed here", directive)
+	}
+	// Patches of other kinds (the HorizontalPodAutoscaler's) change
+	// neither replicas nor env.
+	switch p := patch.(type) {
+	case *appsv1.Deployment:
+		mergeDeployment(target.(*appsv1.Deployment), p)
+	case *corev1.ConfigMap:
+		t := target.(*corev1.ConfigMap)
+		if t.Data == nil {
+			t.Data = map[string]string{}
+		}
+		maps.Copy(t.Data, p.Data)
+	}
+	return nil
+}
+
+// mergeDeployment merges patch into d as a strategic-merge patch does, for
+// replicas and the containers' env: containers and env entries by name.
+func mergeDeployment(d, patch *appsv1.Deployment) {
+	if patch.Spec.Replicas != nil {
+		d.Spec.Replicas = patch.Spec.Replicas
+	}
+	cs := &d.Spec.Template.Spec.Containers
+	for _, pc := range patch.Spec.Template.Spec.Containers {
+		i := slices.IndexFunc(*cs, func(c corev1.Container) bool { return c.Name == pc.Name })
+		if i < 0 {
+			*cs = append(*cs, pc)
+			continue
+		}
+		env := &(*cs)[i].Env
+		for _, e := range pc.Env {
+			if j := slices.IndexFunc(*env, func(x corev1.EnvVar) bool { return x.Name == e.Name }); j >= 0 {
+				(*env)[j] = e
+			} else {
+				*env = append(*env, e)
+			}
+		}
+	}
+}
+
+// containerEnv is the value of name in the role container of d, from its
+// env or, failing that, the ConfigMaps of its envFrom, as the kubelet
+// resolves it; "" when unset.
+func containerEnv(d *appsv1.Deployment, objs map[string]any, name string) string {
+	c := d.Spec.Template.Spec.Containers[0]
+	if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name }); i >= 0 {
+		return c.Env[i].Value
+	}
+	v := ""
+	for _, ef := range c.EnvFrom { // a later source wins
+		if ef.ConfigMapRef == nil {
+			continue
+		}
+		if cm, ok := objs["ConfigMap/"+ef.ConfigMapRef.Name].(*corev1.ConfigMap); ok {
+			if x, ok := cm.Data[strings.TrimPrefix(name, ef.Prefix)]; ok && strings.HasPrefix(name, ef.Prefix) {
+				v = x
+			}
+		}
+	}
+	return v
+}
+
+// partitionVars maps each partition variable to the consumer role whose
+// replicas it bounds.
+var partitionVars = map[string]string{
+	"HOOKSTREAM_PARTITIONS_EVENTS":     "fanout",
+	"HOOKSTREAM_PARTITIONS_DELIVERIES": "deliverer",
+}
+
+// partitionProblems lists what is wrong with the partition counts of a
+// rendering: reads says which partition variables each role reads. Every
+// role creates missing topics, whichever starts first, so each must set
+// every partition variable it reads, all to one count, and that count must
+// not be below the replicas of the role consuming the topic.
+func partitionProblems(objs map[string]any, reads map[string][]string) []string {
+	var probs []string
+	counts := map[string]int{}
+	for _, role := range slices.Sorted(maps.Keys(reads)) {
+		d, ok := objs["Deployment/hookstream-"+role].(*appsv1.Deployment)
+		if !ok {
+			probs = append(probs, "no Deployment hookstream-"+role)
+			continue
+		}
+		for _, name := range reads[role] {
+			v := containerEnv(d, objs, name)
+			n, err := strconv.Atoi(v)
+			switch {
+			case v == "":
+				probs = append(probs, fmt.Sprintf("%s: %s not set, so topics it creates get the broker's default count", role, name))
+			case err != nil || n < 1:
+				probs = append(probs, fmt.Sprintf("%s: %s=%q is not a partition count", role, name, v))
+			case counts[name] != 0 && counts[name] != n:
+				probs = append(probs, fmt.Sprintf("%s: %s=%d, another role sets %d: the topics' count depends on which starts first", role, name, n, counts[name]))
+			default:
+				counts[name] = n
+			}
+		}
+	}
+	for name, consumer := range partitionVars {
+		d, ok := objs["Deployment/hookstream-"+consumer].(*appsv1.Deployment)
+		if !ok || d.Spec.Replicas == nil || counts[name] == 0 {
+			continue
+		}
+		if r := int(*d.Spec.Replicas); r > counts[name] {
+			probs = append(probs, fmt.Sprintf("%s: %d replicas, but %s=%d: %d would idle", consumer, r, name, counts[name], r-counts[name]))
+		}
+	}
+	return probs
+}
+
+// renderings are the kustomizations whose partition counts are checked.
+var renderings = []string{baseDir, "kubernetes/overlays/example"}
+
+// TestPartitionsCoverReplicas renders base and the example overlay and
+// checks their partition counts against the replicas, with the partition
+// variables each role reads taken from its --help.
+func TestPartitionsCoverReplicas(t *testing.T) {
+	bin := buildBinary(t)
+	reads := map[string][]string{}
+	for role := range roles {
+		known, _ := knownEnv(t, bin, role)
+		for name := range known {
+			if strings.HasPrefix(name, "HOOKSTREAM_PARTITIONS_") {
+				reads[role] = append(reads[role], name)
+			}
+		}
+	}
+	for name, consumer := range partitionVars {
+		if !slices.Contains(reads[consumer], name) {
+			t.Errorf("hookstream %s does not read %s: the checks below prove nothing", consumer, name)
+		}
+	}
+	for _, dir := range renderings {
+		objs, err := render(dir)
+		if err != nil {
+			t.Fatalf("render %s: %v", dir, err)
+		}
+		for _, p := range partitionProblems(objs, reads) {
+			t.Errorf("%s: %s", dir, p)
+		}
+	}
+}
+
+// TestPartitionProblemsCatchesMistakes proves each partition check can fail.
+func TestPartitionProblemsCatchesMistakes(t *testing.T) {
+	reads := map[string][]string{
+		"api":       {"HOOKSTREAM_PARTITIONS_EVENTS", "HOOKSTREAM_PARTITIONS_DELIVERIES"},
+		"fanout":    {"HOOKSTREAM_PARTITIONS_EVENTS", "HOOKSTREAM_PARTITIONS_DELIVERIES"},
+		"deliverer": {"HOOKSTREAM_PARTITIONS_DELIVERIES"},
+	}
+	setEnv := func(objs map[string]any, role, name, value string) {
+		c := &objs["Deployment/hookstream-"+role].(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+		if value != "" {
+			c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(objs map[string]any)
+		want   string
+	}{
+		{"more deliverers than partitions", func(objs map[string]any) {
+			objs["Deployment/hookstream-deliverer"].(*appsv1.Deployment).Spec.Replicas = new(int32(13))
+		}, "deliverer: 13 replicas"},
+		{"fanout partitions lowered everywhere", func(objs map[string]any) {
+			for _, role := range []string{"api", "fanout"} {
+				setEnv(objs, role, "HOOKSTREAM_PARTITIONS_EVENTS", "2")
+			}
+		}, "fanout: 3 replicas"},
+		{"api leaves the count to the broker", func(objs map[string]any) {
+			setEnv(objs, "api", "HOOKSTREAM_PARTITIONS_DELIVERIES", "")
+		}, "api: HOOKSTREAM_PARTITIONS_DELIVERIES not set"},
+		{"roles disagree", func(objs map[string]any) {
+			setEnv(objs, "fanout", "HOOKSTREAM_PARTITIONS_EVENTS", "24")
+		}, "another role sets"},
+		{"not a number", func(objs map[string]any) {
+			setEnv(objs, "deliverer", "HOOKSTREAM_PARTITIONS_DELIVERIES", "-1")
+		}, `"-1" is not a partition count`},
+		{"set through the ConfigMap instead", func(objs map[string]any) {
+			setEnv(objs, "api", "HOOKSTREAM_PARTITIONS_EVENTS", "")
+			objs["ConfigMap/hookstream"].(*corev1.ConfigMap).Data["HOOKSTREAM_PARTITIONS_EVENTS"] = "1"
+		}, "HOOKSTREAM_PARTITIONS_EVENTS=12, another role sets 1:"},
+	}
+	if probs := func() []string {
+		objs, err := render("kubernetes/overlays/example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return partitionProblems(objs, reads)
+	}(); len(probs) > 0 {
+		t.Fatalf("unmodified overlay has problems: %q", probs)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := render("kubernetes/overlays/example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(objs)
+			probs := partitionProblems(objs, reads)
+			if !slices.ContainsFunc(probs, func(s string) bool { return strings.Contains(s, tt.want) }) {
+				t.Errorf("problems %q do not include %q", probs, tt.want)
+			}
+		})
+	}
+}
+
+// TestRenderMatchesKustomize compares render with kustomize itself where
+// kubectl is installed: the replicas and env of every Deployment and the
+// data of every ConfigMap must agree.
+func TestRenderMatchesKustomize(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("no kubectl to render with kustomize")
+	}
+	for _, dir := range renderings {
+		ours, err := render(dir)
+		if err != nil {
+			t.Fatalf("render %s: %v", dir, err)
+		}
+		out, err := exec.CommandContext(t.Context(), kubectl, "kustomize", dir).Output()
+		if err != nil {
+			t.Fatalf("kubectl kustomize %s: %v", dir, err)
+		}
+		docs, err := splitDocs(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs := map[string]any{}
+		for _, doc := range docs {
+			obj, err := decodeStrict(doc)
+			if err != nil {
+				t.Fatalf("kubectl kustomize %s: %v", dir, err)
+			}
+			theirs[objectKey(obj)] = obj
+		}
+		if got, want := slices.Sorted(maps.Keys(ours)), slices.Sorted(maps.Keys(theirs)); !slices.Equal(got, want) {
+			t.Errorf("%s: render has %q, kustomize %q", dir, got, want)
+		}
+		for key, obj := range theirs {
+			switch o := obj.(type) {
+			case *appsv1.Deployment:
+				d, _ := ours[key].(*appsv1.Deployment)
+				if d == nil || !reflect.DeepEqual(d.Spec.Replicas, o.Spec.Replicas) || !reflect.DeepEqual(d.Spec.Template.Spec.Containers[0].Env, o.Spec.Template.Spec.Containers[0].Env) {
+					t.Errorf("%s: %s differs from kustomize's in replicas or env", dir, key)
+				}
+			case *corev1.ConfigMap:
+				if cm, _ := ours[key].(*corev1.ConfigMap); cm == nil || !maps.Equal(cm.Data, o.Data) {
+					t.Errorf("%s: %s data differs from kustomize's", dir, key)
+				}
+			}
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/demo"
@@ -46,7 +47,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	dataDir := fs.String("data-dir", "./.hookstream", "directory keeping Kafka's data (<dir>/kafka) and the API token (<dir>/token) across restarts; \"\" keeps everything in memory")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "listen address of the HTTP API, /healthz, /readyz and /metrics")
 	fixedToken := fs.String("api-token", "", "API token of tenant \""+devTenant+"\" (default: a random dev_ token, kept in <data-dir>/token)")
-	withDemo := fs.Bool("demo", false, "run a receiver that verifies and prints every webhook, subscribe it to every event type, and publish one example event of each type")
+	withDemo := fs.Bool("demo", false, "run a receiver that verifies and prints every webhook, subscribe it to every event type, and publish one example event of each type but endpoint.disabled")
 	demoAddr := fs.String("demo-addr", demo.DefaultAddr, "listen address of the --demo receiver")
 	allowPrivate := fs.Bool("allow-private-destinations", true, "allow endpoint URLs on loopback, private and link-local addresses")
 	schedule := fs.String("retry-schedule", defaultRetrySchedule, "delay before each delivery attempt, comma-separated")
@@ -138,7 +139,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer publish.Close()
-	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix))
+	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter))
 	srv := d.opsServer(*httpAddr, apiRoutes(newAPI(d, pub, settings))...)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("%w (see --http-addr)", err)
@@ -222,7 +223,7 @@ func devToken(dataDir, fixed string) (string, error) {
 
 // startDemo points an endpoint of the dev tenant, subscribed to every event
 // type, at the receiver (reusing the one an earlier start created) and
-// publishes one example event of every catalog type through the producer.
+// publishes the demo's example events (demoEvents) through the producer.
 func startDemo(ctx context.Context, d *roleDeps, recv *demo.Receiver, out io.Writer) error {
 	ep, how, err := demoEndpoint(ctx, d.store, recv.URL())
 	if err != nil {
@@ -233,7 +234,8 @@ func startDemo(ctx context.Context, d *roleDeps, recv *demo.Receiver, out io.Wri
 		return err
 	}
 	fmt.Fprintf(out, "demo: receiver %s, endpoint %s (%s), publishing %d example events\n", recv.URL(), ep.ID, how, len(events))
-	if _, err := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix)).PublishBatch(ctx, devTenant, events); err != nil {
+	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter))
+	if _, err := pub.PublishBatch(ctx, devTenant, events); err != nil {
 		return fmt.Errorf("demo events: %w", err)
 	}
 	return nil
@@ -265,11 +267,16 @@ func demoEndpoint(ctx context.Context, store *subscription.Store, u string) (ep 
 	return ep, "created", err
 }
 
-// demoEvents are the catalog's examples, one per type, with fresh ids.
+// demoEvents are the catalog's examples, one per type, with fresh ids, but
+// for endpoint.disabled: a newcomer seeing "endpoint disabled" arrive would
+// think something broke. The deliverer still sends the real one.
 func demoEvents(catalog *schemas.Catalog) ([]producer.Event, error) {
 	types := catalog.Types()
 	events := make([]producer.Event, 0, len(types))
 	for _, t := range types {
+		if t.Name == deliverer.EventDisabled {
+			continue
+		}
 		e, err := envelope.Decode(t.Envelope, 0)
 		if err != nil {
 			return nil, fmt.Errorf("example of %s: %w", t.Name, err)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,19 +132,59 @@ func verifiedTypes(lines []string, ep string, skip map[string]bool) map[string]s
 	return types
 }
 
-func allTypesVerified(t *testing.T, ep string, skip map[string]bool) func([]string) bool {
+// demoTypes are the event types the demo publishes: every catalog type
+// but endpoint.disabled.
+func demoTypes(t *testing.T) []string {
+	t.Helper()
 	catalog, err := schemas.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var types []string
+	for _, typ := range catalog.Types() {
+		if typ.Name != "endpoint.disabled" {
+			types = append(types, typ.Name)
+		}
+	}
+	if len(types) != len(catalog.Types())-1 {
+		t.Fatalf("catalog %d types, none of them endpoint.disabled", len(catalog.Types()))
+	}
+	return types
+}
+
+func allTypesVerified(t *testing.T, ep string, skip map[string]bool) func([]string) bool {
+	types := demoTypes(t)
 	return func(lines []string) bool {
 		got := verifiedTypes(lines, ep, skip)
-		for _, typ := range catalog.Types() {
-			if _, ok := got[typ.Name]; !ok {
+		for _, typ := range types {
+			if _, ok := got[typ]; !ok {
 				return false
 			}
 		}
 		return true
+	}
+}
+
+// TestDemoEvents: one valid example of every type the demo publishes, and
+// no endpoint.disabled, which would look like a failure to a newcomer.
+func TestDemoEvents(t *testing.T) {
+	catalog, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := demoEvents(catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		if err := catalog.Validate(e.Type, e.Data); err != nil {
+			t.Errorf("%s example: %v", e.Type, err)
+		}
+		got = append(got, e.Type)
+	}
+	if want := demoTypes(t); !slices.Equal(got, want) {
+		t.Errorf("demo event types %q, want %q", got, want)
 	}
 }
 
@@ -216,7 +257,7 @@ func (h *hookReceiver) got(id string) int {
 	return h.verified[id]
 }
 
-// TestDevDemoRestart runs `hookstream dev --demo` as a process: every catalog
+// TestDevDemoRestart runs `hookstream dev --demo` as a process: every demo
 // type arrives verified at the demo receiver; Ctrl-C stops it within the
 // grace; a restart on the same data dir keeps the token, the endpoints (the
 // demo endpoint is reused, not duplicated) and an event that could not be
@@ -248,11 +289,14 @@ func TestDevDemoRestart(t *testing.T) {
 	if d[1] != "http://"+demoAddr+"/webhooks" || d[3] != "created" {
 		t.Errorf("demo line %q: want receiver http://%s/webhooks and a created endpoint", d[0], demoAddr)
 	}
-	p.waitFor("a verified webhook of every catalog type", allTypesVerified(t, demoEP, nil))
+	p.waitFor("a verified webhook of every demo type", allTypesVerified(t, demoEP, nil))
 	first := map[string]bool{}
 	for _, w := range webhooks(p.snapshot()) {
 		if !w.ok {
 			t.Errorf("the demo receiver refused a webhook: %+v", w)
+		}
+		if w.event == "endpoint.disabled" {
+			t.Errorf("the demo received endpoint.disabled, with no endpoint disabled: %+v", w)
 		}
 		first[w.id] = true
 	}
@@ -316,7 +360,7 @@ func TestDevDemoRestart(t *testing.T) {
 	if d[2] != demoEP || d[3] != "reused" {
 		t.Errorf("demo line after restart %q: want endpoint %s reused", d[0], demoEP)
 	}
-	p.waitFor("a verified webhook of every catalog type, with fresh ids", allTypesVerified(t, demoEP, first))
+	p.waitFor("a verified webhook of every demo type, with fresh ids", allTypesVerified(t, demoEP, first))
 	deadline := time.Now().Add(time.Minute)
 	for hook.got(published.ID) == 0 {
 		if time.Now().After(deadline) {
@@ -365,7 +409,7 @@ func TestDevMemoryOnly(t *testing.T) {
 		t.Errorf("token %q, want the --api-token", ready[2])
 	}
 	d := p.waitMatch(demoLine)
-	p.waitFor("a verified webhook of every catalog type", allTypesVerified(t, d[2], nil))
+	p.waitFor("a verified webhook of every demo type", allTypesVerified(t, d[2], nil))
 	var list struct{ Data []struct{ ID string } }
 	if code := apiCall(t, http.MethodGet, ready[1]+"/v1/endpoints", "tok_fixed", nil, &list); code != http.StatusOK || len(list.Data) != 1 {
 		t.Errorf("list endpoints with the fixed token: %d, %d endpoints; want 200, 1", code, len(list.Data))

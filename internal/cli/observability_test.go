@@ -5,15 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/internal/record"
@@ -126,6 +129,7 @@ func TestRoleMetricsAndLogs(t *testing.T) {
 	}
 	for role, logs := range map[string]*testenv.Output{"api": apiLogs, "fanout": fanLogs, "deliverer": delLogs} {
 		checkLogs(t, role, logs.String(), append(secrets, token, marker))
+		checkLogFormat(t, role, logs.String(), "json") // no --log-format: production's default
 	}
 }
 
@@ -165,6 +169,57 @@ func TestDevMetricsAndLogs(t *testing.T) {
 	checkMetrics(t, "dev", base+"/metrics", append(append(append([]metricWant(nil), apiMetrics...), fanoutMetrics...), delivererMetrics...))
 	p.stop(10 * time.Second)
 	checkLogs(t, "dev", p.Out.String(), []string{ep.Secret, token, marker})
+	checkLogFormat(t, "dev", p.Out.String(), "text") // no --log-format: a terminal's default
+}
+
+// slogText is the start of a line of slog's text handler.
+var slogText = regexp.MustCompile(`^time=\S+ level=(DEBUG|INFO|WARN|ERROR) msg=`)
+
+// checkLogFormat fails unless every line of logs is a slog record in format
+// (json or text).
+func checkLogFormat(t *testing.T, role, logs, format string) {
+	t.Helper()
+	if strings.TrimSpace(logs) == "" {
+		t.Errorf("%s logged nothing", role)
+	}
+	for _, line := range notSlog(logs, format) {
+		t.Errorf("%s log line is not slog %s: %s", role, format, line)
+	}
+}
+
+// notSlog returns the lines of logs that are not slog records in format.
+func notSlog(logs, format string) []string {
+	var bad []string
+	for line := range strings.Lines(logs) {
+		var rec struct{ Time, Level, Msg string }
+		isJSON := json.Unmarshal([]byte(line), &rec) == nil && rec.Time != "" && rec.Level != "" && rec.Msg != ""
+		if format == "json" && !isJSON || format == "text" && (isJSON || !slogText.MatchString(line)) {
+			bad = append(bad, line)
+		}
+	}
+	return bad
+}
+
+func TestNotSlog(t *testing.T) {
+	var js, text strings.Builder
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("started", "addr", ":9090")
+	slog.New(slog.NewTextHandler(&text, nil)).Warn("slow", "endpoint", "ep_1")
+	tests := []struct {
+		logs, format string
+		bad          int
+	}{
+		{js.String(), "json", 0},
+		{text.String(), "text", 0},
+		{js.String(), "text", 1},
+		{text.String(), "json", 1},
+		{js.String() + "panic: boom\n", "json", 1},
+		{text.String() + "hookstream dev: bad\n", "text", 1},
+	}
+	for _, tt := range tests {
+		if got := notSlog(tt.logs, tt.format); len(got) != tt.bad {
+			t.Errorf("notSlog(%q, %s) = %q, want %d lines", tt.logs, tt.format, got, tt.bad)
+		}
+	}
 }
 
 // checkMetrics scrapes url until every wanted series is there (counters

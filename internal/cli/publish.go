@@ -57,12 +57,19 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	kc, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, producer.ClientOpts(*timeout)...)...)
+	// Like the roles' clients, so that the event carries a traceparent and
+	// its trace starts here.
+	tel, stopTelemetry, err := setupTelemetry(ctx, env, "hookstream-publish")
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
+	kc, err := kgo.NewClient(kafkaOpts(brokers, tel, producer.ClientOpts(*timeout)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer kc.Close()
-	p := producer.New(kc, catalog, producer.WithTopicPrefix(*prefix))
+	p := producer.New(kc, catalog, producer.WithTopicPrefix(*prefix), producer.WithMeterProvider(tel.Meter))
 	opts := []producer.PublishOption{}
 	if *id != "" {
 		opts = append(opts, producer.WithID(*id))

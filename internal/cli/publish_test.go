@@ -15,6 +15,8 @@ import (
 	"github.com/hookstream/hookstream/internal/topic"
 )
 
+var traceparent = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$`)
+
 func runMain(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -72,6 +74,10 @@ func TestPublishCommand(t *testing.T) {
 		w := want[e.ID]
 		if string(r.Key) != w[0] || string(record.Header(r, record.HeaderTenant)) != w[1] || string(e.Data) != w[2] {
 			t.Errorf("event %s: key %q tenant %q data %s; want %q", e.ID, r.Key, record.Header(r, record.HeaderTenant), e.Data, w)
+		}
+		// The publish span's: fanout and the deliverer continue its trace.
+		if tp := record.Header(r, "traceparent"); !traceparent.Match(tp) {
+			t.Errorf("event %s: traceparent %q, want a W3C traceparent", e.ID, tp)
 		}
 	}
 }

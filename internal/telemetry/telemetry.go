@@ -1,7 +1,8 @@
 // Package telemetry sets up OpenTelemetry for a process: a tracer provider
 // configured from the standard OTEL_* environment, W3C trace-context
-// propagation, a meter provider exported in Prometheus format on /metrics,
-// and the tracing hooks every Kafka client of the process carries.
+// propagation, a meter provider exported in Prometheus format on /metrics
+// (and over OTLP when configured), and the tracing hooks every Kafka client
+// of the process carries.
 package telemetry
 
 import (
@@ -20,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
@@ -63,8 +66,8 @@ func WithSpanExporter(e sdktrace.SpanExporter) Option { return func(c *cfg) { c.
 func WithGlobal() Option { return func(c *cfg) { c.global = true } }
 
 // WithGetenv reads the variables Setup decides by (OTEL_SERVICE_NAME,
-// OTEL_TRACES_EXPORTER, the OTLP endpoints and protocols) through getenv
-// (default os.Getenv).
+// OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, the OTLP endpoints and
+// protocols) through getenv (default os.Getenv).
 func WithGetenv(getenv func(string) string) Option { return func(c *cfg) { c.getenv = getenv } }
 
 // Setup builds the providers for service (OTEL_SERVICE_NAME overrides it).
@@ -75,10 +78,14 @@ func WithGetenv(getenv func(string) string) Option { return func(c *cfg) { c.get
 // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL "grpc" (the default here) or
 // "http/protobuf"; "none" exports nothing. Unset, spans are exported over
 // OTLP only when an endpoint variable is set, so that a process without a
-// collector does not log export errors. Other values wrap ErrConfig. The
-// exporters read their endpoint and remaining OTEL_EXPORTER_OTLP_* settings
-// (headers, TLS, timeout) from the process environment themselves, and the
-// SDK reads OTEL_TRACES_SAMPLER there.
+// collector does not log export errors. Other values wrap ErrConfig.
+// Metrics are always served in Prometheus format (MetricsHandler), and are
+// also pushed over OTLP by the same rules, read from OTEL_METRICS_EXPORTER
+// ("prometheus" meaning no push) and the METRICS variants of the endpoint
+// and protocol variables. The exporters read their endpoint and remaining
+// OTEL_EXPORTER_OTLP_* settings (headers, TLS, timeout) from the process
+// environment themselves, and the SDK reads OTEL_TRACES_SAMPLER and
+// OTEL_METRIC_EXPORT_INTERVAL there.
 //
 // When nothing exports spans, the process starts no sampled trace of its
 // own (ParentBased(NeverSample)): spans are still created, unrecorded, so a
@@ -124,9 +131,19 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, err
 
 	pe, err := promexporter.New(promexporter.WithRegisterer(t.registry))
 	if err != nil {
+		_ = tp.Shutdown(ctx)
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(pe))
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(pe)}
+	mr, err := otlpMetricReader(ctx, c.getenv)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, err
+	}
+	if mr != nil {
+		mopts = append(mopts, sdkmetric.WithReader(mr))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
 	t.Meter = mp
 	t.shutdown = append(t.shutdown, mp.Shutdown)
 
@@ -148,38 +165,71 @@ func Setup(ctx context.Context, service string, opts ...Option) (*Telemetry, err
 // otlpExporter returns the OTLP span exporter the environment asks for, or
 // nil for none.
 func otlpExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
-	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
-	switch v := getenv("OTEL_TRACES_EXPORTER"); v {
-	case "none":
-		return nil, nil
-	case "":
-		if !endpoint {
-			return nil, nil
-		}
-	case "otlp":
-	default:
-		return nil, fmt.Errorf("%w: OTEL_TRACES_EXPORTER=%q (want otlp or none)", ErrConfig, v)
+	protocol, err := otlpProtocol(getenv, "TRACES")
+	if err != nil || protocol == "" {
+		return nil, err
 	}
-	protocol := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	if protocol == "" {
-		protocol = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	var (
-		exp sdktrace.SpanExporter
-		err error
-	)
-	switch protocol {
-	case "", "grpc":
+	var exp sdktrace.SpanExporter
+	if protocol == "grpc" {
 		exp, err = otlptracegrpc.New(ctx)
-	case "http/protobuf":
+	} else {
 		exp, err = otlptracehttp.New(ctx)
-	default:
-		return nil, fmt.Errorf("%w: OTEL_EXPORTER_OTLP_PROTOCOL=%q (want grpc or http/protobuf)", ErrConfig, protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("otlp trace exporter: %w", err)
 	}
 	return exp, nil
+}
+
+// otlpMetricReader returns a reader pushing metrics over OTLP every
+// OTEL_METRIC_EXPORT_INTERVAL (60s by default) when the environment asks
+// for it, or nil for none.
+func otlpMetricReader(ctx context.Context, getenv func(string) string) (sdkmetric.Reader, error) {
+	protocol, err := otlpProtocol(getenv, "METRICS")
+	if err != nil || protocol == "" {
+		return nil, err
+	}
+	var exp sdkmetric.Exporter
+	if protocol == "grpc" {
+		exp, err = otlpmetricgrpc.New(ctx)
+	} else {
+		exp, err = otlpmetrichttp.New(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("otlp metric exporter: %w", err)
+	}
+	return sdkmetric.NewPeriodicReader(exp), nil
+}
+
+// otlpProtocol decides OTLP export of one signal (TRACES or METRICS) from
+// OTEL_<signal>_EXPORTER and the endpoint and protocol variables, general
+// and per signal: the protocol ("grpc" or "http/protobuf"), or "" for no
+// export.
+func otlpProtocol(getenv func(string) string, signal string) (string, error) {
+	exporter := "OTEL_" + signal + "_EXPORTER"
+	switch v := getenv(exporter); {
+	case v == "none", v == "prometheus" && signal == "METRICS": // /metrics serves Prometheus anyway
+		return "", nil
+	case v == "":
+		if getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
+			return "", nil
+		}
+	case v != "otlp":
+		return "", fmt.Errorf("%w: %s=%q (want otlp or none)", ErrConfig, exporter, v)
+	}
+	name := "OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL"
+	protocol := getenv(name)
+	if protocol == "" {
+		name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		protocol = getenv(name)
+	}
+	switch protocol {
+	case "", "grpc":
+		return "grpc", nil
+	case "http/protobuf":
+		return protocol, nil
+	}
+	return "", fmt.Errorf("%w: %s=%q (want grpc or http/protobuf)", ErrConfig, name, protocol)
 }
 
 // KafkaHooks is the kgo option every Kafka client of the process carries:

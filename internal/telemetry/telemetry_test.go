@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,48 +17,67 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/testenv"
 )
 
-// TestSetupExporter checks which OTEL_* settings export spans, using an
-// OTLP/HTTP collector that counts the requests it gets.
+// TestSetupExporter checks which OTEL_* settings export spans and push
+// metrics, using an OTLP/HTTP collector that counts the requests it gets,
+// and that /metrics serves the metrics whatever is pushed.
 func TestSetupExporter(t *testing.T) {
-	var got atomic.Int64
+	var traces, metrics atomic.Int64
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/traces" {
-			got.Add(1)
+		switch r.URL.Path {
+		case "/v1/traces":
+			traces.Add(1)
+		case "/v1/metrics":
+			metrics.Add(1)
 		}
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer collector.Close()
 	tests := []struct {
-		name    string
-		env     map[string]string
-		exports bool
-		err     error
+		name          string
+		env           map[string]string
+		spans, pushed bool
+		err           error
 	}{
-		{"nothing set", map[string]string{}, false, nil},
+		{"nothing set", map[string]string{}, false, false, nil},
 		{"endpoint implies otlp", map[string]string{
-			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true, nil},
-		{"none wins over an endpoint", map[string]string{"OTEL_TRACES_EXPORTER": "none",
-			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, false, nil},
-		{"traces protocol wins", map[string]string{"OTEL_TRACES_EXPORTER": "otlp",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true, true, nil},
+		{"traces none wins over an endpoint", map[string]string{"OTEL_TRACES_EXPORTER": "none",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, false, true, nil},
+		{"metrics none wins over an endpoint", map[string]string{"OTEL_METRICS_EXPORTER": "none",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true, false, nil},
+		{"metrics prometheus pushes nothing", map[string]string{"OTEL_METRICS_EXPORTER": "prometheus",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, true, false, nil},
+		{"traces endpoint and protocol win", map[string]string{"OTEL_TRACES_EXPORTER": "otlp",
 			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.URL + "/v1/traces",
-			"OTEL_EXPORTER_OTLP_PROTOCOL":        "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, true, nil},
-		{"unsupported exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, false, telemetry.ErrConfig},
-		{"unsupported protocol", map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, false, telemetry.ErrConfig},
+			"OTEL_EXPORTER_OTLP_PROTOCOL":        "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, true, false, nil},
+		{"metrics endpoint and protocol win", map[string]string{"OTEL_METRICS_EXPORTER": "otlp",
+			"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": collector.URL + "/v1/metrics",
+			"OTEL_EXPORTER_OTLP_PROTOCOL":         "grpc", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf"}, false, true, nil},
+		{"unsupported traces exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, false, false, telemetry.ErrConfig},
+		{"unsupported metrics exporter", map[string]string{"OTEL_METRICS_EXPORTER": "console"}, false, false, telemetry.ErrConfig},
+		{"unsupported protocol", map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, false, false, telemetry.ErrConfig},
+		{"unsupported metrics protocol", map[string]string{"OTEL_METRICS_EXPORTER": "otlp",
+			"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, false, false, telemetry.ErrConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// The exporters read their endpoint from the process
 			// environment, so the test sets it there.
-			for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-				"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+			for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+				"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"} {
 				t.Setenv(k, tt.env[k])
 			}
-			got.Store(0)
+			traces.Store(0)
+			metrics.Store(0)
 			tel, err := telemetry.Setup(context.Background(), "test")
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Setup: %v, want %v", err, tt.err)
@@ -66,15 +87,90 @@ func TestSetupExporter(t *testing.T) {
 			}
 			_, span := tel.Tracer.Tracer("test").Start(context.Background(), "span")
 			span.End()
+			counter, err := tel.Meter.Meter("test").Int64Counter("hookstream.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			counter.Add(context.Background(), 1)
+			rec := httptest.NewRecorder()
+			tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			if !regexp.MustCompile(`(?m)^hookstream_test_total({.*})? 1$`).MatchString(rec.Body.String()) {
+				t.Errorf("/metrics lacks hookstream_test_total 1:\n%s", rec.Body)
+			}
+			// Shutdown flushes both: the span batch and a last metric push.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := tel.Shutdown(ctx); err != nil {
 				t.Fatalf("Shutdown: %v", err)
 			}
-			if exported := got.Load() > 0; exported != tt.exports {
-				t.Errorf("spans exported: %v, want %v", exported, tt.exports)
+			if exported := traces.Load() > 0; exported != tt.spans {
+				t.Errorf("spans exported: %v, want %v", exported, tt.spans)
+			}
+			if pushed := metrics.Load() > 0; pushed != tt.pushed {
+				t.Errorf("metrics pushed: %v, want %v", pushed, tt.pushed)
 			}
 		})
+	}
+}
+
+// grpcCollector counts the OTLP/gRPC export calls it gets.
+type grpcCollector struct {
+	coltracepb.UnimplementedTraceServiceServer
+	colmetricpb.UnimplementedMetricsServiceServer
+	traces, metrics atomic.Int64
+}
+
+func (c *grpcCollector) Export(context.Context, *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	c.traces.Add(1)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// metricsService is the collector's metrics service, whose Export method
+// has the same name as the trace service's.
+type metricsService struct{ *grpcCollector }
+
+func (m metricsService) Export(context.Context, *colmetricpb.ExportMetricsServiceRequest) (*colmetricpb.ExportMetricsServiceResponse, error) {
+	m.metrics.Add(1)
+	return &colmetricpb.ExportMetricsServiceResponse{}, nil
+}
+
+// TestSetupExporterGRPC: an endpoint alone exports spans and pushes metrics
+// over OTLP/gRPC, the default protocol.
+func TestSetupExporterGRPC(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &grpcCollector{}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, c)
+	colmetricpb.RegisterMetricsServiceServer(srv, metricsService{c})
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+		"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String()) // http: without TLS
+	tel, err := telemetry.Setup(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.Tracer.Tracer("test").Start(context.Background(), "span")
+	span.End()
+	counter, err := tel.Meter.Meter("test").Int64Counter("hookstream.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter.Add(context.Background(), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if c.traces.Load() == 0 || c.metrics.Load() == 0 {
+		t.Errorf("gRPC collector got %d trace and %d metric exports, want both", c.traces.Load(), c.metrics.Load())
 	}
 }
 
