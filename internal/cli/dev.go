@@ -140,6 +140,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	defer publish.Close()
 	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter))
+	defer pub.Close()
 	srv := d.opsServer(*httpAddr, apiRoutes(newAPI(d, pub, settings))...)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("%w (see --http-addr)", err)
@@ -235,6 +236,7 @@ func startDemo(ctx context.Context, d *roleDeps, recv *demo.Receiver, out io.Wri
 	}
 	fmt.Fprintf(out, "demo: receiver %s, endpoint %s (%s), publishing %d example events\n", recv.URL(), ep.ID, how, len(events))
 	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter))
+	defer pub.Close()
 	if _, err := pub.PublishBatch(ctx, devTenant, events); err != nil {
 		return fmt.Errorf("demo events: %w", err)
 	}
