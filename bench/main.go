@@ -10,6 +10,7 @@
 //	publish-lib   events/s through the producer library, allocs/event, peak memory
 //	publish-http  events/s through POST /v1/events
 //	fanout        the fanout role alone at fan-out 1, 10 and 100
+//	fanout-scale  fanout's cost per event in a tenant of 100 vs 100,000 endpoints, 10 matching
 //	a             throughput: fan-out 10, 1 KiB bodies, 1,000 endpoints
 //	e             bare keep-alive POST loop, same bodies, receivers and concurrency
 //	b             latency at 50% of (a)'s rate
@@ -58,7 +59,7 @@ type config struct {
 	pprof          bool // profile the processes during each delivery scenario
 }
 
-var allScenarios = []string{"publish-lib", "publish-http", "fanout", "a", "e", "b", "c-blackhole", "c-500", "d"}
+var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "d"}
 
 func defaultConfig() config {
 	return config{

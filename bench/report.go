@@ -30,6 +30,9 @@ type report struct {
 	Fanout    []*fanoutResult   `json:"fanout,omitempty"`
 	Targets   []target          `json:"targets"`
 	Problems  []string          `json:"problems,omitempty"`
+
+	// FanoutScale is scenario fanout-scale (fanoutscale.go).
+	FanoutScale *fanoutScaleResult `json:"fanout_scale,omitempty"`
 }
 
 type machine struct {
@@ -147,6 +150,9 @@ func (r *report) scenario(id string) *scenarioResult {
 // judge fills in the targets from whatever scenarios ran.
 func (r *report) judge() {
 	r.Targets = nil
+	if t, ok := r.FanoutScale.target(); ok {
+		r.Targets = append(r.Targets, t)
+	}
 	a, e, b := r.scenario("a"), r.scenario("e"), r.scenario("b")
 	if a != nil && e != nil && e.Rate > 0 {
 		x := a.Rate / e.Rate
@@ -212,6 +218,7 @@ func (r *report) writeTable(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	r.FanoutScale.writeTable(w)
 	if len(r.Scenarios) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "scenario\tdeliveries/s\tratio\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmissing\tpeak RSS MiB")

@@ -107,6 +107,8 @@ func (b *bench) scenario(ctx context.Context, id string) error {
 		return b.publishHTTP(ctx)
 	case "fanout":
 		return b.fanoutAlone(ctx)
+	case "fanout-scale":
+		return b.fanoutScale(ctx)
 	case "a":
 		return b.throughput(ctx)
 	case "e":

@@ -68,7 +68,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 	go func() { defer close(published); publish(0, n/2) }()
 	var atKill int64
 	for deadline := time.Now().Add(time.Minute); ; {
-		if atKill, _ = r.committed(t); atKill >= n/4 {
+		if atKill = r.committed(t); atKill >= n/4 {
 			break
 		}
 		if time.Now().After(deadline) {

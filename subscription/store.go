@@ -147,7 +147,7 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 			return nil, err
 		}
 	}
-	if err := s.valid.endpoint(ctx, e); err != nil {
+	if err := s.valid.endpoint(ctx, nil, e); err != nil {
 		return nil, err
 	}
 	if secret == "" {
@@ -287,7 +287,8 @@ func (s *Store) Disable(ctx context.Context, id, reason string) error {
 }
 
 // modify is a read-modify-write of one endpoint under its write lock;
-// tenant "" skips the tenant check. fn reports whether it changed e.
+// tenant "" skips the tenant check. fn reports whether it changed e. Only
+// the fields fn changed are validated (see validator.endpoint).
 func (s *Store) modify(ctx context.Context, tenant, id string, fn func(e *Endpoint) (bool, error)) (*Endpoint, error) {
 	unlock, err := s.lock(ctx, id)
 	if err != nil {
@@ -301,6 +302,7 @@ func (s *Store) modify(ctx context.Context, tenant, id string, fn func(e *Endpoi
 	if e == nil || (tenant != "" && e.Tenant != tenant) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
+	old := e.clone()
 	changed, err := fn(e)
 	if err != nil || !changed {
 		return e, err
@@ -309,7 +311,7 @@ func (s *Store) modify(ctx context.Context, tenant, id string, fn func(e *Endpoi
 	e.Secrets = liveSecrets(e.Secrets, now)
 	e.Version++
 	e.UpdatedAt = now
-	if err := s.valid.endpoint(ctx, e); err != nil {
+	if err := s.valid.endpoint(ctx, old, e); err != nil {
 		return nil, err
 	}
 	if err := s.write(ctx, e.ID, e); err != nil {

@@ -3,10 +3,12 @@ package subscription
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,31 +45,48 @@ type validator struct {
 	lookupTimeout time.Duration
 }
 
-// endpoint checks every field of e (defaults already applied), cheapest
-// first, so a bad filter never costs a DNS lookup. It returns a *FieldError.
-func (v *validator) endpoint(ctx context.Context, e *Endpoint) error {
+// endpoint checks e (defaults already applied), cheapest first, so a bad
+// filter never costs a DNS lookup. It returns a *FieldError.
+//
+// When old is not nil, e is old changed, and only the fields that differ
+// from old are checked: what was accepted once stays writable. Otherwise an
+// endpoint whose host came to resolve to a private address, or that was
+// created while private destinations were allowed, or whose filter names a
+// type since dropped from the catalog, could no longer be disabled by the
+// deliverer, have its secret rotated, or its description changed.
+func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
+	fresh := old == nil
 	if e.Tenant == "" || len(e.Tenant) > MaxTenant {
 		return &FieldError{"/tenant", fmt.Sprintf("tenant must be 1 to %d bytes", MaxTenant)}
 	}
-	if err := v.events(e.Events); err != nil {
-		return err
+	if fresh || !slices.Equal(old.Events, e.Events) {
+		if err := v.events(e.Events); err != nil {
+			return err
+		}
 	}
-	if e.Signature != SchemeStandard && e.Signature != SchemeSeed {
+	if (fresh || old.Signature != e.Signature) && e.Signature != SchemeStandard && e.Signature != SchemeSeed {
 		return &FieldError{"/signature", fmt.Sprintf("must be %q or %q, not %q", SchemeStandard, SchemeSeed, e.Signature)}
 	}
-	if e.Ordering != OrderingStrict && e.Ordering != OrderingNone {
+	if (fresh || old.Ordering != e.Ordering) && e.Ordering != OrderingStrict && e.Ordering != OrderingNone {
 		return &FieldError{"/ordering", fmt.Sprintf("must be %q or %q, not %q", OrderingStrict, OrderingNone, e.Ordering)}
 	}
-	if e.RateLimit < 0 {
+	if (fresh || old.RateLimit != e.RateLimit) && e.RateLimit < 0 {
 		return &FieldError{"/rate_limit", "must be 0 (unlimited) or more requests per second"}
 	}
-	if n := utf8.RuneCountInString(e.Description); n > MaxDescription {
-		return &FieldError{"/description", fmt.Sprintf("is %d characters, at most %d allowed", n, MaxDescription)}
+	if fresh || old.Description != e.Description {
+		if n := utf8.RuneCountInString(e.Description); n > MaxDescription {
+			return &FieldError{"/description", fmt.Sprintf("is %d characters, at most %d allowed", n, MaxDescription)}
+		}
 	}
-	if err := headers(e.Headers); err != nil {
-		return err
+	if fresh || !maps.Equal(old.Headers, e.Headers) {
+		if err := headers(e.Headers); err != nil {
+			return err
+		}
 	}
-	return v.url(ctx, e.URL)
+	if fresh || old.URL != e.URL {
+		return v.url(ctx, e.URL)
+	}
+	return nil
 }
 
 func (v *validator) events(events []string) error {

@@ -1,7 +1,9 @@
 package subscription
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -132,5 +134,92 @@ func TestCreateDefaults(t *testing.T) {
 	}
 	if other.ID < got.ID {
 		t.Errorf("ids do not sort by creation: %s created after %s", other.ID, got.ID)
+	}
+}
+
+// dropped is a catalog from which an event type was removed after endpoints
+// subscribed to it.
+type dropped struct {
+	Filters
+	name string
+}
+
+func (d dropped) ValidFilter(f string) bool { return f != d.name && d.Filters.ValidFilter(f) }
+
+// TestWritesValidateOnlyWhatChanged: endpoints accepted once (a private URL
+// while private destinations were allowed, a filter of a type the catalog
+// has since dropped) stay writable by a strict store: the deliverer's
+// Disable, RotateSecret and a PATCH not touching the URL or filters succeed,
+// while a change of the URL or the filters is still validated.
+func TestWritesValidateOnlyWhatChanged(t *testing.T) {
+	e := newEnv(t)
+	lax := e.store(t, true, WithAllowPrivate(true))
+	strict := NewStore(e.kafka.Client(t), e.redis.Client, dropped{e.catalog, "agent.created"},
+		WithTopicPrefix(testPrefix), WithLogger(slog.New(slog.DiscardHandler)))
+	desc, url, private, yes := "renamed", "https://93.184.215.14/new", "http://10.0.0.6/hook", true
+	tests := []struct {
+		name      string
+		url       string // of the endpoint the lax store created
+		write     func(ctx context.Context, id string) error
+		wantField string // "" = accepted
+	}{
+		{"disable", "http://10.0.0.5/hook", func(ctx context.Context, id string) error {
+			return strict.Disable(ctx, id, "failing for 5 days")
+		}, ""},
+		{"disable, host resolves to loopback", "http://localhost:9000/hook", func(ctx context.Context, id string) error {
+			return strict.Disable(ctx, id, "410 Gone")
+		}, ""},
+		{"rotate secret", "http://127.0.0.1:9/hook", func(ctx context.Context, id string) error {
+			_, err := strict.RotateSecret(ctx, "t1", id, time.Hour)
+			return err
+		}, ""},
+		{"patch description", "http://10.0.0.5/hook", func(ctx context.Context, id string) error {
+			_, err := strict.Update(ctx, "t1", id, Patch{Description: &desc})
+			return err
+		}, ""},
+		{"patch disabled", "http://localhost:9000/hook", func(ctx context.Context, id string) error {
+			_, err := strict.Update(ctx, "t1", id, Patch{Disabled: &yes})
+			return err
+		}, ""},
+		{"patch to a public URL", "http://10.0.0.5/hook", func(ctx context.Context, id string) error {
+			_, err := strict.Update(ctx, "t1", id, Patch{URL: &url})
+			return err
+		}, ""},
+		{"patch filters, dropping the removed type", "http://10.0.0.5/hook", func(ctx context.Context, id string) error {
+			_, err := strict.Update(ctx, "t1", id, Patch{Events: []string{"call.*"}})
+			return err
+		}, ""},
+		{"patch to a private URL", "http://10.0.0.5/hook", func(ctx context.Context, id string) error {
+			_, err := strict.Update(ctx, "t1", id, Patch{URL: &private})
+			return err
+		}, "/url"},
+		{"patch filters, keeping the removed type", "http://10.0.0.5/hook", func(ctx context.Context, id string) error {
+			_, err := strict.Update(ctx, "t1", id, Patch{Events: []string{"agent.created", "call.*", "fleet.*"}})
+			return err
+		}, "/events/0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := ctxFor(t, 30*time.Second)
+			ep, err := lax.Create(ctx, "t1", EndpointInput{URL: tt.url, Events: []string{"agent.created", "call.*"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.write(ctx, ep.ID)
+			got, gerr := strict.Get(ctx, "t1", ep.ID)
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			if tt.wantField == "" {
+				if err != nil || got.Version != 2 {
+					t.Fatalf("write: %v, stored version %d; want accepted, version 2", err, got.Version)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tt.wantField || got.Version != 1 {
+				t.Fatalf("write: %v, stored version %d; want a *FieldError for %s, version 1", err, got.Version, tt.wantField)
+			}
+		})
 	}
 }

@@ -76,6 +76,20 @@ func view(e *subscription.Endpoint, withSecret bool) *endpointView {
 	return v
 }
 
+// storeContext bounds a handler's store call, which answers 503 when the
+// bound passes: reads wait while the Redis cache is rebuilt from Kafka, so
+// with Kafka down a request would otherwise hang until the client gave up.
+// The bound is the publish timeout (WithPublishTimeout, default
+// DefaultPublishTimeout): how long the API waits for Kafka or Redis before
+// answering 503, whether for an event or for an endpoint.
+func (s *Server) storeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	d := s.publishTimeout
+	if d <= 0 {
+		d = DefaultPublishTimeout
+	}
+	return context.WithTimeout(r.Context(), d)
+}
+
 // endpointsReady authenticates and checks the store is configured.
 func (s *Server) endpointsReady(w http.ResponseWriter, r *http.Request) (string, bool) {
 	tok, ok := s.authenticate(w, r)
@@ -118,7 +132,9 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, err := s.endpoints.Create(r.Context(), tenant, in)
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	e, err := s.endpoints.Create(ctx, tenant, in)
 	if err != nil {
 		s.endpointError(w, r, err)
 		return
@@ -127,9 +143,10 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, view(e, true))
 }
 
+// listBody is a page of GET /v1/endpoints; Next is null on the last page.
 type listBody struct {
 	Data []*endpointView `json:"data"`
-	Next string          `json:"next,omitempty"`
+	Next *string         `json:"next"`
 }
 
 func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
@@ -147,12 +164,17 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	eps, next, err := s.endpoints.List(r.Context(), tenant, q.Get("cursor"), limit)
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	eps, next, err := s.endpoints.List(ctx, tenant, q.Get("cursor"), limit)
 	if err != nil {
 		s.endpointError(w, r, err)
 		return
 	}
-	body := listBody{Data: make([]*endpointView, len(eps)), Next: next}
+	body := listBody{Data: make([]*endpointView, len(eps))}
+	if next != "" {
+		body.Next = &next
+	}
 	for i, e := range eps {
 		body.Data[i] = view(e, false)
 	}
@@ -164,7 +186,9 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, err := s.endpoints.Get(r.Context(), tenant, r.PathValue("id"))
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	e, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
 	if err != nil {
 		s.endpointError(w, r, err)
 		return
@@ -182,7 +206,9 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, err := s.endpoints.Update(r.Context(), tenant, r.PathValue("id"), p)
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	e, err := s.endpoints.Update(ctx, tenant, r.PathValue("id"), p)
 	if err != nil {
 		s.endpointError(w, r, err)
 		return
@@ -195,7 +221,9 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.endpoints.Delete(r.Context(), tenant, r.PathValue("id")); err != nil {
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	if err := s.endpoints.Delete(ctx, tenant, r.PathValue("id")); err != nil {
 		s.endpointError(w, r, err)
 		return
 	}
@@ -223,7 +251,9 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, err := s.endpoints.RotateSecret(r.Context(), tenant, r.PathValue("id"), d)
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	e, err := s.endpoints.RotateSecret(ctx, tenant, r.PathValue("id"), d)
 	if err != nil {
 		s.endpointError(w, r, err)
 		return
@@ -248,6 +278,16 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional b
 	}
 	if optional && strings.TrimSpace(string(b)) == "" {
 		return true
+	}
+	// The same checks as an event body: a deep body would exhaust the
+	// parser's stack, and of two equal keys parsers disagree which wins.
+	if nestedTooDeep(b, MaxDepth) {
+		writeError(w, http.StatusBadRequest, CodeMalformed, "", "JSON nested more than %d levels deep", MaxDepth)
+		return false
+	}
+	if ptr, ok := repeatedKey(b); ok {
+		writeError(w, http.StatusBadRequest, CodeMalformed, ptr, "repeated key; each key may appear once per object")
+		return false
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil || raw == nil {

@@ -28,14 +28,24 @@ var epTokens = api.Tokens{"tok-acme": "acme", "tok-other": "other", "tok-admin":
 
 var epIDPattern = regexp.MustCompile(`^ep_[0-9a-f]{24}$`)
 
-// epServer is the API on a real endpoint store (embedded Kafka, real Redis).
-func epServer(t *testing.T) string {
-	t.Helper()
-	base, _ := epServerRedis(t)
-	return base
+var quiet = slog.New(slog.DiscardHandler)
+
+// epStack is the API on a real endpoint store (embedded Kafka, real
+// Redis), which does not allow private destinations.
+type epStack struct {
+	base  string
+	kafka *testenv.Kafka
+	redis *testenv.Redis
+	cat   *schemas.Catalog
 }
 
-func epServerRedis(t *testing.T) (string, *testenv.Redis) {
+func epServer(t *testing.T) string {
+	t.Helper()
+	return startEndpointsAPI(t).base
+}
+
+// startEndpointsAPI starts an epStack; opts configure the API server.
+func startEndpointsAPI(t *testing.T, opts ...api.Option) *epStack {
 	t.Helper()
 	cat, err := schemas.Load()
 	if err != nil {
@@ -46,16 +56,13 @@ func epServerRedis(t *testing.T) (string, *testenv.Redis) {
 	r := testenv.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := subscription.NewStore(k.Client(t), rdb, cat, subscription.WithLogger(quiet))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = store.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(api.New(api.WithTokens(epTokens), api.WithCatalog(cat),
-		api.WithEndpoints(store), api.WithLogger(quiet)).Handler())
+	testenv.Run(t, store)
+	opts = append([]api.Option{api.WithTokens(epTokens), api.WithCatalog(cat),
+		api.WithEndpoints(store), api.WithLogger(quiet)}, opts...)
+	srv := httptest.NewServer(api.New(opts...).Handler())
 	t.Cleanup(srv.Close)
-	return srv.URL, r
+	return &epStack{base: srv.URL, kafka: k, redis: r, cat: cat}
 }
 
 type epReply struct {
@@ -83,6 +90,10 @@ func (r epReply) errorField(t *testing.T) (string, string) {
 	return e.Error.Code, e.Error.Field
 }
 
+// epClient gives up long after any answer the tests expect, so a request
+// that hangs fails its test instead of stalling it.
+var epClient = &http.Client{Timeout: 10 * time.Second}
+
 func epDo(t *testing.T, method, url, token, body string) epReply {
 	t.Helper()
 	var rd io.Reader
@@ -96,7 +107,7 @@ func epDo(t *testing.T, method, url, token, body string) epReply {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := epClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +189,12 @@ func TestEndpointsCRUD(t *testing.T) {
 	r = epDo(t, "GET", base+"/v1/endpoints", "tok-acme", "")
 	var list struct {
 		Data []epView
-		Next string
+		Next *string
 	}
 	r.decode(t, &list)
-	if r.status != http.StatusOK || len(list.Data) != 1 || list.Data[0].ID != ep.ID || list.Next != "" || bytes.Contains(r.body, []byte("whsec_")) {
-		t.Errorf("list: %d %s", r.status, r.body)
+	if r.status != http.StatusOK || len(list.Data) != 1 || list.Data[0].ID != ep.ID || list.Next != nil ||
+		!bytes.Contains(r.body, []byte(`"next":null`)) || bytes.Contains(r.body, []byte("whsec_")) {
+		t.Errorf("list: %d %s; want the endpoint and \"next\": null", r.status, r.body)
 	}
 
 	if r := epDo(t, "DELETE", url, "tok-acme", ""); r.status != http.StatusNoContent || len(r.body) != 0 {
@@ -261,6 +273,8 @@ func TestEndpointsErrors(t *testing.T) {
 		{"not JSON", "POST", base + "/v1/endpoints", "tok-acme", `{"url":`, 400, api.CodeMalformed, ""},
 		{"not an object", "POST", base + "/v1/endpoints", "tok-acme", `["x"]`, 400, api.CodeMalformed, ""},
 		{"empty body", "POST", base + "/v1/endpoints", "tok-acme", ``, 400, api.CodeMalformed, ""},
+		{"repeated key", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"url":"https://8.8.8.8/"}`, 400, api.CodeMalformed, "/url"},
+		{"nested too deep", "POST", base + "/v1/endpoints", "tok-acme", strings.Repeat("[", 200_000), 400, api.CodeMalformed, ""},
 		{"bad URL", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"ftp://x","events":["*"]}`, 422, api.CodeInvalid, "/url"},
 		{"private URL", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"http://10.0.0.1/","events":["*"]}`, 422, api.CodeInvalid, "/url"},
 		{"localhost", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"http://localhost:8080/","events":["*"]}`, 422, api.CodeInvalid, "/url"},
@@ -319,38 +333,50 @@ func TestEndpointsPagination(t *testing.T) {
 			u += "&cursor=" + next
 		}
 		r := epDo(t, "GET", u, "tok-acme", "")
+		// A pointer, and the raw body: "next" must be present, and
+		// null on the last page.
 		var page struct {
 			Data []epView
-			Next string
+			Next *string
 		}
 		r.decode(t, &page)
-		if r.status != http.StatusOK {
+		if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"next":`)) {
 			t.Fatalf("list: %d %s", r.status, r.body)
 		}
 		pages++
 		for _, e := range page.Data {
 			got = append(got, e.ID)
 		}
-		if page.Next == "" {
+		if page.Next == nil {
 			break
 		}
-		next = page.Next
+		if *page.Next == "" {
+			t.Fatalf("page %d: empty next cursor: %s", pages, r.body)
+		}
+		next = *page.Next
 	}
 	if pages != 3 || !slices.Equal(got, want) {
 		t.Errorf("listed %v in %d pages, want %v in 3", got, pages, want)
 	}
 	var all struct{ Data []epView }
-	epDo(t, "GET", base+"/v1/endpoints", "tok-acme", "").decode(t, &all)
-	if len(all.Data) != 5 {
-		t.Errorf("default page holds %d endpoints, want all 5", len(all.Data))
+	r := epDo(t, "GET", base+"/v1/endpoints", "tok-acme", "")
+	r.decode(t, &all)
+	if len(all.Data) != 5 || !bytes.Contains(r.body, []byte(`"next":null`)) {
+		t.Errorf("default page: %s; want all 5 endpoints and \"next\": null", r.body)
+	}
+	// A tenant without endpoints: an empty page, the last one.
+	if r = epDo(t, "GET", base+"/v1/endpoints?tenant=nobody", "tok-admin", ""); r.status != http.StatusOK ||
+		!bytes.Contains(r.body, []byte(`{"data":[],"next":null}`)) {
+		t.Errorf("empty list: %d %s; want {\"data\":[],\"next\":null}", r.status, r.body)
 	}
 }
 
 func TestEndpointsRedisDown(t *testing.T) {
-	base, r := epServerRedis(t)
+	st := startEndpointsAPI(t)
+	base := st.base
 	var ep epView
 	epDo(t, "POST", base+"/v1/endpoints", "tok-acme", epCreateBody).decode(t, &ep)
-	r.Stop()
+	st.redis.Stop()
 	for _, c := range []struct{ method, url, body string }{
 		{"GET", base + "/v1/endpoints/" + ep.ID, ""},
 		{"GET", base + "/v1/endpoints", ""},
@@ -359,6 +385,87 @@ func TestEndpointsRedisDown(t *testing.T) {
 		rep := epDo(t, c.method, c.url, "tok-acme", c.body)
 		if code, _ := rep.errorField(t); rep.status != http.StatusServiceUnavailable || code != api.CodeUnavailable {
 			t.Errorf("%s %s with Redis down: %d %s, want 503", c.method, c.url, rep.status, rep.body)
+		}
+	}
+}
+
+// TestEndpointsPrivateURLStaysWritable: an endpoint whose URL this server
+// would refuse (written by a store that allowed private destinations) can
+// still have its description, disabled flag and secret changed; only a new
+// URL is checked.
+func TestEndpointsPrivateURLStaysWritable(t *testing.T) {
+	st := startEndpointsAPI(t)
+	lax := subscription.NewStore(st.kafka.Client(t), st.redis.Client, st.cat,
+		subscription.WithAllowPrivate(true), subscription.WithLogger(quiet))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ep, err := lax.Create(ctx, "acme", subscription.EndpointInput{URL: "http://10.0.0.5/hook", Events: []string{"agent.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := st.base + "/v1/endpoints/" + ep.ID
+	tests := []struct {
+		name, method, url, body string
+		status                  int
+		field                   string
+	}{
+		{"description only", "PATCH", url, `{"description":"renamed"}`, http.StatusOK, ""},
+		{"disable", "PATCH", url, `{"disabled":true}`, http.StatusOK, ""},
+		{"rotate secret", "POST", url + "/rotate-secret", `{"grace":"1h"}`, http.StatusCreated, ""},
+		{"another private URL", "PATCH", url, `{"url":"http://10.0.0.6/hook"}`, http.StatusUnprocessableEntity, "/url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := epDo(t, tt.method, tt.url, "tok-acme", tt.body)
+			if tt.field == "" {
+				if r.status != tt.status {
+					t.Fatalf("%d %s, want %d", r.status, r.body, tt.status)
+				}
+				return
+			}
+			if _, field := r.errorField(t); r.status != tt.status || field != tt.field {
+				t.Fatalf("%d %s, want %d naming %s", r.status, r.body, tt.status, tt.field)
+			}
+		})
+	}
+	var got epView
+	epDo(t, "GET", url, "tok-acme", "").decode(t, &got)
+	if got.Description != "renamed" || !got.Disabled || got.URL != "http://10.0.0.5/hook" || got.Version != 4 {
+		t.Errorf("stored %+v; want renamed, disabled, same URL, version 4", got)
+	}
+}
+
+// TestEndpointsDeadline: with Kafka down while Redis is empty, the store
+// cannot rebuild its cache and every read waits for it; the API answers 503
+// once its timeout passed instead of holding the request.
+func TestEndpointsDeadline(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	st := startEndpointsAPI(t, api.WithPublishTimeout(timeout))
+	r := epDo(t, "POST", st.base+"/v1/endpoints", "tok-acme", epCreateBody)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var ep epView
+	r.decode(t, &ep)
+	st.kafka.Server.Close()
+	st.redis.FlushAll(t)
+	url := st.base + "/v1/endpoints/" + ep.ID
+	for _, c := range []struct{ method, url, body string }{
+		{"GET", url, ""},
+		{"GET", st.base + "/v1/endpoints", ""},
+		{"PATCH", url, `{"description":"x"}`},
+		{"DELETE", url, ""},
+		{"POST", url + "/rotate-secret", ""},
+		{"POST", st.base + "/v1/endpoints", epCreateBody},
+	} {
+		start := time.Now()
+		r := epDo(t, c.method, c.url, "tok-acme", c.body)
+		took := time.Since(start)
+		if code, _ := r.errorField(t); r.status != http.StatusServiceUnavailable || code != api.CodeUnavailable {
+			t.Errorf("%s %s: %d %s, want 503 %s", c.method, c.url, r.status, r.body, api.CodeUnavailable)
+		}
+		if took > timeout+2*time.Second {
+			t.Errorf("%s %s answered after %v, want about the %v timeout", c.method, c.url, took.Round(time.Millisecond), timeout)
 		}
 	}
 }

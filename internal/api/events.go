@@ -40,8 +40,9 @@ const MaxDepth = 128
 // DefaultPublishTimeout bounds how long POST /v1/events waits for Kafka.
 const DefaultPublishTimeout = 10 * time.Second
 
-// WithPublishTimeout bounds how long POST /v1/events waits for Kafka before
-// answering 503 (default DefaultPublishTimeout). Give the Kafka client
+// WithPublishTimeout bounds how long POST /v1/events waits for Kafka, and an
+// endpoint request for the store, before answering 503 (default
+// DefaultPublishTimeout). Give the Kafka client
 // producer.ClientOpts with the same duration, so that the client gives up on
 // the events when the API does instead of producing them later; what a 503
 // still leaves open is producer.ErrOutcomeUnknown, which the answer names.

@@ -22,7 +22,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	c.register(fs, ":8080")
 	tokenList := fs.String("api-tokens", "", "bearer tokens: token=tenant,token2=tenant2 (token=* is an admin token for every tenant)")
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
-	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka before answering 503")
+	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
 	var parts partitionFlags
 	parts.register(fs, true)
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")

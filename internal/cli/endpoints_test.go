@@ -75,10 +75,33 @@ func TestEndpointsCommand(t *testing.T) {
 	if got := decode(out); code != 0 || got.Secret == "" || got.Secret == ep.Secret {
 		t.Fatalf("rotate-secret: %d %s %s", code, out, errOut)
 	}
-	code, out, errOut = run("list", "--limit", "10")
-	var list struct{ Data []endpoint }
-	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list.Data) != 1 || list.Data[0].ID != ep.ID {
-		t.Fatalf("list: %d %s %s", code, out, errOut)
+	code, out, errOut = run("create", "--url", "https://93.184.215.14/two", "--events", "*")
+	if code != 0 {
+		t.Fatalf("second create exited %d: %s", code, errOut)
+	}
+	second := decode(out)
+	// Pages of one: the first names the cursor of the next, the last has
+	// "next": null.
+	type page struct {
+		Data []endpoint
+		Next *string
+	}
+	list := func(args ...string) page {
+		t.Helper()
+		code, out, errOut := run(append([]string{"list"}, args...)...)
+		var p page
+		if err := json.Unmarshal([]byte(out), &p); code != 0 || err != nil || !strings.Contains(out, `"next":`) {
+			t.Fatalf("list %v: %d %s %s", args, code, out, errOut)
+		}
+		return p
+	}
+	first := list("--limit", "1")
+	if len(first.Data) != 1 || first.Data[0].ID != ep.ID || first.Next == nil {
+		t.Fatalf("list --limit 1: %+v; want %s and a next cursor", first, ep.ID)
+	}
+	last := list("--limit", "1", "--cursor", *first.Next)
+	if len(last.Data) != 1 || last.Data[0].ID != second.ID || last.Next != nil {
+		t.Fatalf("list --cursor: %+v; want %s and next null", last, second.ID)
 	}
 
 	// API errors: exit 1 naming status, code, message and field.
