@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/config"
@@ -79,7 +80,11 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	// The event's trace starts here: the producer writes this span's
+	// traceparent into the record.
+	ctx, span := tel.Tracer.Tracer("hookstream/cli").Start(ctx, "hookstream publish", trace.WithSpanKind(trace.SpanKindProducer))
 	eventID, err := p.Publish(ctx, *tenant, *typ, body, opts...)
+	span.End()
 	if err != nil {
 		return publishCLIError(err, catalog, topic.New(*prefix).Events, brokers.String())
 	}
