@@ -278,6 +278,36 @@ func TestKafkaHooks(t *testing.T) {
 	}
 }
 
+// TestKafkaHooksUnexported: with nothing exporting spans the hooks leave a
+// record's traceparent exactly as it was produced, so the trace context
+// travels from record to record unchanged.
+func TestKafkaHooksUnexported(t *testing.T) {
+	k := testenv.StartKafka(t)
+	tel, err := telemetry.Setup(context.Background(), "test", telemetry.WithGetenv(func(string) string { return "" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := k.Client(t, tel.KafkaHooks(), kgo.ConsumeTopics("unexported"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "unexported"); err != nil {
+		t.Fatal(err)
+	}
+	carried := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	r := &kgo.Record{Topic: "unexported", Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(carried)}}}
+	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fs := cl.PollRecords(ctx, 1)
+	if err := fs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := fs.Records()
+	if len(got) != 1 || len(got[0].Headers) != 1 || string(got[0].Headers[0].Value) != carried {
+		t.Fatalf("consumed %+v, want one record with only traceparent %s", got, carried)
+	}
+}
+
 // TestObserveConsumerLag scrapes the lag of a group that committed offset 1
 // of a partition holding 3 records.
 func TestObserveConsumerLag(t *testing.T) {
