@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/subscription"
@@ -208,4 +211,60 @@ func TestDrainDeadline(t *testing.T) {
 	if took := time.Since(start); took > 8*time.Second {
 		t.Errorf("stop took %s with a 3s drain timeout", took)
 	}
+}
+
+// TestParkedRecordsExpired deletes a parked lane's records from retries, as
+// a too short retention would: the drain counts and logs it and the lane
+// goes on with what comes next instead of waiting for records that are gone.
+func TestParkedRecordsExpired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	rc := newReceiver(t, func(n, try int) int {
+		if n == 1 {
+			return 500
+		}
+		return 200
+	})
+	ep := e.endpoint(t, rc.srv.URL, "")
+	rc.setSecret(ep)
+	reader := sdkmetric.NewManualReader()
+	e.start(t, runOpts{schedule: "0s,1500ms,100ms", park: 100 * time.Millisecond,
+		extra: []deliverer.Option{deliverer.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))}})
+	e.deliver(t, ep, 0, 1, 5)
+	e.readAtLeast(t, e.topics.Retries, 6) // the marker, then events 1..5
+	end := e.ends(t, e.topics.Retries)[0]
+	adm := kadm.NewClient(e.client)
+	off := kadm.Offsets{}
+	off.AddOffset(e.topics.Retries, 0, end, -1)
+	if _, err := adm.DeleteRecords(ctxFor(t, 10*time.Second), off); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, ep, 0, 6, 7)
+	waitFor(t, 20*time.Second, "events 6 and 7", func() bool { return rc.delivered() == 2 })
+	_, ok := rc.receipts()
+	if !slices.Equal(ok, []int{6, 7}) {
+		t.Errorf("delivered %v, want 6 and 7 (1..5 expired)", ok)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctxFor(t, 5*time.Second), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter(rm, "hookstream.deliverer.retries.expired"); n < 1 {
+		t.Errorf("hookstream.deliverer.retries.expired = %d, want at least 1", n)
+	}
+}
+
+// counter sums the int64 sum metric name over its series.
+func counter(rm metricdata.ResourceMetrics, name string) int64 {
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
+				for _, dp := range s.DataPoints {
+					n += dp.Value
+				}
+			}
+		}
+	}
+	return n
 }
