@@ -128,7 +128,9 @@ type Result struct {
 // be shared by all lanes of a process, so that they share one connection
 // pool.
 type Sender struct {
-	client        *http.Client
+	// Requests go to the transport directly: an http.Client adds only
+	// redirect handling, which must stay off (a 3xx is the answer), and
+	// copies every request's headers for it.
 	transport     *http.Transport
 	signer        *signature.Signer
 	timeout       time.Duration
@@ -183,12 +185,6 @@ func New(opts ...Option) *Sender {
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	return &Sender{
-		client: &http.Client{
-			Transport: tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
 		transport:     tr,
 		signer:        c.signer,
 		timeout:       c.timeout,
@@ -254,7 +250,7 @@ func (s *Sender) send(ctx context.Context, req Request) Result {
 	}
 
 	start := time.Now()
-	resp, err := s.client.Do(hreq)
+	resp, err := s.transport.RoundTrip(hreq)
 	if err != nil {
 		return Result{Outcome: transportOutcome(err), Latency: time.Since(start), Err: transportError(err, timeout)}
 	}
