@@ -4,17 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -92,28 +86,11 @@ func (b *bench) fanoutScale(ctx context.Context) error {
 // index sets without ever matching.
 func createOtherEndpoints(ctx context.Context, brokers, redisURL, tenant string, n int) error {
 	other := [][]string{{"agent.created"}, {"agent.*"}, {"call.started", "call.ended"}, {"fleet.*"}, {"billing.payment_failed"}}
-	catalog, err := schemas.Load()
-	if err != nil {
-		return fmt.Errorf("catalog: %w", err)
-	}
-	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer kc.Close()
-	ro, err := redis.ParseURL(redisURL)
+	store, closeStore, err := runStore(ctx, brokers, redisURL)
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(ro)
-	defer rdb.Close()
-	store := subscription.NewStore(kc, rdb, catalog, subscription.WithAllowPrivate(true),
-		subscription.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	// No role runs yet: this store builds the Redis cache.
-	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() { _ = store.Run(rctx); close(ran) }()
-	defer func() { stop(); <-ran }()
+	defer closeStore()
 	var next atomic.Int64
 	var first atomic.Pointer[error]
 	var wg sync.WaitGroup

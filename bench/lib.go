@@ -43,33 +43,45 @@ func (p *libPublisher) Publish(ctx context.Context, tenant string, data []byte) 
 
 func (p *libPublisher) Close() { p.client.Close() }
 
+// runStore runs an endpoint store in this process, as the api role does,
+// until closeStore is called. Every process using a Store runs it: it
+// builds the Redis cache when no role has yet, as in the fanout-alone runs.
+func runStore(ctx context.Context, brokers, redisURL string) (store *subscription.Store, closeStore func(), err error) {
+	catalog, err := schemas.Load()
+	if err != nil {
+		return nil, nil, fmt.Errorf("catalog: %w", err)
+	}
+	ro, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	rdb := redis.NewClient(ro)
+	store = subscription.NewStore(kc, rdb, catalog, subscription.WithAllowPrivate(true),
+		subscription.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { _ = store.Run(rctx); close(ran) }()
+	return store, func() {
+		stop()
+		<-ran
+		_ = rdb.Close()
+		kc.Close()
+	}, nil
+}
+
 // createEndpointsStore creates the endpoints as the api role does, through
 // subscription.Store in this process; see createEndpoints for the layout.
 func createEndpointsStore(ctx context.Context, brokers, redisURL string, rs *receivers, n, fanout int) (endpointsCreated, error) {
 	out := endpointsCreated{ids: make([]string, n), secrets: make([]string, n)}
-	catalog, err := schemas.Load()
-	if err != nil {
-		return out, fmt.Errorf("catalog: %w", err)
-	}
-	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		return out, fmt.Errorf("kafka client: %w", err)
-	}
-	defer kc.Close()
-	ro, err := redis.ParseURL(redisURL)
+	store, closeStore, err := runStore(ctx, brokers, redisURL)
 	if err != nil {
 		return out, err
 	}
-	rdb := redis.NewClient(ro)
-	defer rdb.Close()
-	store := subscription.NewStore(kc, rdb, catalog, subscription.WithAllowPrivate(true),
-		subscription.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	// Every process using a Store runs it (it builds the Redis cache when
-	// no role has yet, as in the fanout-alone runs).
-	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() { _ = store.Run(rctx); close(ran) }()
-	defer func() { stop(); <-ran }()
+	defer closeStore()
 	var next atomic.Int64
 	var mu sync.Mutex
 	var errs []error

@@ -18,12 +18,9 @@ package fanout
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +34,7 @@ import (
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
 )
 
@@ -98,29 +96,12 @@ func ClientOpts(topics topic.Names, group, txnID string) []kgo.Opt {
 }
 
 // TransactionalID returns a transactional id unique to this process:
-// "hookstream-fanout-<hostname>-<8 random hex>".
-//
-// Why not a stable id per replica: fencing through a reused id only works
-// when every replica has a distinct, stable name, and two processes that
-// end up with the same id (two fanouts on one host, a Deployment's pod
-// rescheduled while the old one still runs) would fence each other in a
-// loop. With KIP-447 (Kafka 2.5+) zombie fencing comes from the group
-// generation instead: a member that lost its partitions has its
+// "hookstream-fanout-<hostname>-<8 random hex>" (see txnid.New for why not
+// a stable one). With KIP-447 (Kafka 2.5+) zombie fencing comes from the
+// group generation instead: a member that lost its partitions has its
 // TxnOffsetCommit rejected and must abort, and the partitions' new owner
-// does not fetch offsets while that commit is pending. The cost is that a
-// crashed process's open transaction is only aborted when it times out
-// (the transaction timeout), delaying read_committed readers that long. An
-// operator who wants immediate fencing on restart can pass a stable id per
-// replica (e.g. a StatefulSet pod name) instead.
-func TransactionalID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown"
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "hookstream-fanout-" + host + "-" + hex.EncodeToString(b[:])
-}
+// does not fetch offsets while that commit is pending.
+func TransactionalID() string { return txnid.New("fanout") }
 
 type cfg struct {
 	topics       topic.Names

@@ -31,6 +31,7 @@ import (
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
 )
 
@@ -165,7 +166,7 @@ func New(client *kgo.Client, catalog *schemas.Catalog, opts ...Option) *Producer
 		c.txnTimeout = DefaultTransactionTimeout
 	}
 	if c.txnIDPrefix == "" {
-		c.txnIDPrefix = transactionalIDPrefix()
+		c.txnIDPrefix = txnid.New("producer")
 	}
 	p := &Producer{client: client, catalog: catalog, topics: topic.New(c.prefix), cfg: c}
 	if client != nil {

@@ -2,11 +2,8 @@ package producer
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -190,16 +187,4 @@ func (p *txnPool) close() {
 			return
 		}
 	}
-}
-
-// transactionalIDPrefix is "hookstream-producer-<hostname>-<8 random hex>",
-// unique to this process for the same reasons as fanout.TransactionalID.
-func transactionalIDPrefix() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown"
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "hookstream-producer-" + host + "-" + hex.EncodeToString(b[:])
 }

@@ -39,31 +39,6 @@ func spread(t *testing.T, k *testenv.Kafka, size int) ([]producer.Event, int32) 
 	return events, int32(part.Partition(&kgo.Record{Key: []byte(events[size/2].Key)}, n))
 }
 
-// settle waits until no transaction is open on topic (every partition's last
-// stable offset is its high watermark), as it is once a failed batch's
-// background abort is done. ReadAll needs it: it lists the end offsets first,
-// and an abort marker written after that would leave it waiting for offsets
-// it never gets.
-func settle(t *testing.T, k *testenv.Kafka, topic string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second) // past the transaction timeout, when Kafka aborts
-	for {
-		open := 0
-		for _, p := range k.Server.Cluster().PartitionInfos(topic) {
-			if p.LastStableOffset != p.HighWatermark {
-				open++
-			}
-		}
-		if open == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d partitions of %s still in an open transaction", open, topic)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestPublishBatchAllOrNothing fails the produce to one partition in the
 // middle of a batch: PublishBatch must fail, and a read_committed reader
 // must see none of the batch, including the records Kafka acknowledged on
@@ -111,7 +86,6 @@ func TestPublishBatchAllOrNothing(t *testing.T) {
 			if fault.Hits() == 0 {
 				t.Fatal("the fault never fired")
 			}
-			settle(t, k, eventsTopic)
 			if got := k.ReadAll(t, eventsTopic); len(got) != 0 {
 				t.Fatalf("a failed batch left %d of its %d records visible to read_committed readers", len(got), len(events))
 			}

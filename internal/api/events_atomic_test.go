@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -55,7 +54,6 @@ func TestPublishEventsBatchFailsWhole(t *testing.T) {
 			if fault.Hits() == 0 {
 				t.Fatal("the fault never fired")
 			}
-			settle(t, k, eventsTopic)
 			if got := k.ReadAll(t, eventsTopic); len(got) != 0 {
 				t.Fatalf("answered %d, but %d records of the request are visible to read_committed readers", r.status, len(got))
 			}
@@ -83,31 +81,6 @@ func spreadEvents(t *testing.T, k *testenv.Kafka, n int) ([]string, int32) {
 		t.Fatalf("the keys land on %d partition(s); want several", len(seen))
 	}
 	return items, partition(fmt.Sprintf("k%d", n/2))
-}
-
-// settle waits until no transaction is open on topic (every partition's last
-// stable offset is its high watermark), as it is once a failed batch's
-// background abort is done. ReadAll needs it: it lists the end offsets first,
-// and an abort marker written after that would leave it waiting for offsets
-// it never gets.
-func settle(t *testing.T, k *testenv.Kafka, topic string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second) // past the transaction timeout, when Kafka aborts
-	for {
-		open := 0
-		for _, p := range k.Server.Cluster().PartitionInfos(topic) {
-			if p.LastStableOffset != p.HighWatermark {
-				open++
-			}
-		}
-		if open == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d partitions of %s still in an open transaction", open, topic)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestPublishEventsDeepNesting: a body within the size limit but nested
