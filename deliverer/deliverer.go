@@ -30,7 +30,8 @@
 // Delivery records in retries are written once and never rewritten; the
 // group consumer finishes them as it reads them and keeps only the lanes'
 // newest markers unfinished. A lane renews its marker every park threshold
-// (and whenever its state changes), so the retries offset never waits on a
+// (a draining one every commit interval while it moves on, and any lane
+// whenever its state changes), so the retries offset never waits on a
 // backoff either: both committed offsets trail the work by about a park
 // threshold at most.
 //
@@ -80,7 +81,8 @@
 // is held by the slowest lane of the partition (a short backoff holds it up
 // to the park threshold plus the request timeouts), so records of faster
 // lanes above it are sent again; a draining lane sends again what it
-// delivered since its marker was written (a park threshold at most).
+// delivered since its last marker, which it renews as often as offsets are
+// committed while it moves on.
 // Receivers dedupe by webhook-id.
 package deliverer
 

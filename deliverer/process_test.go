@@ -31,7 +31,7 @@ func TestProcessesKill(t *testing.T) {
 	for k := range endpoints {
 		rcs[k] = newReceiver(t, func(n, try int) int {
 			time.Sleep(5 * time.Millisecond) // keep the stream going long enough to kill into
-			if n == 10 && try <= 2 {
+			if n == 3 && try <= 2 {
 				return 500 // an in-memory retry, then the lane parks
 			}
 			return 200

@@ -71,9 +71,11 @@ type lane struct {
 	from     int64 // -1: the newest marker's own offset, not known yet
 	marker   string
 	markerAt time.Time
-	anchor   *mark  // the newest marker read back, held so commits stay below it
-	anchorID string // its id
-	marked   map[int64]markedRecord
+	// markerFrom is the newest marker's from (-1 when it is its own).
+	markerFrom int64
+	anchor     *mark  // the newest marker read back, held so commits stay below it
+	anchorID   string // its id
+	marked     map[int64]markedRecord
 	// The drain: scanPos is the next retries offset to read; scanEnd the
 	// end of retries seen by the last read (-1: none yet).
 	scanPos, scanEnd int64
@@ -418,7 +420,7 @@ func (w *worker) checkCaughtUp() {
 		}
 		l := w.lane(ep)
 		l.until, l.from, l.failingSince = unixMilli(f.m.Until), f.m.From, unixMilli(f.m.FailingSince)
-		l.marker, l.anchor, l.anchorID, l.markerAt = f.m.ID, f.mark, f.m.ID, f.at
+		l.marker, l.anchor, l.anchorID, l.markerAt, l.markerFrom = f.m.ID, f.mark, f.m.ID, f.at, f.m.From
 		l.marked = map[int64]markedRecord{}
 		for _, r := range f.m.Records {
 			l.marked[r.Offset] = r
@@ -504,7 +506,14 @@ func (w *worker) pump(l *lane) {
 		at(w.startDue(l, now))
 	}
 	if l.mode != laneMemory && l.anchor != nil && l.anchorID == l.marker {
+		// A waiting lane renews its marker so that retries' committed
+		// offset never waits on it; a draining one also as often as
+		// offsets are committed while it moves on, so that a crash sends
+		// again no more of it than of a partition's live records.
 		renew := l.markerAt.Add(w.d.cfg.policy.park)
+		if l.mode == laneDraining && w.pendingFrom(l) != l.markerFrom {
+			renew = l.markerAt.Add(min(w.d.cfg.commitEvery, w.d.cfg.policy.park))
+		}
 		if !now.Before(renew) {
 			w.produceMarker(l)
 		} else {
@@ -985,7 +994,7 @@ func (w *worker) produceMarker(l *lane) {
 		m.Records = append(m.Records, r)
 	}
 	slices.SortFunc(m.Records, func(a, b markedRecord) int { return cmp.Compare(a.Offset, b.Offset) })
-	l.marker, l.markerAt = m.ID, time.Now()
+	l.marker, l.markerAt, l.markerFrom = m.ID, time.Now(), l.from
 	r := m.record(w.d.cfg.topics.Retries)
 	r.Partition = w.part
 	w.produce(r, l, nil, "")
