@@ -120,6 +120,8 @@ type EndpointInput struct {
 	Ordering    string            `json:"ordering,omitempty"`
 	RateLimit   int               `json:"rate_limit,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
+	// Timeout overrides the deliverer's total request timeout; 0 keeps it.
+	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
 // Patch is a partial update: nil fields stay as they are. A non-nil empty
@@ -134,6 +136,7 @@ type Patch struct {
 	RateLimit   *int              `json:"rate_limit,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
 	Disabled    *bool             `json:"disabled,omitempty"`
+	Timeout     *time.Duration    `json:"timeout,omitempty"`
 }
 
 func (p *Patch) apply(e *Endpoint) {
@@ -154,6 +157,9 @@ func (p *Patch) apply(e *Endpoint) {
 	}
 	if p.RateLimit != nil {
 		e.RateLimit = *p.RateLimit
+	}
+	if p.Timeout != nil {
+		e.Timeout = *p.Timeout
 	}
 	if p.Headers != nil {
 		e.Headers = maps.Clone(p.Headers)

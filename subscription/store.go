@@ -128,6 +128,7 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 		Ordering:    in.Ordering,
 		RateLimit:   in.RateLimit,
 		Headers:     maps.Clone(in.Headers),
+		Timeout:     in.Timeout,
 		Version:     1,
 		CreatedAt:   now,
 		UpdatedAt:   now,

@@ -28,6 +28,9 @@ const (
 	MaxHeaders     = 32
 	MaxHeaderValue = 4096 // bytes
 	MaxTenant      = 256  // bytes
+	// MaxTimeout bounds an endpoint's request timeout: a receiver that
+	// needs longer should answer 2xx first and work after.
+	MaxTimeout = time.Minute
 )
 
 // Filters tells which event filters select a known type; *schemas.Catalog
@@ -72,6 +75,9 @@ func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
 	}
 	if (fresh || old.RateLimit != e.RateLimit) && e.RateLimit < 0 {
 		return &FieldError{"/rate_limit", "must be 0 (unlimited) or more requests per second"}
+	}
+	if (fresh || old.Timeout != e.Timeout) && e.Timeout != 0 && (e.Timeout < time.Second || e.Timeout > MaxTimeout) {
+		return &FieldError{"/timeout", fmt.Sprintf("must be 0 (the deliverer's) or from 1s to %s, not %s", MaxTimeout, e.Timeout)}
 	}
 	if fresh || old.Description != e.Description {
 		if n := utf8.RuneCountInString(e.Description); n > MaxDescription {

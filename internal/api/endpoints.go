@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -47,6 +48,7 @@ type endpointView struct {
 	Ordering       string            `json:"ordering"`
 	RateLimit      int               `json:"rate_limit"`
 	Headers        map[string]string `json:"headers,omitempty"`
+	Timeout        string            `json:"timeout,omitempty"` // a Go duration; absent: the deliverer's
 	Disabled       bool              `json:"disabled"`
 	DisabledReason string            `json:"disabled_reason,omitempty"`
 	Version        int64             `json:"version"`
@@ -64,6 +66,9 @@ func view(e *subscription.Endpoint, withSecret bool) *endpointView {
 		Signature: e.Signature, Ordering: e.Ordering, RateLimit: e.RateLimit, Headers: e.Headers,
 		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Version: e.Version,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+	}
+	if e.Timeout > 0 {
+		v.Timeout = e.Timeout.String()
 	}
 	for i, s := range e.Secrets {
 		if i == 0 && withSecret {
@@ -127,7 +132,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
 	tenant, ok := s.endpointRequest(w, r, map[string]any{
 		"url": &in.URL, "events": &in.Events, "description": &in.Description,
 		"secret": &in.Secret, "signature": &in.Signature, "ordering": &in.Ordering,
-		"rate_limit": &in.RateLimit, "headers": &in.Headers,
+		"rate_limit": &in.RateLimit, "headers": &in.Headers, "timeout": (*duration)(&in.Timeout),
 	})
 	if !ok {
 		return
@@ -198,14 +203,16 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 	var p subscription.Patch
+	var timeout *duration
 	tenant, ok := s.endpointRequest(w, r, map[string]any{
 		"url": &p.URL, "events": &p.Events, "description": &p.Description,
 		"signature": &p.Signature, "ordering": &p.Ordering, "rate_limit": &p.RateLimit,
-		"headers": &p.Headers, "disabled": &p.Disabled,
+		"headers": &p.Headers, "disabled": &p.Disabled, "timeout": &timeout,
 	})
 	if !ok {
 		return
 	}
+	p.Timeout = (*time.Duration)(timeout)
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	e, err := s.endpoints.Update(ctx, tenant, r.PathValue("id"), p)
@@ -311,6 +318,22 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional b
 		}
 	}
 	return true
+}
+
+// duration reads a JSON string such as "30s" (time.ParseDuration).
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a duration such as "30s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf(`want a duration such as "30s", not %q`, s)
+	}
+	*d = duration(v)
+	return nil
 }
 
 // endpointError answers a store error.

@@ -120,12 +120,12 @@ func epDo(t *testing.T, method, url, token, body string) epReply {
 }
 
 type epView struct {
-	ID, Tenant, URL, Description, Signature, Ordering, Secret string
-	Events                                                    []string
-	RateLimit                                                 int `json:"rate_limit"`
-	Headers                                                   map[string]string
-	Disabled                                                  bool
-	Version                                                   int64
+	ID, Tenant, URL, Description, Signature, Ordering, Secret, Timeout string
+	Events                                                             []string
+	RateLimit                                                          int `json:"rate_limit"`
+	Headers                                                            map[string]string
+	Disabled                                                           bool
+	Version                                                            int64
 }
 
 const epCreateBody = `{"url":"https://93.184.215.14/hook","events":["agent.*"],"description":"crm"}`
@@ -159,13 +159,13 @@ func TestEndpointsCRUD(t *testing.T) {
 		t.Errorf("get = %+v", got)
 	}
 
-	r = epDo(t, "PATCH", url, "tok-acme", `{"events":["call.*","agent.created"],"rate_limit":5,"ordering":"none","headers":{"X-Api-Key":"k"}}`)
+	r = epDo(t, "PATCH", url, "tok-acme", `{"events":["call.*","agent.created"],"rate_limit":5,"ordering":"none","headers":{"X-Api-Key":"k"},"timeout":"30s"}`)
 	if r.status != http.StatusOK {
 		t.Fatalf("patch: %d %s", r.status, r.body)
 	}
 	r.decode(t, &got)
 	if !slices.Equal(got.Events, []string{"call.*", "agent.created"}) || got.RateLimit != 5 || got.Ordering != "none" ||
-		got.Headers["X-Api-Key"] != "k" || got.Description != "crm" || got.Version != 2 || got.Secret != "" {
+		got.Headers["X-Api-Key"] != "k" || got.Description != "crm" || got.Version != 2 || got.Secret != "" || got.Timeout != "30s" {
 		t.Errorf("patched = %+v", got)
 	}
 
@@ -285,6 +285,9 @@ func TestEndpointsErrors(t *testing.T) {
 		{"ordering", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"ordering":"x"}`, 422, api.CodeInvalid, "/ordering"},
 		{"rate limit type", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"rate_limit":"fast"}`, 422, api.CodeInvalid, "/rate_limit"},
 		{"negative rate limit", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"rate_limit":-2}`, 422, api.CodeInvalid, "/rate_limit"},
+		{"timeout not a duration", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"timeout":30}`, 422, api.CodeInvalid, "/timeout"},
+		{"timeout too long", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"timeout":"2m"}`, 422, api.CodeInvalid, "/timeout"},
+		{"timeout too short", "PATCH", url, "tok-acme", `{"timeout":"10ms"}`, 422, api.CodeInvalid, "/timeout"},
 		{"hop-by-hop header", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"headers":{"Upgrade":"h2c"}}`, 422, api.CodeInvalid, "/headers/Upgrade"},
 		{"bad secret", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"secret":"hunter2"}`, 422, api.CodeInvalid, "/secret"},
 		{"unknown field", "POST", base + "/v1/endpoints", "tok-acme", `{"url":"https://1.1.1.1/","events":["*"],"filter":"x"}`, 422, api.CodeInvalid, "/filter"},

@@ -59,7 +59,7 @@ func (h headerFlag) Set(v string) error {
 const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|delete|rotate-secret> [flags] [id]
 
   create                      --url URL --events agent.*,call.started [--signature standard|seed]
-                              [--ordering strict|none] [--rate-limit N] [--header k=v]... [--description D] [--secret whsec_...]
+                              [--ordering strict|none] [--rate-limit N] [--timeout 30s] [--header k=v]... [--description D] [--secret whsec_...]
   list                        [--limit N] [--cursor C]
   get ID
   update ID                   any create flag except --secret, or --disabled=true|false; only the flags given change
@@ -92,10 +92,10 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	switch sub {
 	case "create", "update":
 		var (
-			u, events, sig, ordering, desc, secret string
-			rate                                   int
-			disabled                               bool
-			headers                                = headerFlag{}
+			u, events, sig, ordering, desc, secret, timeout string
+			rate                                            int
+			disabled                                        bool
+			headers                                         = headerFlag{}
 		)
 		fs.StringVar(&u, "url", "", "endpoint URL (http or https)")
 		fs.StringVar(&events, "events", "", `comma-separated event filters, e.g. "agent.*,call.started" or "*"`)
@@ -103,6 +103,7 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 		fs.StringVar(&ordering, "ordering", "", "strict (default: one at a time, in order) or none")
 		fs.IntVar(&rate, "rate-limit", 0, "requests per second; 0 = unlimited")
 		fs.Var(headers, "header", "custom header name=value sent with every delivery (repeatable)")
+		fs.StringVar(&timeout, "timeout", "", `request timeout for this endpoint, e.g. "30s" (1s to 1m; "0s": the deliverer's)`)
 		fs.StringVar(&desc, "description", "", "free text")
 		if sub == "create" {
 			needs = false
@@ -127,6 +128,8 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 					body["headers"] = map[string]string(headers)
 				case "description":
 					body["description"] = desc
+				case "timeout":
+					body["timeout"] = timeout
 				case "secret":
 					body["secret"] = secret
 				case "disabled":
