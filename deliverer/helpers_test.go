@@ -44,11 +44,16 @@ type env struct {
 
 func newEnv(t *testing.T, partitions int32) *env {
 	t.Helper()
+	return newEnvOn(t, testenv.StartKafka(t), partitions)
+}
+
+// newEnvOn is newEnv on the broker k.
+func newEnvOn(t *testing.T, k *testenv.Kafka, partitions int32) *env {
+	t.Helper()
 	cat, err := schemas.Load()
 	if err != nil {
 		t.Fatalf("schemas.Load: %v", err)
 	}
-	k := testenv.StartKafka(t)
 	e := &env{
 		kafka:   k,
 		redis:   testenv.StartRedis(t),

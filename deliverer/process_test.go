@@ -17,14 +17,14 @@ import (
 )
 
 // TestProcessesKill runs three `hookstream deliverer` processes on one
-// broker, SIGKILLs one mid-stream, while lanes are parked in retries or
+// `hookstream kafka` process, SIGKILLs one mid-stream, while lanes are parked in retries or
 // being read back, and checks that every endpoint still got every event,
 // in order.
 func TestProcessesKill(t *testing.T) {
 	t.Parallel()
 	const endpoints, events = 20, 50
-	e := newEnv(t, 6)
 	bin := testenv.Binary(t)
+	e := newEnvOn(t, testenv.StartKafkaProcess(t, bin), 6)
 
 	rcs := make([]*receiver, endpoints)
 	eps := make([]*subscription.Endpoint, endpoints)

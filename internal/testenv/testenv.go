@@ -45,6 +45,23 @@ func StartKafka(t testing.TB, opts ...kafkaserver.Option) *Kafka {
 	return &Kafka{Addr: s.Addr(), Server: s}
 }
 
+// StartKafkaProcess runs `bin kafka` (the embedded broker as its own
+// process, as several processes on one machine share it) on a free port,
+// waits until it answers, and kills it when t ends. Server is nil.
+func StartKafkaProcess(t testing.TB, bin string) *Kafka {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	p := StartProcess(t, bin, "kafka", "--addr", addr)
+	k := &Kafka{Addr: addr}
+	cl := k.Client(t)
+	p.WaitFor(t, "the broker at "+addr, 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return cl.Ping(ctx) == nil
+	})
+	return k
+}
+
 // Client returns a franz-go client seeded with the broker, closed when t ends.
 func (k *Kafka) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
