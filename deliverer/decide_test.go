@@ -84,7 +84,8 @@ func TestParseSchedule(t *testing.T) {
 	}{
 		{"0s,5s,5m,30m,2h,5h,10h,10h", DefaultSchedule, ""},
 		{" 0s , 50ms ", Schedule{0, 50 * time.Millisecond}, ""},
-		{"1s", Schedule{time.Second}, ""},
+		{"0s", Schedule{0}, ""},
+		{"1s,5s", nil, `item 1 "1s": the first attempt is immediate`},
 		{"", nil, "empty"},
 		{"0s,5s,5x", nil, `item 3 "5x"`},
 		{"0s,,5s", nil, `item 2 ""`},

@@ -259,6 +259,8 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 	switch {
 	case len(c.policy.schedule) == 0:
 		return nil, fmt.Errorf("deliverer: %w: empty", ErrInvalidSchedule)
+	case c.policy.schedule[0] != 0:
+		return nil, fmt.Errorf("deliverer: %w: the first attempt is immediate, so the schedule starts with 0", ErrInvalidSchedule)
 	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1:
 		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1")
 	}

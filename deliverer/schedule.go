@@ -10,9 +10,10 @@ import (
 	"github.com/hookstream/hookstream/internal/sender"
 )
 
-// Schedule is the delay before each attempt: Schedule[0] before the first
-// (normally 0), Schedule[k] before attempt k+1. Its length is the number of
-// attempts a delivery gets before it is dead-lettered.
+// Schedule is the delay before each attempt: Schedule[k] before attempt
+// k+1. Schedule[0] is 0: the first attempt goes out as soon as the record
+// is read. Its length is the number of attempts a delivery gets before it
+// is dead-lettered.
 type Schedule []time.Duration
 
 // DefaultSchedule is "0s,5s,5m,30m,2h,5h,10h,10h": 8 attempts over about 28
@@ -39,6 +40,8 @@ func ParseSchedule(s string) (Schedule, error) {
 			return nil, fmt.Errorf("%w: item %d %q: not a duration like 5s or 30m", ErrInvalidSchedule, i+1, item)
 		case d < 0:
 			return nil, fmt.Errorf("%w: item %d %q: negative", ErrInvalidSchedule, i+1, item)
+		case i == 0 && d != 0:
+			return nil, fmt.Errorf("%w: item 1 %q: the first attempt is immediate, so the schedule starts with 0s", ErrInvalidSchedule, item)
 		}
 		out = append(out, d)
 	}
