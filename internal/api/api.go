@@ -125,6 +125,7 @@ func (s *Server) Routes() map[string]http.Handler {
 		"POST /v1/endpoints":                    s.createEndpoint,
 		"GET /v1/endpoints":                     s.listEndpoints,
 		"GET /v1/endpoints/{id}":                s.getEndpoint,
+		"GET /v1/endpoints/{id}/secret":         s.getSecret,
 		"PATCH /v1/endpoints/{id}":              s.updateEndpoint,
 		"DELETE /v1/endpoints/{id}":             s.deleteEndpoint,
 		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,

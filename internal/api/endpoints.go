@@ -201,6 +201,25 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view(e, false))
 }
 
+// getSecret answers the endpoint's newest signing secret, for a customer
+// who lost it (as Svix's GET .../secret does); during a rotation the old
+// one is still in previous_secrets_expire_at's grace.
+func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.endpointRequest(w, r, nil)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	e, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	v := view(e, true)
+	writeJSON(w, http.StatusOK, map[string]string{"secret": v.Secret})
+}
+
 func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 	var p subscription.Patch
 	var timeout *duration

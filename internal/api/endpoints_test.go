@@ -169,6 +169,16 @@ func TestEndpointsCRUD(t *testing.T) {
 		t.Errorf("patched = %+v", got)
 	}
 
+	var secret struct{ Secret string }
+	if r := epDo(t, "GET", url+"/secret", "tok-acme", ""); r.status != http.StatusOK {
+		t.Fatalf("get secret: %d %s", r.status, r.body)
+	} else if r.decode(t, &secret); secret.Secret != ep.Secret {
+		t.Errorf("get secret = %q, want the one create answered", secret.Secret)
+	}
+	if r := epDo(t, "GET", url+"/secret", "tok-other", ""); r.status != http.StatusNotFound {
+		t.Errorf("another tenant's secret: %d, want 404", r.status)
+	}
+
 	r = epDo(t, "POST", url+"/rotate-secret", "tok-acme", `{"grace":"1h"}`)
 	if r.status != http.StatusCreated {
 		t.Fatalf("rotate: %d %s", r.status, r.body)
