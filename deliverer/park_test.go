@@ -268,3 +268,32 @@ func counter(rm metricdata.ResourceMetrics, name string) int64 {
 	}
 	return n
 }
+
+// TestParkUnorderedRestart stops the deliverer while an unordered lane's
+// failed event waits in retries and the events after it were delivered
+// around it: after the restart the waiting one arrives, and the lane's
+// marker keeps the others from being sent again.
+func TestParkUnorderedRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	rc := newReceiver(t, func(n, try int) int {
+		if n == 3 && try == 1 {
+			return 500
+		}
+		return 200
+	})
+	ep := e.endpoint(t, rc.srv.URL, subscription.OrderingNone)
+	rc.setSecret(ep)
+	o := runOpts{schedule: "0s,3s", park: 100 * time.Millisecond}
+	stop := e.start(t, o)
+	e.deliver(t, ep, 0, 1, 20)
+	waitFor(t, 20*time.Second, "19 deliveries", func() bool { return rc.delivered() == 19 })
+	stop()
+	e.start(t, o)
+	waitFor(t, 20*time.Second, "event 3", func() bool { return rc.delivered() == 20 })
+	time.Sleep(300 * time.Millisecond) // anything extra would show now
+	all, _ := rc.receipts()
+	if len(all) != 21 {
+		t.Errorf("%d requests, want 21 (event 3 twice, nothing else again): %v", len(all), all)
+	}
+}
