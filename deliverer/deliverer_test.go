@@ -25,14 +25,7 @@ import (
 func TestOrderUnderFailure(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 3)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 3 && try <= 2 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(3, 2, 500))
 	e.start(t, runOpts{schedule: "0s,50ms,50ms,50ms"})
 	e.deliver(t, ep, 0, 1, 10)
 	waitFor(t, 20*time.Second, "10 deliveries", func() bool { return rc.delivered() == 10 })
@@ -82,9 +75,7 @@ func TestIsolation(t *testing.T) {
 	e := newEnv(t, 1) // one partition: both endpoints share a worker
 	holeURL, accepted := blackHole(t)
 	hole := e.endpoint(t, holeURL, "")
-	rc := newReceiver(t, nil)
-	healthy := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(healthy)
+	rc, healthy := e.receiverEndpoint(t, "", nil)
 	// Two slots in all: the black hole may hold one, never both, and none
 	// while it waits out its backoff.
 	e.start(t, runOpts{schedule: "0s,2s,2s,2s", timeout: 2 * time.Second, maxInFlight: 2})
@@ -105,14 +96,7 @@ func TestIsolation(t *testing.T) {
 func TestParkRoundTrip(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 2)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 1 && try <= 2 {
-			return 503
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(1, 2, 503))
 	e.start(t, runOpts{schedule: "0s,300ms,300ms", park: 100 * time.Millisecond})
 	e.deliver(t, ep, 0, 1, 5)
 	waitFor(t, 20*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
@@ -159,14 +143,7 @@ func parkedRecords(t *testing.T, recs []*kgo.Record) []record.Delivery {
 func TestParkRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 2)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 1 && try <= 2 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(1, 2, 500))
 	// The first deliverer parks event 1 for a long time and everything
 	// behind it; it is stopped while they are parked.
 	stop := e.start(t, runOpts{schedule: "0s,2s,300ms", park: 100 * time.Millisecond})
@@ -188,14 +165,7 @@ func TestParkRestart(t *testing.T) {
 func TestDeadLetter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, _ int) int {
-		if n == 1 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(1, always, 500))
 	e.start(t, runOpts{schedule: "0s,50ms,50ms"})
 	e.deliver(t, ep, 0, 1, 2)
 	waitFor(t, 20*time.Second, "event 2", func() bool { return rc.delivered() == 1 })
@@ -223,9 +193,7 @@ func TestDeadLetter(t *testing.T) {
 func TestPoison(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, nil)
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", nil)
 	e.start(t, runOpts{})
 	poison := []*kgo.Record{
 		{Topic: e.topics.Deliveries, Key: []byte("x"), Value: []byte("not an envelope")},
@@ -318,15 +286,11 @@ func TestDisableAfter(t *testing.T) {
 func TestDeletedEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, nil)
-	gone := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(gone)
+	rc, gone := e.receiverEndpoint(t, "", nil)
 	if err := e.store.Delete(ctxFor(t, 10*time.Second), tenant, gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	rc2 := newReceiver(t, nil)
-	live := e.endpoint(t, rc2.srv.URL, "")
-	rc2.setSecret(live)
+	rc2, live := e.receiverEndpoint(t, "", nil)
 	e.start(t, runOpts{})
 	e.deliver(t, gone, 0, 1, 3)
 	e.deliver(t, live, 1, 1, 1)
@@ -354,9 +318,7 @@ func TestDeletedEndpoint(t *testing.T) {
 func TestOffsetsAfterCleanStop(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 3)
-	rc := newReceiver(t, nil)
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", nil)
 	stop := e.start(t, runOpts{})
 	e.deliver(t, ep, 0, 1, 20)
 	waitFor(t, 20*time.Second, "20 deliveries", func() bool { return rc.delivered() == 20 })

@@ -77,9 +77,7 @@ func TestRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	limited.setSecret(ep)
-	other := newReceiver(t, nil)
-	otherEp := e.endpoint(t, other.srv.URL, "")
-	other.setSecret(otherEp)
+	other, otherEp := e.receiverEndpoint(t, "", nil)
 	e.start(t, runOpts{})
 	start := time.Now()
 	e.deliver(t, ep, 0, 1, 30)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -175,6 +176,30 @@ func kafkaOpts(addr string) []kgo.Opt {
 		kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.RebalanceTimeout(5 * time.Second),
 	}
+}
+
+// always, as failing's tries, fails every attempt.
+const always = math.MaxInt
+
+// failing answers status to the first tries attempts of event n, 200 to
+// everything else.
+func failing(n, tries, status int) func(int, int) int {
+	return func(m, try int) int {
+		if m == n && try <= tries {
+			return status
+		}
+		return 200
+	}
+}
+
+// receiverEndpoint starts a receiver that answers as answer does (200 when
+// nil) and an endpoint for it with ordering.
+func (e *env) receiverEndpoint(t *testing.T, ordering string, answer func(n, try int) int) (*receiver, *subscription.Endpoint) {
+	t.Helper()
+	rc := newReceiver(t, answer)
+	ep := e.endpoint(t, rc.srv.URL, ordering)
+	rc.setSecret(ep)
+	return rc, ep
 }
 
 // receipt is one request a receiver got.

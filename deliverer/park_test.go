@@ -21,14 +21,7 @@ import (
 func TestParkRestarts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 1 && try == 1 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(1, 1, 500))
 	o := runOpts{schedule: "0s,6s,100ms", park: 200 * time.Millisecond}
 	stop := e.start(t, o)
 	e.deliver(t, ep, 0, 1, 5)
@@ -71,14 +64,7 @@ func TestParkedBacklogIsolation(t *testing.T) {
 	})
 	epSlow := e.endpoint(t, slow.srv.URL, "")
 	slow.setSecret(epSlow)
-	fast := newReceiver(t, func(n, try int) int {
-		if n == 1 && try == 1 {
-			return 500
-		}
-		return 200
-	})
-	epFast := e.endpoint(t, fast.srv.URL, "")
-	fast.setSecret(epFast)
+	fast, epFast := e.receiverEndpoint(t, "", failing(1, 1, 500))
 	// Few records per partition in memory, so a backlog held there would
 	// stop the partition.
 	e.start(t, runOpts{schedule: "0s,300ms,300ms", park: 100 * time.Millisecond,
@@ -104,14 +90,7 @@ func TestParkedBacklogIsolation(t *testing.T) {
 func TestParkedBacklogDrains(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 2)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 1 && try <= 2 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(1, 2, 500))
 	e.start(t, runOpts{schedule: "0s,400ms,400ms,400ms", park: 100 * time.Millisecond})
 	e.deliver(t, ep, 0, 1, 300)
 	time.Sleep(200 * time.Millisecond)
@@ -166,14 +145,7 @@ func TestDrainRestart(t *testing.T) {
 func TestParkUnordered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 3 && try == 1 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, subscription.OrderingNone)
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, subscription.OrderingNone, failing(3, 1, 500))
 	e.start(t, runOpts{schedule: "0s,2s", park: 100 * time.Millisecond})
 	e.deliver(t, ep, 0, 1, 50)
 	waitFor(t, 20*time.Second, "49 deliveries", func() bool { return rc.delivered() >= 49 })
@@ -219,14 +191,7 @@ func TestDrainDeadline(t *testing.T) {
 func TestParkedRecordsExpired(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 1 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, "", failing(1, always, 500))
 	reader := sdkmetric.NewManualReader()
 	e.start(t, runOpts{schedule: "0s,1500ms,100ms", park: 100 * time.Millisecond,
 		extra: []deliverer.Option{deliverer.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))}})
@@ -276,14 +241,7 @@ func counter(rm metricdata.ResourceMetrics, name string) int64 {
 func TestParkUnorderedRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, try int) int {
-		if n == 3 && try == 1 {
-			return 500
-		}
-		return 200
-	})
-	ep := e.endpoint(t, rc.srv.URL, subscription.OrderingNone)
-	rc.setSecret(ep)
+	rc, ep := e.receiverEndpoint(t, subscription.OrderingNone, failing(3, 1, 500))
 	o := runOpts{schedule: "0s,3s", park: 100 * time.Millisecond}
 	stop := e.start(t, o)
 	e.deliver(t, ep, 0, 1, 20)
