@@ -110,7 +110,7 @@ func TestTracker(t *testing.T) {
 	if _, ok := tr.commitPoint(); ok {
 		t.Fatal("empty tracker has a commit point")
 	}
-	m := map[int64]*mark{}
+	m := map[int64]*ticket{}
 	for _, o := range []int64{3, 4, 7, 8} { // gaps: transaction markers
 		m[o] = tr.add(o)
 	}

@@ -30,15 +30,14 @@
 // Delivery records in retries are written once and never rewritten; the
 // group consumer finishes them as it reads them and keeps only the lanes'
 // newest markers unfinished. A lane renews its marker every park threshold
-// (a draining one every commit interval while it moves on, and any lane
+// (a reading one every commit interval while it moves on, and any lane
 // whenever its state changes), so the retries offset never waits on a
 // backoff either: both committed offsets trail the work by about a park
 // threshold at most.
 //
 // When the wait is over the lane drains: it reads retries back from its
 // marker's offset (apart from the group consumer, which stays at the end
-// of the topic), a few records at a time, and delivers them in order. A
-// failure with a long delay parks it again at the failed record, which
+// of the topic), a few records at a time, and delivers them in order. // failure with a long delay parks it again at the failed record, which
 // stays where it is. Once the drain has delivered everything up to the end
 // of retries, the lane is back in memory and a "done" marker says so. An
 // endpoint with ordering "none" drains with its concurrency, records that
@@ -80,7 +79,7 @@
 // the lanes' newest markers. As lanes run concurrently the committed offset
 // is held by the slowest lane of the partition (a short backoff holds it up
 // to the park threshold plus the request timeouts), so records of faster
-// lanes above it are sent again; a draining lane sends again what it
+// lanes above it are sent again; a reading lane sends again what it
 // delivered since its last marker, which it renews as often as offsets are
 // committed while it moves on.
 // Receivers dedupe by webhook-id.
@@ -212,7 +211,7 @@ type Deliverer struct {
 	adm    *kadm.Client
 	eps    Endpoints
 	snd    Sender
-	reader *reader       // drains read retries through it
+	reader *reader       // lanes read retries back through it
 	slots  chan struct{} // global in-flight bound
 	// goroutines runs the attempts.
 	goroutines *warm

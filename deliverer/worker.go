@@ -27,25 +27,25 @@ const (
 	finishing                  // being produced to retries or dead
 )
 
-// item is one delivery record held by a worker: read from deliveries (mark
-// set), or read back from retries by its lane's drain (mark nil; rec.Offset
-// is its retries offset).
+// item is one delivery record held by a worker: read from deliveries (ticket
+// set), or read back from retries by its lane (ticket nil; rec.Offset is its
+// retries offset).
 type item struct {
-	rec   *kgo.Record
-	d     record.Delivery
-	mark  *mark
+	rec    *kgo.Record
+	dv     record.Delivery
+	ticket *ticket
 	due   time.Time // no attempt before
 	state itemState
 }
 
-func (it *item) parked() bool { return it.mark == nil }
+func (it *item) fromRetries() bool { return it.ticket == nil }
 
 type laneMode uint8
 
 const (
 	laneMemory   laneMode = iota // records come from deliveries and wait in memory
 	laneParked                   // records wait in retries until the lane's until
-	laneDraining                 // records are read back from retries, scanPos on
+	laneReading                 // records are read back from retries, scanPos on
 )
 
 // lane is one endpoint's FIFO within a worker. Only the worker's goroutine
@@ -65,7 +65,7 @@ type lane struct {
 
 	// Parking (see the package doc). marked holds what the lane's retries
 	// records at or above from do not say themselves; it goes into every
-	// marker and applies to records as the drain reads them.
+	// marker and applies to records as they are read back.
 	mode     laneMode
 	until    time.Time
 	from     int64 // -1: the newest marker's own offset, not known yet
@@ -73,18 +73,17 @@ type lane struct {
 	markerAt time.Time
 	// markerFrom is the newest marker's from (-1 when it is its own).
 	markerFrom int64
-	anchor     *mark  // the newest marker read back, held so commits stay below it
+	anchor     *ticket  // the newest marker read back, held so commits stay below it
 	anchorID   string // its id
-	marked     map[int64]markedRecord
-	// The drain: scanPos is the next retries offset to read; scanEnd the
+	states     map[int64]recordState
+	// Reading back: scanPos is the next retries offset to read; scanEnd the
 	// end of retries seen by the last read (-1: none yet).
 	scanPos, scanEnd int64
 	scanGen          int // bumped to drop a read in flight
 	scanning         bool
 	scanWait         time.Time // after a failed read
 	// forwarding counts records produced to retries and not acked yet;
-	// lastForwarded is the highest retries offset acked for the lane. A
-	// drain is over once it has read past both.
+	// lastForwarded is the highest retries offset acked for the lane. 	// read-back is over once it has read past both.
 	forwarding    int
 	lastForwarded int64
 }
@@ -97,20 +96,20 @@ const (
 	stopping      // cancel, collect acks, exit
 )
 
-// A draining lane reads its records back while it holds fewer than
-// drainQueue of them (twice its concurrency for ordering "none"), and while
-// fewer than drainAhead of them were delivered out of order above its
+// A reading lane reads its records back while it holds fewer than
+// readQueue of them (twice its concurrency for ordering "none"), and while
+// fewer than readAhead of them were delivered out of order above its
 // lowest pending one: its marker lists those.
 const (
-	drainQueue = 32
-	drainAhead = 1000
+	readQueue = 32
+	readAhead = 1000
 )
 
 // found is a marker read while catching up.
 type found struct {
-	m    *marker
-	at   time.Time
-	mark *mark
+	m      *marker
+	at     time.Time
+	ticket *ticket
 }
 
 // worker owns partition i of deliveries and retries.
@@ -326,7 +325,7 @@ func (w *worker) onDeliveries(recs []*kgo.Record) {
 	items := make([]*item, len(recs))
 	w.tmu.Lock()
 	for i, r := range recs {
-		items[i] = &item{rec: r, mark: w.live.add(r.Offset)}
+		items[i] = &item{rec: r, ticket: w.live.add(r.Offset)}
 	}
 	w.tmu.Unlock()
 	w.liveCount += len(items)
@@ -336,7 +335,7 @@ func (w *worker) onDeliveries(recs []*kgo.Record) {
 			w.poison(nil, it, err)
 			continue
 		}
-		it.d, it.due = d, d.NotBefore
+		it.dv, it.due = d, d.NotBefore
 		if !w.caughtUp {
 			w.held = append(w.held, it)
 			continue
@@ -347,15 +346,15 @@ func (w *worker) onDeliveries(recs []*kgo.Record) {
 
 // onRetries reads what the group consumer brings of retries[i]: the lanes'
 // markers. Parked delivery records are finished at once: their lane's
-// marker stands for them until a drain reads them back.
+// marker stands for them until its lane reads them back.
 func (w *worker) onRetries(recs []*kgo.Record) {
 	if w.mode != running {
 		return
 	}
-	marks := make([]*mark, len(recs))
+	tickets := make([]*ticket, len(recs))
 	w.tmu.Lock()
 	for i, r := range recs {
-		marks[i] = w.retries.add(r.Offset)
+		tickets[i] = w.retries.add(r.Offset)
 	}
 	w.tmu.Unlock()
 	for i, r := range recs {
@@ -363,17 +362,17 @@ func (w *worker) onRetries(recs []*kgo.Record) {
 		m, isMarker, err := parseMarker(r)
 		switch {
 		case err != nil:
-			w.poison(nil, &item{rec: r, mark: marks[i]}, err)
+			w.poison(nil, &item{rec: r, ticket: tickets[i]}, err)
 		case !isMarker:
-			w.finishRetry(marks[i])
+			w.finishRetry(tickets[i])
 		default:
-			w.onMarker(m, r.Timestamp, marks[i])
+			w.onMarker(m, r.Timestamp, tickets[i])
 		}
 	}
 	w.checkCaughtUp()
 }
 
-func (w *worker) finishRetry(m *mark) {
+func (w *worker) finishRetry(m *ticket) {
 	w.tmu.Lock()
 	w.retries.finish(m)
 	w.tmu.Unlock()
@@ -382,23 +381,23 @@ func (w *worker) finishRetry(m *mark) {
 // onMarker keeps the newest marker of each lane: while catching up, the
 // newest one read; after, the one the lane itself produced last. Any other
 // is stale.
-func (w *worker) onMarker(m *marker, at time.Time, mk *mark) {
+func (w *worker) onMarker(m *marker, at time.Time, tk *ticket) {
 	if !w.caughtUp {
 		if f, ok := w.found[m.endpoint]; ok {
-			w.finishRetry(f.mark)
+			w.finishRetry(f.ticket)
 		}
-		w.found[m.endpoint] = found{m: m, at: at, mark: mk}
+		w.found[m.endpoint] = found{m: m, at: at, ticket: tk}
 		return
 	}
 	l := w.lanes[m.endpoint]
 	if l == nil || m.kind != markerPark || l.marker != m.ID || l.mode == laneMemory {
-		w.finishRetry(mk)
+		w.finishRetry(tk)
 		return
 	}
 	if l.anchor != nil {
 		w.finishRetry(l.anchor)
 	}
-	l.anchor, l.anchorID, l.markerAt = mk, m.ID, at
+	l.anchor, l.anchorID, l.markerAt = tk, m.ID, at
 	if l.from < 0 {
 		l.from = m.From
 	}
@@ -415,15 +414,15 @@ func (w *worker) checkCaughtUp() {
 	w.caughtUp = true
 	for ep, f := range w.found {
 		if f.m.kind != markerPark {
-			w.finishRetry(f.mark)
+			w.finishRetry(f.ticket)
 			continue
 		}
 		l := w.lane(ep)
 		l.until, l.from, l.failingSince = unixMilli(f.m.Until), f.m.From, unixMilli(f.m.FailingSince)
-		l.marker, l.anchor, l.anchorID, l.markerAt, l.markerFrom = f.m.ID, f.mark, f.m.ID, f.at, f.m.From
-		l.marked = map[int64]markedRecord{}
+		l.marker, l.anchor, l.anchorID, l.markerAt, l.markerFrom = f.m.ID, f.ticket, f.m.ID, f.at, f.m.From
+		l.states = map[int64]recordState{}
 		for _, r := range f.m.Records {
-			l.marked[r.Offset] = r
+			l.states[r.Offset] = r
 		}
 		w.setParked(l, laneParked)
 	}
@@ -438,15 +437,15 @@ func (w *worker) checkCaughtUp() {
 	}
 }
 
-// checkpoint renews the marker of every draining lane on the way out, so
-// the next owner does not send again what the drain delivered since its
+// checkpoint renews the marker of every reading lane on the way out, so
+// the next owner does not send again what the read-back delivered since its
 // last marker. The worker stops once Kafka has them (or gives up on them).
 func (w *worker) checkpoint() {
 	if !w.caughtUp {
 		return
 	}
 	for _, l := range w.lanes {
-		if l.mode == laneDraining && l.from >= 0 {
+		if l.mode == laneReading && l.from >= 0 {
 			w.produceMarker(l)
 		}
 	}
@@ -455,7 +454,7 @@ func (w *worker) checkpoint() {
 // place puts a record from deliveries into its lane, or behind the lane's
 // parked records in retries.
 func (w *worker) place(it *item) {
-	l := w.lane(it.d.EndpointID)
+	l := w.lane(it.dv.EndpointID)
 	if l.mode != laneMemory {
 		w.forward(l, it)
 		return
@@ -473,7 +472,7 @@ func (w *worker) lane(id string) *lane {
 	return l
 }
 
-// pump moves the lane on: starts its drain when due, reads more of it,
+// pump moves the lane on: starts reading it back when due, reads more of it,
 // starts whatever attempts may start now, renews its marker, and arms its
 // timer for the next of these.
 func (w *worker) pump(l *lane) {
@@ -492,10 +491,10 @@ func (w *worker) pump(l *lane) {
 			at(l.until)
 		} else {
 			l.scanPos, l.scanEnd = l.from, -1
-			w.setParked(l, laneDraining)
+			w.setParked(l, laneReading)
 		}
 	}
-	if l.mode == laneDraining {
+	if l.mode == laneReading {
 		if now.Before(l.scanWait) {
 			at(l.scanWait)
 		} else {
@@ -507,11 +506,11 @@ func (w *worker) pump(l *lane) {
 	}
 	if l.mode != laneMemory && l.anchor != nil && l.anchorID == l.marker {
 		// A waiting lane renews its marker so that retries' committed
-		// offset never waits on it; a draining one also as often as
+		// offset never waits on it; a reading one also as often as
 		// offsets are committed while it moves on, so that a crash sends
 		// again no more of it than of a partition's live records.
 		renew := l.markerAt.Add(w.d.cfg.policy.park)
-		if l.mode == laneDraining && w.pendingFrom(l) != l.markerFrom {
+		if l.mode == laneReading && w.pendingFrom(l) != l.markerFrom {
 			renew = l.markerAt.Add(min(w.d.cfg.commitEvery, w.d.cfg.policy.park))
 		}
 		if !now.Before(renew) {
@@ -520,7 +519,7 @@ func (w *worker) pump(l *lane) {
 			at(renew)
 		}
 	}
-	if l.mode == laneDraining {
+	if l.mode == laneReading {
 		w.maybeUnpark(l)
 	}
 	if !next.IsZero() {
@@ -619,17 +618,17 @@ func (w *worker) removeItem(l *lane, it *item) {
 	}
 }
 
-// finish marks a record from deliveries done for the committer; a record a
-// drain read back is done once the lane's marker has moved past it.
+// finish marks a record from deliveries done for the committer; a record
+// read back from retries is done once the lane's marker has moved past it.
 func (w *worker) finish(it *item) {
-	if it.mark == nil {
+	if it.ticket == nil {
 		return
 	}
 	w.tmu.Lock()
 	if it.rec.Topic == w.d.cfg.topics.Retries {
-		w.retries.finish(it.mark)
+		w.retries.finish(it.ticket)
 	} else {
-		w.live.finish(it.mark)
+		w.live.finish(it.ticket)
 		w.liveCount--
 	}
 	w.tmu.Unlock()
@@ -676,11 +675,11 @@ func (w *worker) start(l *lane, it *item) {
 	it.state = inflight
 	l.inflight++
 	w.busy++
-	if it.d.FirstTry.IsZero() {
-		it.d.FirstTry = time.Now()
+	if it.dv.FirstTry.IsZero() {
+		it.dv.FirstTry = time.Now()
 	}
 	w.setBackoff(l, false)
-	d, lim := it.d, l.limiter
+	d, lim := it.dv, l.limiter
 	w.d.goroutines.Go(func() {
 		w.post(evResult{l: l, it: it, out: w.attempt(d, lim)})
 	})
@@ -688,14 +687,14 @@ func (w *worker) start(l *lane, it *item) {
 
 // attempt looks the endpoint up and makes one attempt. It runs on its own
 // goroutine and touches no worker state.
-func (w *worker) attempt(d record.Delivery, lim *rate.Limiter) outcome {
+func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter) outcome {
 	ctx := w.sendCtx
-	ep, err := w.d.eps.Endpoint(ctx, d.EndpointID)
+	ep, err := w.d.eps.Endpoint(ctx, dv.EndpointID)
 	switch {
 	case ctx.Err() != nil:
 		return outcome{kind: outAborted}
 	case errors.Is(err, subscription.ErrNotFound):
-		w.d.logAttempt(w.prodCtx, d, d.Attempt+1, "deleted", sender.Result{Err: errors.New("endpoint deleted")})
+		w.d.logAttempt(w.prodCtx, dv, dv.Attempt+1, "deleted", sender.Result{Err: errors.New("endpoint deleted")})
 		return outcome{kind: outDeleted}
 	case err != nil:
 		return outcome{kind: outLookupFailed, err: err}
@@ -726,15 +725,15 @@ func (w *worker) attempt(d record.Delivery, lim *rate.Limiter) outcome {
 	}
 	req := sender.Request{
 		URL:       ep.URL,
-		Body:      d.Body,
-		EventID:   d.EventID,
-		EventType: d.EventType,
+		Body:      dv.Body,
+		EventID:   dv.EventID,
+		EventType: dv.EventType,
 		Scheme:    scheme,
 		Secrets:   ep.ActiveSecrets(time.Now()),
 		Headers:   ep.Headers,
 		Timeout:   ep.Timeout,
 	}
-	for _, h := range d.Trace {
+	for _, h := range dv.Trace {
 		switch h.Key {
 		case record.HeaderTrace:
 			req.Traceparent = string(h.Value)
@@ -748,7 +747,7 @@ func (w *worker) attempt(d record.Delivery, lim *rate.Limiter) outcome {
 		return outcome{kind: outAborted}
 	}
 	w.d.m.attempt(res.Outcome.String(), res.Latency)
-	w.d.logAttempt(w.prodCtx, d, d.Attempt+1, res.Outcome.String(), res)
+	w.d.logAttempt(w.prodCtx, dv, dv.Attempt+1, res.Outcome.String(), res)
 	return outcome{kind: outSent, res: res, ep: ep, unordered: ep.Ordering == subscription.OrderingNone}
 }
 
@@ -791,7 +790,7 @@ func (w *worker) onResult(e evResult) {
 	case outSent:
 		l.lookupFails = 0
 		l.unordered = out.unordered
-		it.d.Attempt++
+		it.dv.Attempt++
 		w.afterAttempt(l, it, out, now)
 	}
 	w.pump(l)
@@ -804,12 +803,12 @@ func (w *worker) onResult(e evResult) {
 func (w *worker) settleParked(l *lane, it *item, out outcome) {
 	ok := out.kind == outSent && out.res.Outcome == sender.Delivered || out.kind == outDeleted
 	if out.kind == outSent {
-		it.d.Attempt++
+		it.dv.Attempt++
 	}
 	switch {
-	case !it.parked() && ok:
+	case !it.fromRetries() && ok:
 		w.complete(l, it)
-	case !it.parked():
+	case !it.fromRetries():
 		w.removeItem(l, it)
 		w.forward(l, it)
 	default:
@@ -822,17 +821,17 @@ func (w *worker) settleParked(l *lane, it *item, out outcome) {
 // the lane's next marker.
 func (w *worker) note(l *lane, it *item, delivered bool) {
 	off := it.rec.Offset
-	if l.marked == nil {
-		l.marked = map[int64]markedRecord{}
+	if l.states == nil {
+		l.states = map[int64]recordState{}
 	}
-	l.marked[off] = markedRecord{Offset: off, Attempts: it.d.Attempt, FirstTry: milli(it.d.FirstTry), Delivered: delivered}
+	l.states[off] = recordState{Offset: off, Attempts: it.dv.Attempt, FirstTry: milli(it.dv.FirstTry), Delivered: delivered}
 }
 
 // complete removes a finished record from its lane.
 func (w *worker) complete(l *lane, it *item) {
 	w.removeItem(l, it)
 	w.finish(it)
-	if it.parked() {
+	if it.fromRetries() {
 		w.note(l, it, true)
 		w.prune(l)
 	}
@@ -842,23 +841,23 @@ func (w *worker) complete(l *lane, it *item) {
 // pending one: no marker needs it any more.
 func (w *worker) prune(l *lane) {
 	from := w.pendingFrom(l)
-	for off := range l.marked {
+	for off := range l.states {
 		if off < from {
-			delete(l.marked, off)
+			delete(l.states, off)
 		}
 	}
 }
 
 // afterAttempt acts on decide's verdict.
 func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
-	act, delay := decide(out.res, it.d.Attempt, w.d.cfg.policy)
+	act, delay := decide(out.res, it.dv.Attempt, w.d.cfg.policy)
 	if act == actAck {
 		l.failingSince = time.Time{}
 		w.complete(l, it)
 		w.d.m.finished("delivered")
 		return
 	}
-	since := oldest(l.failingSince, it.d.FirstTry)
+	since := oldest(l.failingSince, it.dv.FirstTry)
 	l.failingSince = since
 	errText := lastError(out.res)
 	reason := ""
@@ -868,13 +867,13 @@ func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
 		act = actDisable
 		reason = fmt.Sprintf("every attempt failed since %s: last error %s", since.UTC().Format(time.RFC3339), errText)
 	}
-	if it.parked() && (act == actRetry || act == actPark) {
+	if it.fromRetries() && (act == actRetry || act == actPark) {
 		w.note(l, it, false) // the attempt counts after a restart too
 	}
 	due := now.Add(delay)
 	switch {
 	case act == actDead:
-		w.dead(l, it, fmt.Sprintf("retry schedule exhausted after %d attempts: last error: %s", it.d.Attempt, errText), "exhausted")
+		w.dead(l, it, fmt.Sprintf("retry schedule exhausted after %d attempts: last error: %s", it.dv.Attempt, errText), "exhausted")
 	case act == actDisable:
 		w.disable(l, it, out.ep, reason, since, now)
 	case act == actRetry:
@@ -887,14 +886,14 @@ func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
 		}
 	case l.mode == laneMemory:
 		w.park(l, it, due)
-	case !it.parked():
+	case !it.fromRetries():
 		// From deliveries, in flight (ordering "none") when its lane
 		// parked: it follows the lane.
-		it.d.NotBefore = due
+		it.dv.NotBefore = due
 		w.removeItem(l, it)
 		w.forward(l, it)
 	case l.unordered:
-		// The lane goes on around it, drainAhead records at most.
+		// The lane goes on around it, readAhead records at most.
 		it.due = due
 		w.setBackoff(l, true)
 	default:
@@ -917,21 +916,21 @@ func oldest(ts ...time.Time) time.Time {
 
 // park moves the lane to retries: it (due at until) first, then the rest of
 // the lane in order. A lane in memory gets a marker ahead of its records,
-// which are produced to retries; a draining lane's records are in retries
-// already: its marker names the first pending one, and the drain stops.
+// which are produced to retries; a reading lane's records are in retries
+// already: its marker names the first pending one, and reading back stops.
 // For an unordered lane the records still in flight stay in memory until
 // their attempt ends (settleParked).
 func (w *worker) park(l *lane, it *item, until time.Time) {
 	w.setBackoff(l, false)
 	if l.mode == laneMemory {
-		it.d.NotBefore = until
+		it.dv.NotBefore = until
 		if l.unordered {
-			// Only the failed record waits; the drain brings the others
+			// Only the failed record waits; reading back brings the others
 			// back at once.
 			until = time.Now()
 		}
 		l.until, l.from = until, -1
-		l.marked = nil
+		l.states = nil
 		w.setParked(l, laneParked)
 		w.produceMarker(l)
 		batch := []*item{it}
@@ -963,13 +962,13 @@ func (w *worker) park(l *lane, it *item, until time.Time) {
 	w.produceMarker(l)
 }
 
-// pendingFrom is the lowest retries offset a draining lane has not
-// finished: its first pending record, or where its drain reads next.
+// pendingFrom is the lowest retries offset a reading lane has not
+// finished: its first pending record, or where it reads next.
 func (w *worker) pendingFrom(l *lane) int64 {
 	from := l.scanPos
 	for _, x := range l.queue {
-		if x.parked() && x.rec.Offset < from {
-			if r, ok := l.marked[x.rec.Offset]; !ok || !r.Delivered {
+		if x.fromRetries() && x.rec.Offset < from {
+			if r, ok := l.states[x.rec.Offset]; !ok || !r.Delivered {
 				from = x.rec.Offset
 			}
 		}
@@ -979,21 +978,21 @@ func (w *worker) pendingFrom(l *lane) int64 {
 
 // produceMarker writes the lane's state as its newest marker.
 func (w *worker) produceMarker(l *lane) {
-	if l.mode == laneDraining {
+	if l.mode == laneReading {
 		l.from = w.pendingFrom(l)
 	}
 	if l.from >= 0 {
-		for off := range l.marked {
+		for off := range l.states {
 			if off < l.from {
-				delete(l.marked, off)
+				delete(l.states, off)
 			}
 		}
 	}
 	m := &marker{kind: markerPark, endpoint: l.id, ID: newMarkerID(), From: l.from, Until: milli(l.until), FailingSince: milli(l.failingSince)}
-	for _, r := range l.marked {
+	for _, r := range l.states {
 		m.Records = append(m.Records, r)
 	}
-	slices.SortFunc(m.Records, func(a, b markedRecord) int { return cmp.Compare(a.Offset, b.Offset) })
+	slices.SortFunc(m.Records, func(a, b recordState) int { return cmp.Compare(a.Offset, b.Offset) })
 	l.marker, l.markerAt, l.markerFrom = m.ID, time.Now(), l.from
 	r := m.record(w.d.cfg.topics.Retries)
 	r.Partition = w.part
@@ -1004,17 +1003,17 @@ func (w *worker) produceMarker(l *lane) {
 // finished once Kafka acks.
 func (w *worker) forward(l *lane, it *item) {
 	it.state = finishing
-	r := it.d.Record(w.d.cfg.topics.Retries)
+	r := it.dv.Record(w.d.cfg.topics.Retries)
 	r.Partition = w.part
 	l.forwarding++
 	w.d.m.parked.Add(bg, 1)
 	w.produce(r, l, it, "")
 }
 
-// scan reads the next part of a draining lane's retries records, unless
+// scan reads the next part of a reading lane's retries records, unless
 // one read is running, the lane holds enough, or it has read to the end.
 func (w *worker) scan(l *lane) {
-	if l.scanning || len(l.queue) >= max(drainQueue, 2*w.d.cfg.unordered) || w.ahead(l) >= drainAhead {
+	if l.scanning || len(l.queue) >= max(readQueue, 2*w.d.cfg.unordered) || w.ahead(l) >= readAhead {
 		return
 	}
 	atEnd := l.scanEnd >= 0 && l.scanPos >= l.scanEnd
@@ -1030,11 +1029,11 @@ func (w *worker) scan(l *lane) {
 	}()
 }
 
-// ahead counts a draining lane's records delivered above its lowest
+// ahead counts a reading lane's records delivered above its lowest
 // pending one.
 func (w *worker) ahead(l *lane) int {
 	n := 0
-	for _, r := range l.marked {
+	for _, r := range l.states {
 		if r.Delivered {
 			n++
 		}
@@ -1045,7 +1044,7 @@ func (w *worker) ahead(l *lane) int {
 func (w *worker) onScanned(e evScanned) {
 	w.busy--
 	l := e.l
-	if e.gen != l.scanGen || l.mode != laneDraining || w.mode == stopping {
+	if e.gen != l.scanGen || l.mode != laneReading || w.mode == stopping {
 		return
 	}
 	l.scanning = false
@@ -1070,7 +1069,7 @@ func (w *worker) onScanned(e evScanned) {
 			if string(record.Header(r, record.HeaderEndpoint)) != l.id || record.Header(r, HeaderMarker) != nil {
 				continue
 			}
-			m, ok := l.marked[r.Offset]
+			m, ok := l.states[r.Offset]
 			if ok && m.Delivered {
 				continue
 			}
@@ -1078,16 +1077,16 @@ func (w *worker) onScanned(e evScanned) {
 			// should not live as long as the lane waits.
 			r = cloneRecord(r)
 			d, err := record.Parse(r)
-			it := &item{rec: r, d: d, due: d.NotBefore}
+			it := &item{rec: r, dv: d, due: d.NotBefore}
 			if err != nil {
 				l.queue = append(l.queue, it)
 				w.poison(l, it, err)
 				continue
 			}
 			if ok {
-				it.d.Attempt = max(it.d.Attempt, m.Attempts)
+				it.dv.Attempt = max(it.dv.Attempt, m.Attempts)
 				if m.FirstTry != 0 {
-					it.d.FirstTry = unixMilli(m.FirstTry)
+					it.dv.FirstTry = unixMilli(m.FirstTry)
 				}
 			}
 			l.queue = append(l.queue, it)
@@ -1111,7 +1110,7 @@ func cloneRecord(r *kgo.Record) *kgo.Record {
 	return &c
 }
 
-// maybeUnpark ends a drain that has delivered everything up to the end of
+// maybeUnpark ends a read-back that has delivered everything up to the end of
 // retries: the lane is in memory again, and its done marker tells a later
 // owner so.
 func (w *worker) maybeUnpark(l *lane) {
@@ -1125,7 +1124,7 @@ func (w *worker) maybeUnpark(l *lane) {
 	}
 	m := &marker{kind: markerDone, endpoint: l.id, ID: newMarkerID()}
 	l.marker = m.ID
-	l.marked, l.from = nil, -1
+	l.states, l.from = nil, -1
 	w.setParked(l, laneMemory)
 	r := m.record(w.d.cfg.topics.Retries)
 	r.Partition = w.part
@@ -1136,13 +1135,13 @@ func (w *worker) maybeUnpark(l *lane) {
 // an ordered lane moves on only once Kafka has the dead letter.
 func (w *worker) dead(l *lane, it *item, reason, metric string) {
 	it.state = finishing
-	r := it.d.Record(it.rec.Topic)
+	r := it.dv.Record(it.rec.Topic)
 	r.Partition, r.Offset = it.rec.Partition, it.rec.Offset
 	w.produce(record.Dead(r, w.d.cfg.topics.Dead, reason), l, it, metric)
 }
 
 // poison dead-letters a record that is neither a delivery record nor a
-// marker; l is its lane when a drain read it.
+// marker; l is its lane when it was read back.
 func (w *worker) poison(l *lane, it *item, err error) {
 	it.state = finishing
 	w.produce(record.Dead(it.rec, w.d.cfg.topics.Dead, err.Error()), l, it, "malformed")
