@@ -11,9 +11,9 @@ type ticket struct {
 // committable offset is the lowest unfinished one, so every record below
 // it is finished.
 type tracker struct {
-	tickets     []*ticket // ascending offsets; tickets[0] is unfinished
-	next      int64   // offset after the last record added; -1: none yet
-	committed int64   // last offset committed (guarded by commitMu)
+	tickets   []*ticket // ascending offsets; tickets[0] is unfinished
+	next      int64     // offset after the last record added; -1: none yet
+	committed int64     // last offset committed (guarded by commitMu)
 }
 
 func newTracker() *tracker { return &tracker{next: -1, committed: -1} }

@@ -34,8 +34,8 @@ type item struct {
 	rec    *kgo.Record
 	dv     record.Delivery
 	ticket *ticket
-	due   time.Time // no attempt before
-	state itemState
+	due    time.Time // no attempt before
+	state  itemState
 }
 
 func (it *item) fromRetries() bool { return it.ticket == nil }
@@ -43,8 +43,8 @@ func (it *item) fromRetries() bool { return it.ticket == nil }
 type laneMode uint8
 
 const (
-	laneMemory   laneMode = iota // records come from deliveries and wait in memory
-	laneParked                   // records wait in retries until the lane's until
+	laneMemory  laneMode = iota // records come from deliveries and wait in memory
+	laneParked                  // records wait in retries until the lane's until
 	laneReading                 // records are read back from retries, scanPos on
 )
 
@@ -73,8 +73,8 @@ type lane struct {
 	markerAt time.Time
 	// markerFrom is the newest marker's from (-1 when it is its own).
 	markerFrom int64
-	anchor     *ticket  // the newest marker read back, held so commits stay below it
-	anchorID   string // its id
+	anchor     *ticket // the newest marker read back, held so commits stay below it
+	anchorID   string  // its id
 	states     map[int64]recordState
 	// Reading back: scanPos is the next retries offset to read; scanEnd the
 	// end of retries seen by the last read (-1: none yet).
