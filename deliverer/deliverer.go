@@ -139,18 +139,17 @@ type EventPublisher interface {
 }
 
 type config struct {
-	topics       topic.Names
-	group        string
-	policy       policy
-	maxInFlight  int
-	unordered    int
-	maxBuffered  int
-	disableAfter time.Duration
-	drain        time.Duration
-	commitEvery  time.Duration
-	publisher    EventPublisher
-	log          *slog.Logger
-	meter        metric.MeterProvider
+	topics      topic.Names
+	group       string
+	policy      policy
+	maxInFlight int
+	unordered   int
+	maxBuffered int
+	drain       time.Duration
+	commitEvery time.Duration
+	publisher   EventPublisher
+	log         *slog.Logger
+	meter       metric.MeterProvider
 }
 
 // Option configures a Deliverer.
@@ -184,7 +183,7 @@ func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n 
 
 // WithDisableAfter disables an endpoint whose attempts have all failed for d
 // (default DefaultDisableAfter; 0 never disables).
-func WithDisableAfter(d time.Duration) Option { return func(c *config) { c.disableAfter = d } }
+func WithDisableAfter(d time.Duration) Option { return func(c *config) { c.policy.disableAfter = d } }
 
 // WithDrainTimeout bounds how long requests in flight may finish when Run's
 // context ends (default DefaultDrainTimeout).
@@ -242,15 +241,14 @@ type Deliverer struct {
 // exists: building it in Run means nothing is consumed before Run.
 func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Deliverer, error) {
 	c := config{
-		topics:       topic.New(topic.DefaultPrefix),
-		group:        Group,
-		policy:       policy{schedule: DefaultSchedule, park: DefaultParkThreshold, jitter: jitter20},
-		maxInFlight:  DefaultMaxInFlight,
-		unordered:    DefaultUnorderedConcurrency,
-		maxBuffered:  DefaultMaxBuffered,
-		disableAfter: DefaultDisableAfter,
-		drain:        DefaultDrainTimeout,
-		commitEvery:  DefaultCommitInterval,
+		topics:      topic.New(topic.DefaultPrefix),
+		group:       Group,
+		policy:      policy{schedule: DefaultSchedule, park: DefaultParkThreshold, disableAfter: DefaultDisableAfter, jitter: jitter20},
+		maxInFlight: DefaultMaxInFlight,
+		unordered:   DefaultUnorderedConcurrency,
+		maxBuffered: DefaultMaxBuffered,
+		drain:       DefaultDrainTimeout,
+		commitEvery: DefaultCommitInterval,
 	}
 	for _, o := range opts {
 		o(&c)

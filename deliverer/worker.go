@@ -759,61 +759,52 @@ func (w *worker) onResult(e evResult) {
 	if w.mode == stopping || out.kind == outAborted {
 		return // unfinished: the next owner tries again
 	}
-	if l.mode == laneParked {
-		// The lane parked while this attempt of an unordered lane ran:
-		// the record's place is in retries now.
-		w.settleParked(l, it, out)
-		return
-	}
-	now := time.Now()
-	if out.kind == outDeleted || out.kind == outDisabled {
-		l.failingSince = time.Time{} // nothing is being tried any more
-	}
 	switch out.kind {
-	case outDeleted:
-		// After a delete no new delivery starts; the record is done.
-		w.complete(l, it)
-		w.d.m.finished("deleted")
-	case outDisabled:
-		reason := "endpoint disabled"
-		if out.ep.DisabledReason != "" {
-			reason += ": " + out.ep.DisabledReason
-		}
-		w.dead(l, it, reason, "disabled")
-	case outLookupFailed:
-		l.lookupFails++
-		wait := min(time.Duration(l.lookupFails)*time.Second, 30*time.Second)
-		it.due = now.Add(wait)
-		if l.lookupFails == 1 || l.lookupFails%10 == 0 {
-			w.d.cfg.log.Warn("deliverer: endpoint lookup failed", "endpoint", l.id, "err", out.err, "retry_in", wait)
-		}
 	case outSent:
 		l.lookupFails = 0
 		l.unordered = out.unordered
 		it.dv.Attempt++
-		w.afterAttempt(l, it, out, now)
+	case outLookupFailed:
+		l.lookupFails++
 	}
+	f := facts{
+		kind:         out.kind,
+		res:          out.res,
+		attempt:      it.dv.Attempt,
+		firstTry:     it.dv.FirstTry,
+		failingSince: l.failingSince,
+		lookupFails:  l.lookupFails,
+		now:          time.Now(),
+	}
+	if out.kind == outDisabled {
+		f.disabledReason = out.ep.DisabledReason
+	}
+	v := decide(f, w.d.cfg.policy)
+	if l.mode == laneParked {
+		// The lane parked while this attempt of an unordered lane ran:
+		// the record's place is in retries now.
+		w.settleParked(l, it, v)
+		return
+	}
+	w.carryOut(l, it, v, out, f.now)
 	w.pump(l)
 	w.gc(l)
 }
 
 // settleParked deals with an attempt that ended after its lane parked: a
-// record from deliveries follows the lane to retries unless delivered; one
-// read back from retries is left there, its new attempt count in marked.
-func (w *worker) settleParked(l *lane, it *item, out outcome) {
-	ok := out.kind == outSent && out.res.Outcome == sender.Delivered || out.kind == outDeleted
-	if out.kind == outSent {
-		it.dv.Attempt++
-	}
+// record from deliveries follows the lane to retries unless finished; one
+// read back from retries is left there, its new attempt count in states.
+func (w *worker) settleParked(l *lane, it *item, v verdict) {
+	done := v.act == actAck || v.act == actDrop
 	switch {
-	case !it.fromRetries() && ok:
+	case !it.fromRetries() && done:
 		w.complete(l, it)
 	case !it.fromRetries():
 		w.removeItem(l, it)
 		w.forward(l, it)
 	default:
 		w.removeItem(l, it)
-		w.note(l, it, ok)
+		w.note(l, it, done)
 	}
 }
 
@@ -848,35 +839,30 @@ func (w *worker) prune(l *lane) {
 	}
 }
 
-// afterAttempt acts on decide's verdict.
-func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
-	act, delay := decide(out.res, it.dv.Attempt, w.d.cfg.policy)
-	if act == actAck {
-		l.failingSince = time.Time{}
-		w.complete(l, it)
-		w.d.m.finished("delivered")
-		return
-	}
-	since := oldest(l.failingSince, it.dv.FirstTry)
-	l.failingSince = since
-	errText := lastError(out.res)
-	reason := ""
-	if act == actDisable {
-		reason = "receiver answered 410 Gone"
-	} else if after := w.d.cfg.disableAfter; after > 0 && now.Sub(since) >= after {
-		act = actDisable
-		reason = fmt.Sprintf("every attempt failed since %s: last error %s", since.UTC().Format(time.RFC3339), errText)
-	}
-	if it.fromRetries() && (act == actRetry || act == actPark) {
+// carryOut does what decide said.
+func (w *worker) carryOut(l *lane, it *item, v verdict, out outcome, now time.Time) {
+	l.failingSince = v.failingSince
+	if it.fromRetries() && (v.act == actRetry || v.act == actPark) {
 		w.note(l, it, false) // the attempt counts after a restart too
 	}
-	due := now.Add(delay)
+	due := now.Add(v.delay)
 	switch {
-	case act == actDead:
-		w.dead(l, it, fmt.Sprintf("retry schedule exhausted after %d attempts: last error: %s", it.dv.Attempt, errText), "exhausted")
-	case act == actDisable:
-		w.disable(l, it, out.ep, reason, since, now)
-	case act == actRetry:
+	case v.act == actAck:
+		w.complete(l, it)
+		w.d.m.finished("delivered")
+	case v.act == actDrop:
+		w.complete(l, it)
+		w.d.m.finished("deleted")
+	case v.act == actWait:
+		it.due = due
+		if l.lookupFails == 1 || l.lookupFails%10 == 0 {
+			w.d.cfg.log.Warn("deliverer: endpoint lookup failed", "endpoint", l.id, "err", out.err, "retry_in", v.delay)
+		}
+	case v.act == actDead:
+		w.dead(l, it, v.reason, v.metric)
+	case v.act == actDisable:
+		w.disable(l, it, out.ep, v.reason, v.failingSince, now)
+	case v.act == actRetry:
 		it.due = due
 		w.setBackoff(l, true)
 		if l.mode == laneMemory && len(l.queue) >= w.spillAt() {
@@ -903,16 +889,6 @@ func (w *worker) afterAttempt(l *lane, it *item, out outcome, now time.Time) {
 
 // spillAt is the queue length at which a lane in backoff parks.
 func (w *worker) spillAt() int { return max(w.d.cfg.maxBuffered/10, 1) }
-
-func oldest(ts ...time.Time) time.Time {
-	var o time.Time
-	for _, t := range ts {
-		if !t.IsZero() && (o.IsZero() || t.Before(o)) {
-			o = t
-		}
-	}
-	return o
-}
 
 // park moves the lane to retries: it (due at until) first, then the rest of
 // the lane in order. A lane in memory gets a marker ahead of its records,
