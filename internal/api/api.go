@@ -129,6 +129,7 @@ func (s *Server) Routes() map[string]http.Handler {
 		"PATCH /v1/endpoints/{id}":              s.updateEndpoint,
 		"DELETE /v1/endpoints/{id}":             s.deleteEndpoint,
 		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,
+		"GET /v1/openapi.json":                  s.serveOpenAPI,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

@@ -116,6 +116,7 @@ func epDo(t *testing.T, method, url, token, body string) epReply {
 	if ct := resp.Header.Get("Content-Type"); len(b) > 0 && ct != "application/json" {
 		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
 	}
+	checkExchange(t, req, body, resp.StatusCode, b)
 	return epReply{resp.StatusCode, b}
 }
 

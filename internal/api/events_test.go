@@ -92,6 +92,7 @@ func post(t *testing.T, url, token, body string) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkExchange(t, req, body, resp.StatusCode, b)
 	var r reply
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("reply %d is not JSON: %q", resp.StatusCode, b)
