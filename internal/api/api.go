@@ -63,6 +63,7 @@ type cfg struct {
 	publishTimeout time.Duration
 	tracer         trace.TracerProvider
 	propagator     propagation.TextMapPropagator
+	brand          string // WithBrand, docs.go
 }
 
 // Option configures a Server.
@@ -130,6 +131,7 @@ func (s *Server) Routes() map[string]http.Handler {
 		"DELETE /v1/endpoints/{id}":             s.deleteEndpoint,
 		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
+		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

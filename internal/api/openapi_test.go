@@ -15,6 +15,8 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/docs"
+	"github.com/hookstream/hookstream/schemas"
 )
 
 // spec is the parsed OpenAPI document: paths → method → operation.
@@ -262,5 +264,24 @@ func TestOpenAPICheckerRejects(t *testing.T) {
 	ok := `{"id":"ep_1","tenant":"t","url":"https://x","events":["a"],"signature":"standard","ordering":"strict","rate_limit":0,"disabled":false,"version":1,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}`
 	if err := c.check("POST", "/v1/endpoints", []byte(`{"url":"https://x","events":["a"]}`), 201, []byte(ok)); err != nil {
 		t.Fatalf("checker rejected a valid exchange: %v", err)
+	}
+}
+
+// TestAsyncAPIServed: GET /v1/asyncapi.json answers without a token with
+// the catalog's AsyncAPI document for the configured brand.
+func TestAsyncAPIServed(t *testing.T) {
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.WithTokens(tokens), api.WithCatalog(cat), api.WithBrand("Acme")).Handler())
+	t.Cleanup(srv.Close)
+	r := epDo(t, "GET", srv.URL+"/v1/asyncapi.json", "", "")
+	want, err := docs.AsyncAPI(cat, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 200 || !bytes.Equal(r.body, want) {
+		t.Fatalf("got %d %.200s; want 200 and docs.AsyncAPI for brand Acme", r.status, r.body)
 	}
 }
