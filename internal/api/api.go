@@ -132,6 +132,7 @@ func (s *Server) Routes() map[string]http.Handler {
 		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
 		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
+		"GET /docs/events":                      s.serveEventsPage,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

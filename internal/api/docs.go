@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/docs"
 	"github.com/hookstream/hookstream/signature"
 )
@@ -33,4 +35,25 @@ func (s *Server) serveAsyncAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
+}
+
+// serveEventsPage serves the events page, public: it is what a platform
+// links its customers to. It states the deliverer's default schedule and
+// tolerance.
+func (s *Server) serveEventsPage(w http.ResponseWriter, r *http.Request) {
+	if s.catalog == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "no event catalog configured")
+		return
+	}
+	var b bytes.Buffer
+	err := docs.WritePage(&b, s.catalog, docs.PageOptions{
+		Brand: s.docsBrand(), Schedule: deliverer.DefaultSchedule, Tolerance: signature.DefaultTolerance,
+	})
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "events page", "err", err)
+		writeError(w, http.StatusInternalServerError, CodeRejected, "", "the events page could not be rendered")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = b.WriteTo(w)
 }

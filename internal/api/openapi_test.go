@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,9 +15,11 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/docs"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/signature"
 )
 
 // spec is the parsed OpenAPI document: paths → method → operation.
@@ -283,5 +286,29 @@ func TestAsyncAPIServed(t *testing.T) {
 	}
 	if r.status != 200 || !bytes.Equal(r.body, want) {
 		t.Fatalf("got %d %.200s; want 200 and docs.AsyncAPI for brand Acme", r.status, r.body)
+	}
+}
+
+// TestEventsPageServed: GET /docs/events answers without a token with the
+// branded events page.
+func TestEventsPageServed(t *testing.T) {
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.WithTokens(tokens), api.WithCatalog(cat), api.WithBrand("Acme")).Handler())
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/docs/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var want bytes.Buffer
+	if err := docs.WritePage(&want, cat, docs.PageOptions{Brand: "Acme", Schedule: deliverer.DefaultSchedule, Tolerance: signature.DefaultTolerance}); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("got %d %q, %d bytes; want 200 text/html and the Acme page", resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
 	}
 }
