@@ -10,6 +10,7 @@ import (
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/signature"
 )
 
 // maxEventSizeLimit keeps an event, with key and headers, inside Kafka's
@@ -26,6 +27,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	var parts partitionFlags
 	parts.register(fs, true)
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
+	brand := fs.String("signature-brand", signature.DefaultBrand, "brand of /docs/events and of the seed scheme's headers in /v1/asyncapi.json (the deliverers' --signature-brand)")
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithMeterProvider(d.tel.Meter),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout})
+	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout, brand: *brand})
 	srv := d.opsServer(c.httpAddr, apiRoutes(server)...)
 	if err := srv.Listen(); err != nil {
 		return err

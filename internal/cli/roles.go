@@ -115,6 +115,7 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 type apiSettings struct {
 	tokens         api.Tokens
 	publishTimeout time.Duration
+	brand          string // "": signature.DefaultBrand
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -131,6 +132,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
+		api.WithBrand(s.brand),
 	)
 }
 
