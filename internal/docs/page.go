@@ -66,6 +66,10 @@ var pageTemplate = template.Must(template.Must(CatalogTemplate.Clone()).New("pag
 // and example, grouped by family; the envelope; the headers of both
 // signature schemes; the retry schedule and the timestamp tolerance.
 func WritePage(w io.Writer, cat *schemas.Catalog, o PageOptions) error {
+	snippets, err := Snippets()
+	if err != nil {
+		return err
+	}
 	sched := make([]string, len(o.Schedule))
 	for i, d := range o.Schedule {
 		sched[i] = d.String()
@@ -76,7 +80,8 @@ func WritePage(w io.Writer, cat *schemas.Catalog, o PageOptions) error {
 		Count             int
 		Schedule          string
 		Tolerance         string
-	}{o.Brand, "X-" + o.Brand + "-", Families(cat), len(cat.Types()), strings.Join(sched, ", "), o.Tolerance.String()}
+		Snippets          []Snippet
+	}{o.Brand, "X-" + o.Brand + "-", Families(cat), len(cat.Types()), strings.Join(sched, ", "), o.Tolerance.String(), snippets}
 	if err := pageTemplate.ExecuteTemplate(w, "page", data); err != nil {
 		return fmt.Errorf("docs: events page: %w", err)
 	}

@@ -57,7 +57,11 @@ h2{border-bottom:1px solid #d0d7de;margin-top:2.5rem}
 <code>webhook-signature</code> (<code>v1,&lt;base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)&gt;</code>, space-separated, one per active secret; the key is the base64 after <code>whsec_</code>).</p>
 <p>Endpoints on the {{.Brand}} scheme get <code>{{.SeedPrefix}}Signature</code> (<code>sha256=&lt;hex HMAC-SHA256(secret, body)&gt;</code>, the key being the secret string exactly as shown),
 <code>{{.SeedPrefix}}Timestamp</code>, <code>{{.SeedPrefix}}Event</code> and <code>{{.SeedPrefix}}Delivery</code>.</p>
-<h2 id="delivery">Retries and timestamps</h2>
+<h2 id="verify">Verifying signatures</h2>
+<p>Each program verifies both schemes: the request's headers in <code>WEBHOOK_HEADERS</code> (JSON, lower-case names), the raw body on stdin, the endpoint's secret in <code>WEBHOOK_SECRET</code>. Verify the raw bytes, before any JSON parsing.</p>
+{{range .Snippets}}<h3>{{.Language}}</h3>
+<pre class="snippet" data-file="{{.File}}"><code>{{.Code}}</code></pre>
+{{end}}<h2 id="delivery">Retries and timestamps</h2>
 <p>Answer 2xx to acknowledge. Otherwise the delivery is retried after: <span id="schedule">{{.Schedule}}</span>.
 Reject a request whose timestamp is more than <span id="tolerance">{{.Tolerance}}</span> from your clock, either way.</p>
 <h2 id="types">Event types</h2>
