@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -321,7 +322,7 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional b
 		return false
 	}
 	for name, v := range raw {
-		field := "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
+		field := jsonptr.Token(name)
 		target, ok := fields[name]
 		if !ok {
 			msg := "unknown field"

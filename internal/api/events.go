@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 )
@@ -220,7 +221,7 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 			it.data = v
 			continue
 		default:
-			return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/" + pointerEscaper.Replace(name),
+			return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + jsonptr.Token(name),
 				"unknown field; an event has event, data and optionally id, key, tenant"}
 		}
 		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, dst) != nil {
@@ -238,8 +239,6 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 	}
 	return it, nil
 }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // nestedTooDeep reports whether b opens more than limit arrays or objects at
 // once. It counts brackets outside strings, so b need not be valid JSON.
@@ -304,9 +303,9 @@ func repeatedKey(b []byte) (string, bool) {
 			if _, dup := top.keys[string(key)]; dup {
 				var ptr strings.Builder
 				for _, f := range stack[:len(stack)-1] {
-					ptr.WriteString("/" + pointerEscaper.Replace(f.seg))
+					jsonptr.WriteToken(&ptr, f.seg)
 				}
-				ptr.WriteString("/" + pointerEscaper.Replace(string(key)))
+				jsonptr.WriteToken(&ptr, string(key))
 				return ptr.String(), true
 			}
 			top.seg = string(key)
