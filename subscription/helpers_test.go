@@ -96,19 +96,6 @@ func sameIDs(got, want []string) bool {
 	return slices.Equal(sorted(got...), sorted(want...))
 }
 
-// eventually polls cond until it holds or 20 s passed; for effects of
-// Run, which happen in the background.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 type redisPipeliner = redis.Pipeliner

@@ -106,11 +106,11 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	)
 
 	var ep struct{ ID string }
-	eventually(t, "endpoint created", func() bool {
+	testenv.Eventually(t, time.Minute, "endpoint created", func() bool {
 		return apiCall(t, http.MethodPost, base+"/v1/endpoints", "tok",
 			map[string]any{"url": recv.URL, "events": []string{"agent.*"}}, &ep) == http.StatusCreated
 	})
-	eventually(t, "fanout and deliverer see the endpoint", func() bool {
+	testenv.Eventually(t, time.Minute, "fanout and deliverer see the endpoint", func() bool {
 		ids, err := fanDeps.store.Match(context.Background(), "acme", "agent.created")
 		if err != nil || len(ids) != 1 || ids[0] != ep.ID {
 			return false
@@ -236,18 +236,6 @@ func runWorkers(t *testing.T, log *slog.Logger, workers ...supervisor.Named) {
 	})
 }
 
-// eventually polls done for up to a minute.
-func eventually(t *testing.T, what string, done func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func parseTraceparent(t *testing.T, v string) (trace.TraceID, trace.SpanID) {
 	t.Helper()
 	parts := strings.Split(v, "-")
@@ -275,7 +263,7 @@ func service(s tracetest.SpanStub) string {
 func findSpan(t *testing.T, exp *tracetest.InMemoryExporter, ok func(tracetest.SpanStub) bool) tracetest.SpanStub {
 	t.Helper()
 	var found tracetest.SpanStub
-	eventually(t, "span exported", func() bool {
+	testenv.Eventually(t, time.Minute, "span exported", func() bool {
 		for _, s := range exp.GetSpans() {
 			if ok(s) {
 				found = s
