@@ -38,16 +38,16 @@ const MaxBatch = 500
 // too (PHP's json_decode: 512).
 const MaxDepth = 128
 
-// DefaultPublishTimeout bounds how long POST /v1/events waits for Kafka.
-const DefaultPublishTimeout = 10 * time.Second
+// DefaultBackendTimeout bounds how long a request waits for Kafka or Redis.
+const DefaultBackendTimeout = 10 * time.Second
 
-// WithPublishTimeout bounds how long POST /v1/events waits for Kafka, and an
+// WithBackendTimeout bounds how long POST /v1/events waits for Kafka, and an
 // endpoint request for the store, before answering 503 (default
-// DefaultPublishTimeout). Give the Kafka client
+// DefaultBackendTimeout). Give the Kafka client
 // producer.ClientOpts with the same duration, so that the client gives up on
 // the events when the API does instead of producing them later; what a 503
 // still leaves open is producer.ErrOutcomeUnknown, which the answer names.
-func WithPublishTimeout(d time.Duration) Option { return func(c *cfg) { c.publishTimeout = d } }
+func WithBackendTimeout(d time.Duration) Option { return func(c *cfg) { c.backendTimeout = d } }
 
 // eventIn is one event of a POST /v1/events body.
 type eventIn struct {
@@ -105,9 +105,9 @@ func (s *Server) publishEvents(w http.ResponseWriter, r *http.Request) {
 		events[i] = producer.Event{Type: it.event, Data: it.data, ID: it.id, Key: it.key}
 	}
 
-	timeout := s.publishTimeout
+	timeout := s.backendTimeout
 	if timeout <= 0 {
-		timeout = DefaultPublishTimeout
+		timeout = DefaultBackendTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()

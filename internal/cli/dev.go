@@ -133,8 +133,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	settings := apiSettings{tokens: api.Tokens{token: devTenant}, publishTimeout: api.DefaultPublishTimeout}
-	publish, err := kgo.NewClient(d.kafkaOpts(producer.ClientOpts(settings.publishTimeout)...)...)
+	settings := apiSettings{tokens: api.Tokens{token: devTenant}, backendTimeout: api.DefaultBackendTimeout}
+	publish, err := kgo.NewClient(d.kafkaOpts(producer.ClientOpts(settings.backendTimeout)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -114,11 +114,11 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 // apiSettings are the api role's flag values.
 type apiSettings struct {
 	tokens         api.Tokens
-	publishTimeout time.Duration
+	backendTimeout time.Duration
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
-// through a client made with producer.ClientOpts(s.publishTimeout), so that
+// through a client made with producer.ClientOpts(s.backendTimeout), so that
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
@@ -126,7 +126,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithTokens(s.tokens),
 		api.WithCatalog(d.catalog),
 		api.WithPublisher(pub),
-		api.WithPublishTimeout(s.publishTimeout),
+		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),

@@ -71,8 +71,8 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	fanDeps := traceDeps(t, k, rd, prefix, "hookstream-fanout", exp, log)
 	delDeps := traceDeps(t, k, rd, prefix, "hookstream-deliverer", exp, log)
 
-	settings := apiSettings{tokens: api.Tokens{"tok": "acme"}, publishTimeout: 10 * time.Second}
-	publish, err := kgo.NewClient(apiDeps.kafkaOpts(producer.ClientOpts(settings.publishTimeout)...)...)
+	settings := apiSettings{tokens: api.Tokens{"tok": "acme"}, backendTimeout: 10 * time.Second}
+	publish, err := kgo.NewClient(apiDeps.kafkaOpts(producer.ClientOpts(settings.backendTimeout)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
