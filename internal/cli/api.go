@@ -62,6 +62,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithTopicPrefix(c.prefix),
 		producer.WithMaxSize(*maxEventSize),
 		producer.WithMeterProvider(d.tel.Meter),
+		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
 	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout})

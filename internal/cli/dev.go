@@ -139,7 +139,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer publish.Close()
-	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter))
+	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter), producer.WithPropagator(tel.Propagator))
 	defer pub.Close()
 	srv := d.opsServer(*httpAddr, apiRoutes(newAPI(d, pub, settings))...)
 	if err := srv.Listen(); err != nil {

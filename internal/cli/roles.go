@@ -237,7 +237,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		sender.WithTracerProvider(d.tel.Tracer),
 		sender.WithPropagator(d.tel.Propagator),
 	)
-	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter))
+	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter), producer.WithPropagator(d.tel.Propagator))
 	if err := d.tel.ObserveConsumerLag(kadm.NewClient(d.kafka), deliverer.Group); err != nil {
 		return nil, err
 	}
