@@ -20,12 +20,12 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/record"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 const (

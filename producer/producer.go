@@ -31,9 +31,9 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // ErrInvalidTenant is wrapped when the tenant is empty or not 1 to 128

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // env is one Kafka and one Redis shared by the stores of a test, as the

@@ -18,10 +18,10 @@ import (
 
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 var epTokens = api.Tokens{"tok-acme": "acme", "tok-other": "other", "tok-admin": api.AdminTenant}

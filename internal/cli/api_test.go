@@ -14,7 +14,7 @@ import (
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 func TestAPICommand(t *testing.T) {

@@ -26,11 +26,11 @@ import (
 	"github.com/hookstream/hookstream/internal/demo"
 	"github.com/hookstream/hookstream/internal/kafkaserver"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // devTenant is the tenant the dev API token acts for.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // metricWant is a series a role's /metrics must have after the traffic:

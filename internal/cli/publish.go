@@ -18,9 +18,9 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/config"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 func runPublish(ctx context.Context, env Env, args []string) error {

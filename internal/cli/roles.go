@@ -14,14 +14,14 @@ import (
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/ops"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // roleDeps are what the roles are built on. A role's command builds them for

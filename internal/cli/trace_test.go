@@ -22,10 +22,10 @@ import (
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // TestTraceIngestToReceiver builds api, fanout and deliverer in-process as
