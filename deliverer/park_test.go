@@ -3,6 +3,7 @@ package deliverer_test
 import (
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,20 +170,33 @@ func TestDrainDeadline(t *testing.T) {
 	e := newEnv(t, 2)
 	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
 	byPart := map[int]*subscription.Endpoint{}
+	var accepted []*atomic.Int64
 	for len(byPart) < 2 {
-		u, _ := blackHole(t)
+		u, n := blackHole(t)
 		ep := e.endpoint(t, u, "")
-		byPart[part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2)] = ep
+		p := part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2)
+		if byPart[p] == nil {
+			byPart[p] = ep
+			accepted = append(accepted, n)
+		}
 	}
 	stop := e.start(t, runOpts{timeout: 20 * time.Second}) // drain timeout 3s
 	for _, ep := range byPart {
 		e.deliver(t, ep, 0, 1, 1)
 	}
-	time.Sleep(time.Second) // both requests in flight
+	testenv.Eventually(t, 20*time.Second, "a request in flight on both partitions", func() bool {
+		return accepted[0].Load() > 0 && accepted[1].Load() > 0
+	})
 	start := time.Now()
 	stop()
-	if took := time.Since(start); took > 8*time.Second {
+	took := time.Since(start)
+	if took > 8*time.Second {
 		t.Errorf("stop took %s with a 3s drain timeout", took)
+	}
+	// Both requests hang: a stop that did not wait for them would not be
+	// bounded by the drain timeout, it would just be quick.
+	if took < 2500*time.Millisecond {
+		t.Errorf("stop took %s: it did not wait out the 3s drain timeout for the requests in flight", took)
 	}
 }
 
