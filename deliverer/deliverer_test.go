@@ -427,18 +427,59 @@ func TestFanoutEndToEnd(t *testing.T) {
 // worker pauses and resumes fetching, and nothing is lost or reordered.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, _ int) int {
-		time.Sleep(2 * time.Millisecond)
+	e := newEnv(t, 2)
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
+	partOf := func(ep *subscription.Endpoint) int { return part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2) }
+	// A hangs until released: its lane holds its records unfinished, which
+	// with WithMaxBuffered(3) must pause its partition's fetches.
+	release := make(chan struct{})
+	var hung atomic.Int64
+	a, epA := e.receiverEndpoint(t, "", func(n, _ int) int {
+		hung.Add(1)
+		<-release
 		return 200
 	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	var b, c *receiver
+	var epB, epC *subscription.Endpoint
+	for epB == nil || epC == nil {
+		rc, ep := e.receiverEndpoint(t, "", nil)
+		switch {
+		case partOf(ep) == partOf(epA) && epB == nil:
+			b, epB = rc, ep
+		case partOf(ep) != partOf(epA) && epC == nil:
+			c, epC = rc, ep
+		}
+	}
 	e.start(t, runOpts{extra: []deliverer.Option{deliverer.WithMaxBuffered(3)}})
-	e.deliver(t, ep, 0, 1, 60)
-	testenv.Eventually(t, 30*time.Second, "60 deliveries", func() bool { return rc.delivered() == 60 })
-	_, ok := rc.receipts()
-	if dups := checkOrder(t, "backpressure", ok, 60); dups != 0 {
-		t.Errorf("%d duplicates without a crash", dups)
+	e.deliver(t, epA, 0, 1, 5)
+	testenv.Eventually(t, 20*time.Second, "A's first request", func() bool { return hung.Load() == 1 })
+	e.deliver(t, epB, 0, 1, 5)
+	// C's partition is not paused, and every fetch asks for both
+	// partitions: once C got two records produced one after the other
+	// after B's, B's records would have been fetched and sent by now had
+	// A's partition not been paused.
+	for n := 1; n <= 2; n++ {
+		e.deliver(t, epC, 0, n, n)
+		testenv.Eventually(t, 20*time.Second, fmt.Sprintf("C's record %d", n), func() bool { return c.delivered() == n })
+	}
+	if got := b.delivered(); got != 0 {
+		t.Fatalf("B got %d records while A's partition held WithMaxBuffered records: its fetches were not paused", got)
+	}
+	close(release)
+	testenv.Eventually(t, 30*time.Second, "A's and B's records after the release", func() bool {
+		return a.delivered() == 5 && b.delivered() == 5
+	})
+	for name, rc := range map[string]*receiver{"A": a, "B": b} {
+		_, ok := rc.receipts()
+		if dups := checkOrder(t, name, ok, 5); dups != 0 {
+			t.Errorf("%s: %d duplicates without a crash", name, dups)
+		}
 	}
 }
