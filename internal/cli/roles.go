@@ -48,6 +48,7 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 	if err != nil {
 		return nil, nil, err
 	}
+	useRedisLogger(log)
 	rdb, err := c.redisClient()
 	if err != nil {
 		return nil, nil, err
