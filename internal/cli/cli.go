@@ -224,11 +224,13 @@ const (
 type groupFlags struct {
 	session   time.Duration
 	rebalance time.Duration
+	instance  string
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.session, "session-timeout", defaultSessionTimeout, "consumer group session timeout: how soon a dead member's partitions move")
 	fs.DurationVar(&g.rebalance, "rebalance-timeout", defaultRebalanceTimeout, "consumer group rebalance timeout")
+	fs.StringVar(&g.instance, "instance-id", "", "static group membership: a name unique in the group and kept across restarts (the pod name); a restart within the session timeout then keeps its partitions without a rebalance")
 }
 
 func (g groupFlags) validate() error {
@@ -244,11 +246,15 @@ func (g groupFlags) validate() error {
 // opts are the group client's timeouts. Heartbeats go at a third of the
 // session timeout, and at least every 3s (franz-go's default).
 func (g groupFlags) opts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SessionTimeout(g.session),
 		kgo.HeartbeatInterval(min(3*time.Second, g.session/3)),
 		kgo.RebalanceTimeout(g.rebalance),
 	}
+	if g.instance != "" {
+		opts = append(opts, kgo.InstanceID(g.instance))
+	}
+	return opts
 }
 
 // partitionFlags are the --partitions-* flags: the partition counts of the
