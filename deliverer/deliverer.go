@@ -297,9 +297,9 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 
 // ClientOpts are the kgo options of a deliverer's client, apart from the
 // rebalance callbacks New adds: group over deliveries and retries with a
-// range balancer (partition i of both to one member, as both topics have
-// the same partition count), read_committed, manual commits, rebalances only
-// between polls, reading a new group from the start, and a partitioner that
+// cooperative co-partitioned balancer (partition i of both to one member,
+// as both topics have the same partition count; see balancer),
+// read_committed, manual commits, rebalances only between polls, reading a new group from the start, and a partitioner that
 // writes retries records to the partition set on the record (the worker's
 // own) and hashes the key elsewhere. Fetches wait at most 500ms for data:
 // a partition resumed after the catch-up or after backpressure is fetched
@@ -308,7 +308,7 @@ func ClientOpts(topics topic.Names, group string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics.Deliveries, topics.Retries),
-		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.Balancers(balancer{}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
