@@ -63,6 +63,7 @@ type Deliverer struct {
 	closing bool
 
 	commitMu sync.Mutex // one commit at a time, so offsets never go back
+	prog     *progress
 
 	failOnce sync.Once
 	failErr  error
@@ -120,6 +121,10 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		m:          m,
 		ready:      make(chan struct{}),
 		workers:    map[int32]*worker{},
+		prog:       newProgress(time.Now),
+	}
+	if err := registerProgress(c.meter, d.prog); err != nil {
+		return nil, err
 	}
 	d.kopts = append(append([]kgo.Opt{}, kafka...), ClientOpts(c.topics, c.group)...)
 	d.kopts = append(d.kopts,
@@ -299,6 +304,7 @@ func (d *Deliverer) release(ws []*worker, commit bool) {
 		}
 		parts = append(parts, w.part)
 	}
+	d.prog.setHeld(len(d.workers) > 0)
 	d.mu.Unlock()
 	// Pauses outlive assignments in kgo; a later assignment pauses afresh.
 	d.client.ResumeFetchPartitions(map[string][]int32{d.cfg.topics.Deliveries: parts, d.cfg.topics.Retries: parts})
@@ -332,6 +338,7 @@ func (d *Deliverer) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 			}
 		}
 	}
+	d.prog.setHeld(len(d.workers) > 0)
 	d.mu.Unlock()
 	if len(fresh) == 0 {
 		return
@@ -515,4 +522,5 @@ func (d *Deliverer) commit(ctx context.Context, ws []*worker) {
 	for _, p := range todo {
 		p.t.committed = p.off
 	}
+	d.prog.committed()
 }

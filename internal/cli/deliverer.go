@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/signature"
@@ -83,16 +84,18 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeDeps()
-	srv := d.opsServer(c.httpAddr)
-	if err := srv.Listen(); err != nil {
-		return err
-	}
 	del, err := newDeliverer(d, delivererSettings{
 		schedule: sched, park: *park, maxInFlight: *maxInFlight, unordered: *unordered, maxBuffered: *maxBuffered,
 		connect: *connect, request: *request, allowPrivate: *allowPrivate, signer: signer,
 		disableAfter: *disableAfter, drain: *drain, group: group,
 	})
 	if err != nil {
+		return err
+	}
+	// A rebalance takes up to the session plus the rebalance timeout; a
+	// member without partitions for twice that is in a stuck group.
+	srv := d.opsServer(c.httpAddr, ops.WithCheck("group", del.AssignmentCheck(2*(group.session+group.rebalance))))
+	if err := srv.Listen(); err != nil {
 		return err
 	}
 	topics := d.topics()
