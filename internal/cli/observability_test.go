@@ -55,6 +55,8 @@ var (
 		{"hookstream_deliverer_parked_total", nil, false},
 		{"hookstream_deliverer_dead_total", []string{`reason="exhausted"`}, false},
 		{"hookstream_consumer_lag", []string{`group="hookstream-deliverer"`, `topic="hookstream.deliveries"`}, false},
+		{"hookstream_deliverer_unassigned_duration_seconds", nil, false},
+		{"hookstream_deliverer_commit_age_seconds", nil, false},
 	}
 )
 
