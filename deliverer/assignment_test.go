@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/deliverer"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/sender"
 )
 
 // TestAssignmentCheck: of two deliverers over one partition, the one
@@ -27,13 +27,13 @@ func TestAssignmentCheck(t *testing.T) {
 		return d.AssignmentCheck(bound), testenv.Run(t, d)
 	}
 	checkA, stopA := start()
-	waitFor(t, 30*time.Second, "the first deliverer holding the partition", func() bool { return checkA(context.Background()) == nil })
+	testenv.Eventually(t, 30*time.Second, "the first deliverer holding the partition", func() bool { return checkA(context.Background()) == nil })
 	time.Sleep(bound) // a check failing only past the bound could not fail sooner
 	if err := checkA(context.Background()); err != nil {
 		t.Fatalf("holder: %v", err)
 	}
 	checkB, _ := start()
-	waitFor(t, 30*time.Second, "the idle deliverer failing the check", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the idle deliverer failing the check", func() bool {
 		return errors.Is(checkB(context.Background()), deliverer.ErrUnassigned)
 	})
 	if err := checkA(context.Background()); err != nil {
@@ -42,5 +42,5 @@ func TestAssignmentCheck(t *testing.T) {
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the partition moved to the idle deliverer", func() bool { return checkB(context.Background()) == nil })
+	testenv.Eventually(t, 30*time.Second, "the partition moved to the idle deliverer", func() bool { return checkB(context.Background()) == nil })
 }

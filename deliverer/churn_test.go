@@ -63,7 +63,7 @@ func TestChurnKillLoop(t *testing.T) {
 		return testenv.Start(t, cmd)
 	}
 	procs := []*testenv.Process{start(0), start(1), start(2)}
-	waitFor(t, 30*time.Second, "all 3 processes owning partitions", func() bool {
+	testenv.Eventually(t, 30*time.Second, "all 3 processes owning partitions", func() bool {
 		for _, p := range procs {
 			if !owns(p.Out.String()) {
 				return false
@@ -88,7 +88,7 @@ func TestChurnKillLoop(t *testing.T) {
 		time.Sleep(every)
 	}
 	last := time.Now()
-	waitFor(t, 30*time.Second, "every event at every endpoint within 30s of the last restart", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every event at every endpoint within 30s of the last restart", func() bool {
 		for _, rc := range rcs {
 			if rc.delivered() < events {
 				return false

@@ -10,8 +10,8 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/ops"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 )
 

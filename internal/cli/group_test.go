@@ -11,7 +11,7 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // member is a deliverer's group client (its options, the group flags) that
@@ -111,7 +111,7 @@ func TestStaticMembershipRestart(t *testing.T) {
 			ga.instance, gb.instance = tt.a, tt.b
 			a := startMember(t, k, names, ga)
 			b := startMember(t, k, names, gb)
-			eventually(t, "both members assigned", func() bool {
+			testenv.Eventually(t, time.Minute, "both members assigned", func() bool {
 				oa, _, _ := a.state()
 				ob, _, _ := b.state()
 				return oa > 0 && ob > 0 && oa+ob == 4
@@ -121,7 +121,7 @@ func TestStaticMembershipRestart(t *testing.T) {
 
 			a.cl.Close()
 			if tt.takeOver {
-				eventually(t, "b takes all partitions", func() bool { o, _, _ := b.state(); return o == 4 })
+				testenv.Eventually(t, time.Minute, "b takes all partitions", func() bool { o, _, _ := b.state(); return o == 4 })
 				return
 			}
 			// A take-over would come at the leave's rebalance, within
@@ -132,7 +132,7 @@ func TestStaticMembershipRestart(t *testing.T) {
 			}
 			start := time.Now()
 			a2 := startMember(t, k, names, ga)
-			eventually(t, "the restarted member assigned", func() bool { o, _, _ := a2.state(); return o > 0 })
+			testenv.Eventually(t, time.Minute, "the restarted member assigned", func() bool { o, _, _ := a2.state(); return o > 0 })
 			_, _, at := a2.state()
 			t.Logf("restarted member assigned after %v", at.Sub(start).Round(time.Millisecond))
 			if o, _, _ := a2.state(); o != aOwned {
@@ -157,7 +157,7 @@ func TestMemberLeavesOthersKeepDelivering(t *testing.T) {
 	names := k.CreateTopics(t, topic.DefaultPrefix, topic.Partitions{Events: 1, Deliveries: 6, Other: -1})
 	g := groupFlags{session: 6 * time.Second, rebalance: 10 * time.Second}
 	ms := []*member{startMember(t, k, names, g), startMember(t, k, names, g), startMember(t, k, names, g)}
-	eventually(t, "three members with two partitions each", func() bool {
+	testenv.Eventually(t, time.Minute, "three members with two partitions each", func() bool {
 		for _, m := range ms {
 			if o, _, _ := m.state(); o != 2 {
 				return false
@@ -168,7 +168,7 @@ func TestMemberLeavesOthersKeepDelivering(t *testing.T) {
 	_, r1, _ := ms[1].state()
 	_, r2, _ := ms[2].state()
 	ms[0].cl.Close()
-	eventually(t, "the two left with three partitions each", func() bool {
+	testenv.Eventually(t, time.Minute, "the two left with three partitions each", func() bool {
 		o1, _, _ := ms[1].state()
 		o2, _, _ := ms[2].state()
 		return o1 == 3 && o2 == 3
