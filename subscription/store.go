@@ -42,6 +42,7 @@ type config struct {
 	topicPrefix  string
 	redisPrefix  string
 	allowPrivate bool
+	brand        string
 	log          *slog.Logger
 }
 
@@ -59,6 +60,11 @@ func WithRedisPrefix(p string) Option { return func(c *config) { c.redisPrefix =
 // WithAllowPrivate accepts endpoint URLs on loopback, private, link-local
 // and other internal addresses (default false; `hookstream dev` sets it).
 func WithAllowPrivate(allow bool) Option { return func(c *config) { c.allowPrivate = allow } }
+
+// WithSignatureBrand sets the seed scheme's brand the deliverers sign with
+// (default signature.DefaultBrand), whose X-<Brand>-* headers an endpoint
+// may not set.
+func WithSignatureBrand(brand string) Option { return func(c *config) { c.brand = brand } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -95,7 +101,7 @@ type Store struct {
 // from the client's connection options) and caching in rdb. filters decides
 // which event filters are valid (*schemas.Catalog).
 func NewStore(kafka *kgo.Client, rdb *redis.Client, filters Filters, opts ...Option) *Store {
-	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, log: slog.Default()}
+	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, brand: signature.DefaultBrand, log: slog.Default()}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -105,7 +111,7 @@ func NewStore(kafka *kgo.Client, rdb *redis.Client, filters Filters, opts ...Opt
 		topic:   topic.New(c.topicPrefix).Endpoints,
 		keys:    newKeys(c.redisPrefix),
 		cfg:     c,
-		valid:   validator{filters: filters, allowPrivate: c.allowPrivate, resolver: net.DefaultResolver, lookupTimeout: 3 * time.Second},
+		valid:   validator{filters: filters, allowPrivate: c.allowPrivate, brand: c.brand, resolver: net.DefaultResolver, lookupTimeout: 3 * time.Second},
 		now:     time.Now,
 		lockTTL: 10 * time.Second,
 		cache:   newCache(tag{}),

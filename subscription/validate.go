@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/hookstream/hookstream/internal/netguard"
+	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/signature"
 )
 
@@ -43,7 +44,9 @@ type Filters interface {
 type validator struct {
 	filters      Filters
 	allowPrivate bool
-	resolver     *net.Resolver
+	// brand is the seed scheme's, whose signature headers are reserved.
+	brand    string
+	resolver *net.Resolver
 	// lookupTimeout bounds the DNS lookup of a URL's host.
 	lookupTimeout time.Duration
 }
@@ -85,7 +88,7 @@ func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
 		}
 	}
 	if fresh || !maps.Equal(old.Headers, e.Headers) {
-		if err := headers(e.Headers); err != nil {
+		if err := v.headers(e.Headers); err != nil {
 			return err
 		}
 	}
@@ -119,38 +122,26 @@ func checkSecret(s string) error {
 	return nil
 }
 
-// reservedHeaders are set by the deliverer or the HTTP stack; an endpoint
-// may not override them. Names are canonical (textproto).
-var reservedHeaders = map[string]bool{
-	// hop-by-hop (RFC 9110 7.6.1) and their relatives
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	// framing and identity of the request
-	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
-	"User-Agent": true, "Traceparent": true, "Tracestate": true,
-}
-
-// reservedPrefixes cover the signature headers of both schemes (the seed
-// scheme's brand defaults to Hookstream) and Hookstream's own.
-var reservedPrefixes = []string{"Webhook-", "X-Hookstream-", "Hookstream-"}
-
-func headers(h map[string]string) error {
+// headers checks custom headers. Names are compared canonically, so that
+// two spellings of one name never leave the receiver with either value.
+func (v *validator) headers(h map[string]string) error {
 	if len(h) > MaxHeaders {
 		return &FieldError{"/headers", fmt.Sprintf("has %d headers, at most %d allowed", len(h), MaxHeaders)}
 	}
-	for name, value := range h {
+	seen := make(map[string]string, len(h))
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		value := h[name]
 		field := "/headers/" + pointerEscape(name)
 		if !httpguts.ValidHeaderFieldName(name) {
 			return &FieldError{field, fmt.Sprintf("%q is not a valid header name", name)}
 		}
 		canon := textproto.CanonicalMIMEHeaderKey(name)
-		if reservedHeaders[canon] {
-			return &FieldError{field, fmt.Sprintf("%s is set by Hookstream or the HTTP connection and cannot be overridden", canon)}
+		if other, ok := seen[canon]; ok {
+			return &FieldError{field, fmt.Sprintf("%q and %q are the same header name", other, name)}
 		}
-		for _, p := range reservedPrefixes {
-			if strings.HasPrefix(canon, p) {
-				return &FieldError{field, fmt.Sprintf("%s* headers carry the signature and cannot be set", p)}
-			}
+		seen[canon] = name
+		if sender.ReservedHeader(v.brand, canon) {
+			return &FieldError{field, fmt.Sprintf("%s is set by Hookstream or the HTTP connection and cannot be overridden", canon)}
 		}
 		if len(value) > MaxHeaderValue || !httpguts.ValidHeaderFieldValue(value) {
 			return &FieldError{field, fmt.Sprintf("value must be at most %d bytes without control characters", MaxHeaderValue)}

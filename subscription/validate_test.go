@@ -16,6 +16,7 @@ func TestCreateValidation(t *testing.T) {
 	e := newEnv(t)
 	strict := e.store(t, true)
 	lax := e.store(t, true, WithAllowPrivate(true))
+	acme := e.store(t, true, WithSignatureBrand("Acme"))
 	ok := func(in EndpointInput) EndpointInput {
 		if in.URL == "" {
 			in.URL = "https://93.184.215.14/hook"
@@ -75,6 +76,12 @@ func TestCreateValidation(t *testing.T) {
 		{"host header", strict, ok(EndpointInput{Headers: map[string]string{"Host": "x"}}), "/headers/Host", ""},
 		{"signature header", strict, ok(EndpointInput{Headers: map[string]string{"webhook-signature": "v1,x"}}), "/headers/webhook-signature", ""},
 		{"seed signature header", strict, ok(EndpointInput{Headers: map[string]string{"X-Hookstream-Signature": "x"}}), "/headers/X-Hookstream-Signature", ""},
+		{"two spellings of one header", strict, ok(EndpointInput{Headers: map[string]string{"X-A": "1", "x-a": "2"}}), "/headers/x-a", "same header"},
+		{"expect header", strict, ok(EndpointInput{Headers: map[string]string{"Expect": "100-continue"}}), "/headers/Expect", ""},
+		{"proxy header", strict, ok(EndpointInput{Headers: map[string]string{"Proxy-Foo": "x"}}), "/headers/Proxy-Foo", ""},
+		{"brand's signature header", acme, ok(EndpointInput{Headers: map[string]string{"x-acme-signature": "x"}}), "/headers/x-acme-signature", ""},
+		{"default brand's header under another brand", acme, ok(EndpointInput{Headers: map[string]string{"X-Hookstream-Event": "x"}}), "/headers/X-Hookstream-Event", ""},
+		{"other brand's header", strict, ok(EndpointInput{Headers: map[string]string{"X-Acme-Signature": "x"}}), "", ""},
 		{"bad header name", strict, ok(EndpointInput{Headers: map[string]string{"Bad Name": "x"}}), "/headers/Bad Name", ""},
 		{"header name with slash", strict, ok(EndpointInput{Headers: map[string]string{"a/b": "x"}}), "/headers/a~1b", ""},
 		{"header value with newline", strict, ok(EndpointInput{Headers: map[string]string{"X-Ok": "a\r\nInjected: 1"}}), "/headers/X-Ok", ""},

@@ -10,6 +10,7 @@ import (
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/signature"
 )
 
 // maxEventSizeLimit keeps an event, with key and headers, inside Kafka's
@@ -25,6 +26,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
 	var parts partitionFlags
 	parts.register(fs, true)
+	fs.StringVar(&c.brand, "signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
 	if err := parse(fs, env, args); err != nil {
 		return err
@@ -43,6 +45,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --publish-timeout must be at least 1s", ErrUsage)
 	}
 	if err := parts.validate(); err != nil {
+		return err
+	}
+	if _, err := newSigner(c.brand); err != nil {
 		return err
 	}
 	log := c.logger(env)

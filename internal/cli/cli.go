@@ -112,6 +112,7 @@ type common struct {
 	logFormat string
 	logLevel  string
 	grace     time.Duration
+	brand     string // seed signature brand, for the roles that register it
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
