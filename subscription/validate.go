@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/idna"
 
 	"github.com/hookstream/hookstream/internal/netguard"
 	"github.com/hookstream/hookstream/internal/sender"
@@ -177,7 +178,10 @@ func (v *validator) url(ctx context.Context, raw string) error {
 	if u.User != nil {
 		return &FieldError{field, "must not contain a user name or password; use headers for credentials"}
 	}
-	host := u.Hostname()
+	host, err := dialHost(u.Hostname())
+	if err != nil {
+		return &FieldError{field, fmt.Sprintf("host %q is not a valid host name: %v", u.Hostname(), err)}
+	}
 	if host == "" {
 		return &FieldError{field, "must name a host"}
 	}
@@ -201,8 +205,7 @@ func (v *validator) url(ctx context.Context, raw string) error {
 		}
 		return nil
 	}
-	lower := strings.ToLower(strings.TrimSuffix(host, "."))
-	if strings.HasSuffix(lower, ".localhost") {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		// RFC 6761: always loopback, whatever DNS says.
 		return &FieldError{field, fmt.Sprintf("host %q is a loopback name", host)}
 	}
@@ -218,6 +221,30 @@ func (v *validator) url(ctx context.Context, raw string) error {
 		}
 	}
 	return nil
+}
+
+// dialHost is host as the HTTP client will dial it: a non-ASCII name
+// mapped by IDNA (as net/http does, so full-width "１２７.０.０.１" is
+// 127.0.0.1), lower case, without the trailing dot that names the same
+// host. Every check runs on it, never on the host as written.
+func dialHost(host string) (string, error) {
+	if !isASCII(host) {
+		a, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return "", err
+		}
+		host = a
+	}
+	return strings.TrimSuffix(strings.ToLower(host), "."), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // numericName reports whether the last label of host is all digits or a
