@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/signature"
@@ -24,6 +25,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	tokenList := fs.String("api-tokens", "", "bearer tokens: token=tenant,token2=tenant2 (token=* is an admin token for every tenant)")
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
 	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
+	readTimeout := fs.Duration("http-read-timeout", ops.DefaultLimits.ReadTimeout, "longest a client may take to send one whole request, body included")
+	idleTimeout := fs.Duration("http-idle-timeout", ops.DefaultLimits.IdleTimeout, "how long an unused keep-alive connection stays open")
+	maxConns := fs.Int("http-max-conns", ops.DefaultLimits.MaxConns, "most connections open at once; more wait to be accepted")
 	var parts partitionFlags
 	parts.register(fs, true)
 	fs.StringVar(&c.brand, "signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set")
@@ -43,6 +47,10 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --max-event-size must be between 1 and %d bytes", ErrUsage, maxEventSizeLimit)
 	case *publishTimeout < time.Second:
 		return fmt.Errorf("%w: --publish-timeout must be at least 1s", ErrUsage)
+	case *readTimeout < time.Second || *idleTimeout < time.Second:
+		return fmt.Errorf("%w: --http-read-timeout and --http-idle-timeout must be at least 1s", ErrUsage)
+	case *maxConns < 1:
+		return fmt.Errorf("%w: --http-max-conns must be at least 1", ErrUsage)
 	}
 	if err := parts.validate(); err != nil {
 		return err
@@ -70,7 +78,11 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	)
 	defer p.Close()
 	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout})
-	srv := d.opsServer(c.httpAddr, apiRoutes(server)...)
+	// A request may take its read timeout to arrive and the publish
+	// timeout to be answered.
+	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *publishTimeout + 10*time.Second,
+		IdleTimeout: *idleTimeout, MaxConns: *maxConns})
+	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits)...)
 	if err := srv.Listen(); err != nil {
 		return err
 	}
