@@ -37,7 +37,8 @@ const (
 const codeInternal = "internal"
 
 // endpointView is an endpoint as the API shows it: the secret only right
-// after create and rotate-secret, never the list of secrets.
+// after create and rotate-secret, never the list of secrets, and
+// credential-like custom header values masked.
 type endpointView struct {
 	ID             string            `json:"id"`
 	Tenant         string            `json:"tenant"`
@@ -63,7 +64,7 @@ type endpointView struct {
 func view(e *subscription.Endpoint, withSecret bool) *endpointView {
 	v := &endpointView{
 		ID: e.ID, Tenant: e.Tenant, URL: e.URL, Description: e.Description, Events: e.Events,
-		Signature: e.Signature, Ordering: e.Ordering, RateLimit: e.RateLimit, Headers: e.Headers,
+		Signature: e.Signature, Ordering: e.Ordering, RateLimit: e.RateLimit, Headers: subscription.MaskedHeaders(e.Headers),
 		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Version: e.Version,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 	}
