@@ -273,10 +273,11 @@ func TestTamper(t *testing.T) {
 	}
 }
 
-// flip changes one byte of b, keeping it printable.
+// flip changes one byte of b, keeping it printable. 'a' becomes 'B', not 'A':
+// hex decoding ignores case, so 'a' to 'A' would leave a seed signature valid.
 func flip(b []byte, i int) []byte {
 	b = append([]byte(nil), b...)
-	if b[i] == 'A' {
+	if b[i] == 'A' || b[i] == 'a' {
 		b[i] = 'B'
 	} else {
 		b[i] = 'A'
