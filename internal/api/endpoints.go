@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -312,7 +313,7 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional b
 		writeError(w, http.StatusBadRequest, CodeMalformed, "", "JSON nested more than %d levels deep", MaxDepth)
 		return false
 	}
-	if ptr, ok := repeatedKey(b); ok {
+	if ptr, ok := envelope.RepeatedKey(b); ok {
 		writeError(w, http.StatusBadRequest, CodeMalformed, ptr, "repeated key; each key may appear once per object")
 		return false
 	}
