@@ -43,8 +43,13 @@ type config struct {
 	redisPrefix  string
 	allowPrivate bool
 	brand        string
+	maxEndpoints int
 	log          *slog.Logger
 }
+
+// DefaultMaxEndpoints is how many endpoints one tenant may have unless
+// WithMaxEndpoints says otherwise.
+const DefaultMaxEndpoints = 1000
 
 // Option configures a Store.
 type Option func(*config)
@@ -65,6 +70,11 @@ func WithAllowPrivate(allow bool) Option { return func(c *config) { c.allowPriva
 // (default signature.DefaultBrand), whose X-<Brand>-* headers an endpoint
 // may not set.
 func WithSignatureBrand(brand string) Option { return func(c *config) { c.brand = brand } }
+
+// WithMaxEndpoints caps the endpoints of one tenant (default
+// DefaultMaxEndpoints), so that no tenant can take the deliverers' capacity
+// with endpoints. Creates racing each other may pass it by a few.
+func WithMaxEndpoints(n int) Option { return func(c *config) { c.maxEndpoints = n } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -101,7 +111,7 @@ type Store struct {
 // from the client's connection options) and caching in rdb. filters decides
 // which event filters are valid (*schemas.Catalog).
 func NewStore(kafka *kgo.Client, rdb *redis.Client, filters Filters, opts ...Option) *Store {
-	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, brand: signature.DefaultBrand, log: slog.Default()}
+	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, brand: signature.DefaultBrand, maxEndpoints: DefaultMaxEndpoints, log: slog.Default()}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -157,6 +167,9 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 	if err := s.valid.endpoint(ctx, nil, e); err != nil {
 		return nil, err
 	}
+	if err := s.checkQuota(ctx, tenant); err != nil {
+		return nil, err
+	}
 	if secret == "" {
 		var err error
 		if secret, err = signature.NewSecret(); err != nil {
@@ -168,6 +181,22 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 		return nil, err
 	}
 	return e, nil
+}
+
+// checkQuota returns a *FieldError when tenant has its maximum of endpoints.
+func (s *Store) checkQuota(ctx context.Context, tenant string) error {
+	var n int64
+	err := s.whenBuilt(ctx, func(p redis.Pipeliner) func() {
+		cmd := p.ZCard(ctx, s.keys.tenant(tenant))
+		return func() { n = cmd.Val() }
+	})
+	if err != nil {
+		return err
+	}
+	if n >= int64(s.cfg.maxEndpoints) {
+		return &FieldError{"", fmt.Sprintf("tenant has %d endpoints, at most %d allowed; delete one first", n, s.cfg.maxEndpoints)}
+	}
+	return nil
 }
 
 // Get returns tenant's endpoint id, or ErrNotFound (also for another

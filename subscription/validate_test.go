@@ -235,3 +235,33 @@ func TestWritesValidateOnlyWhatChanged(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointQuota: a tenant at its maximum of endpoints cannot create
+// another until it deletes one; other tenants are not affected.
+func TestEndpointQuota(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, true, WithMaxEndpoints(3))
+	ctx := ctxFor(t, 60*time.Second)
+	in := EndpointInput{URL: "https://93.184.215.14/hook", Events: []string{"*"}}
+	var ids []string
+	for range 3 {
+		ep, err := s.Create(ctx, "t1", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ep.ID)
+	}
+	var fe *FieldError
+	if _, err := s.Create(ctx, "t1", in); !errors.As(err, &fe) || !strings.Contains(fe.Message, "at most 3") {
+		t.Fatalf("fourth Create: %v, want a *FieldError naming the quota", err)
+	}
+	if _, err := s.Create(ctx, "t2", in); err != nil {
+		t.Fatalf("another tenant's Create: %v", err)
+	}
+	if err := s.Delete(ctx, "t1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "t1", in); err != nil {
+		t.Fatalf("Create after a Delete: %v", err)
+	}
+}

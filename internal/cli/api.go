@@ -12,6 +12,7 @@ import (
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/subscription"
 )
 
 // maxEventSizeLimit keeps an event, with key and headers, inside Kafka's
@@ -30,7 +31,8 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	maxConns := fs.Int("http-max-conns", ops.DefaultLimits.MaxConns, "most connections open at once; more wait to be accepted")
 	var parts partitionFlags
 	parts.register(fs, true)
-	fs.StringVar(&c.brand, "signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set")
+	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set")
+	maxEndpoints := fs.Int("max-endpoints-per-tenant", subscription.DefaultMaxEndpoints, "most endpoints one tenant may have")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
 	if err := parse(fs, env, args); err != nil {
 		return err
@@ -55,9 +57,13 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	if err := parts.validate(); err != nil {
 		return err
 	}
-	if _, err := newSigner(c.brand); err != nil {
+	if _, err := newSigner(*brand); err != nil {
 		return err
 	}
+	if *maxEndpoints < 1 {
+		return fmt.Errorf("%w: --max-endpoints-per-tenant must be at least 1", ErrUsage)
+	}
+	c.storeOpts = []subscription.Option{subscription.WithSignatureBrand(*brand), subscription.WithMaxEndpoints(*maxEndpoints)}
 	log := c.logger(env)
 	if len(tokens) == 0 {
 		log.Warn("no --api-tokens: every API request will be answered 401")

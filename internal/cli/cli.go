@@ -19,6 +19,7 @@ import (
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/subscription"
 )
 
 // Env is what a command may touch of its process.
@@ -112,7 +113,7 @@ type common struct {
 	logFormat string
 	logLevel  string
 	grace     time.Duration
-	brand     string // seed signature brand, for the roles that register it
+	storeOpts []subscription.Option // set by the roles that write endpoints
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {

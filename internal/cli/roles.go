@@ -73,23 +73,19 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		closeDeps()
 		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
 	}
-	d.store = d.newStore(allowPrivate, c.brand)
+	d.store = d.newStore(allowPrivate, c.storeOpts...)
 	return d, closeDeps, nil
 }
 
-// newStore is the endpoint store over d's Kafka and Redis clients; brand
-// ("" for the default) is the seed scheme's, whose headers endpoints may
-// not set.
-func (d *roleDeps) newStore(allowPrivate bool, brand string) *subscription.Store {
+// newStore is the endpoint store over d's Kafka and Redis clients, with
+// extra options (signature brand, endpoint quota).
+func (d *roleDeps) newStore(allowPrivate bool, extra ...subscription.Option) *subscription.Store {
 	opts := []subscription.Option{
 		subscription.WithTopicPrefix(d.prefix),
 		subscription.WithAllowPrivate(allowPrivate),
 		subscription.WithLogger(d.log),
 	}
-	if brand != "" {
-		opts = append(opts, subscription.WithSignatureBrand(brand))
-	}
-	return subscription.NewStore(d.kafka, d.rdb, d.catalog, opts...)
+	return subscription.NewStore(d.kafka, d.rdb, d.catalog, append(opts, extra...)...)
 }
 
 func (d *roleDeps) topics() topic.Names { return topic.New(d.prefix) }

@@ -216,7 +216,7 @@ func traceDeps(t *testing.T, k *testenv.Kafka, rd *testenv.Redis, prefix, servic
 	}
 	t.Cleanup(kc.Close)
 	d := &roleDeps{log: log, prefix: prefix, brokers: []string{k.Addr}, kafka: kc, rdb: rd.Client, catalog: catalog, tel: tel}
-	d.store = d.newStore(true, "")
+	d.store = d.newStore(true)
 	return d
 }
 
