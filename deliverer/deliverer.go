@@ -10,7 +10,8 @@
 // Inside a worker every endpoint has a FIFO lane. A strict lane has one
 // request in flight; a lane whose endpoint has ordering "none" up to
 // WithUnorderedConcurrency. All lanes of the process share WithMaxInFlight
-// request slots; a lane waiting out a backoff holds none.
+// request slots, shared fairly among tenants (see WithTenantShare); a lane
+// waiting out a backoff holds none.
 //
 // # Retries and parking
 //
@@ -87,6 +88,7 @@
 package deliverer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,6 +146,7 @@ type config struct {
 	group        string
 	policy       policy
 	maxInFlight  int
+	tenantShare  int
 	unordered    int
 	maxBuffered  int
 	disableAfter time.Duration
@@ -173,6 +176,12 @@ func WithParkThreshold(d time.Duration) Option { return func(c *config) { c.poli
 // WithMaxInFlight bounds the requests in flight across all lanes (default
 // DefaultMaxInFlight).
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+
+// WithTenantShare sets the in-flight slots one tenant may hold while
+// others could need them (default an eighth of WithMaxInFlight): a tenant
+// takes more only while that many stay free, and freed slots go round-robin
+// to the waiting tenants, those under their share first.
+func WithTenantShare(n int) Option { return func(c *config) { c.tenantShare = n } }
 
 // WithUnorderedConcurrency bounds the requests in flight to one endpoint with
 // ordering "none" (default DefaultUnorderedConcurrency).
@@ -212,8 +221,8 @@ type Deliverer struct {
 	adm    *kadm.Client
 	eps    Endpoints
 	snd    Sender
-	reader *reader       // drains read retries through it
-	slots  chan struct{} // global in-flight bound
+	reader *reader   // drains read retries through it
+	slots  *fairPool // global in-flight bound, shared fairly by tenants
 	// goroutines runs the attempts.
 	goroutines *warm
 	m          *metrics
@@ -261,8 +270,8 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		return nil, fmt.Errorf("deliverer: %w: empty", ErrInvalidSchedule)
 	case c.policy.schedule[0] != 0:
 		return nil, fmt.Errorf("deliverer: %w: the first attempt is immediate, so the schedule starts with 0", ErrInvalidSchedule)
-	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1:
-		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1")
+	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1, c.tenantShare < 0:
+		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1, tenant share not negative")
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -278,7 +287,7 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		cfg:   c,
 		eps:   endpoints,
 		snd:   snd,
-		slots: make(chan struct{}, c.maxInFlight),
+		slots: newFairPool(c.maxInFlight, cmp.Or(c.tenantShare, max(1, c.maxInFlight/8))),
 		// Idle goroutines are kept a few seconds: long enough to carry
 		// steady load, short enough not to outlive Run by much.
 		goroutines: newWarm(3 * time.Second),

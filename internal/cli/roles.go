@@ -202,6 +202,7 @@ type delivererSettings struct {
 	schedule     deliverer.Schedule
 	park         time.Duration
 	maxInFlight  int
+	tenantShare  int
 	unordered    int
 	maxBuffered  int
 	connect      time.Duration
@@ -251,6 +252,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		deliverer.WithSchedule(s.schedule),
 		deliverer.WithParkThreshold(s.park),
 		deliverer.WithMaxInFlight(s.maxInFlight),
+		deliverer.WithTenantShare(s.tenantShare),
 		deliverer.WithUnorderedConcurrency(s.unordered),
 		deliverer.WithMaxBuffered(s.maxBuffered),
 		deliverer.WithDisableAfter(s.disableAfter),
