@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/idna"
 
+	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/netguard"
 	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/signature"
@@ -66,6 +67,14 @@ func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
 	if e.Tenant == "" || len(e.Tenant) > MaxTenant {
 		return &FieldError{"/tenant", fmt.Sprintf("tenant must be 1 to %d bytes", MaxTenant)}
 	}
+	if fresh && !envelope.ValidID(e.Tenant) {
+		// Events are published only for such tenants (the producer's
+		// rule): an endpoint of another could never receive one.
+		return &FieldError{"/tenant", "tenant must be 1-128 characters of [A-Za-z0-9_.:-], as events' tenants are"}
+	}
+	if err := validUTF8(old, e); err != nil {
+		return err
+	}
 	if fresh || !slices.Equal(old.Events, e.Events) {
 		if err := v.events(e.Events); err != nil {
 			return err
@@ -95,6 +104,29 @@ func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
 	}
 	if fresh || old.URL != e.URL {
 		return v.url(ctx, e.URL)
+	}
+	return nil
+}
+
+// validUTF8 checks the free-text fields that changed: JSON carries only
+// valid UTF-8, and what is stored is read back as JSON.
+func validUTF8(old, e *Endpoint) error {
+	fresh := old == nil
+	if (fresh || old.URL != e.URL) && !utf8.ValidString(e.URL) {
+		return &FieldError{"/url", "is not valid UTF-8"}
+	}
+	if (fresh || old.Description != e.Description) && !utf8.ValidString(e.Description) {
+		return &FieldError{"/description", "is not valid UTF-8"}
+	}
+	for i, f := range e.Events {
+		if !utf8.ValidString(f) {
+			return &FieldError{"/events/" + strconv.Itoa(i), "is not valid UTF-8"}
+		}
+	}
+	for name, value := range e.Headers {
+		if !utf8.ValidString(name) || !utf8.ValidString(value) {
+			return &FieldError{"/headers/" + pointerEscape(strings.ToValidUTF8(name, "\ufffd")), "is not valid UTF-8"}
+		}
 	}
 	return nil
 }

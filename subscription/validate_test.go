@@ -90,6 +90,9 @@ func TestCreateValidation(t *testing.T) {
 		{"bad header name", strict, ok(EndpointInput{Headers: map[string]string{"Bad Name": "x"}}), "/headers/Bad Name", ""},
 		{"header name with slash", strict, ok(EndpointInput{Headers: map[string]string{"a/b": "x"}}), "/headers/a~1b", ""},
 		{"header value with newline", strict, ok(EndpointInput{Headers: map[string]string{"X-Ok": "a\r\nInjected: 1"}}), "/headers/X-Ok", ""},
+		{"description not UTF-8", strict, ok(EndpointInput{Description: "a\xff"}), "/description", "UTF-8"},
+		{"URL not UTF-8", strict, ok(EndpointInput{URL: "https://93.184.215.14/\xff"}), "/url", "UTF-8"},
+		{"header value not UTF-8", strict, ok(EndpointInput{Headers: map[string]string{"X-Ok": "\xff"}}), "/headers/X-Ok", "UTF-8"},
 		{"description too long", strict, ok(EndpointInput{Description: longDesc + "x"}), "/description", ""},
 		{"secret without prefix", strict, ok(EndpointInput{Secret: "abc"}), "/secret", ""},
 		{"secret too short", strict, ok(EndpointInput{Secret: "whsec_" + strings.Repeat("A", 20)}), "/secret", ""},
@@ -263,5 +266,21 @@ func TestEndpointQuota(t *testing.T) {
 	}
 	if _, err := s.Create(ctx, "t1", in); err != nil {
 		t.Fatalf("Create after a Delete: %v", err)
+	}
+}
+
+// TestCreateTenantAsPublished: an endpoint's tenant follows the rule of
+// events' tenants, or it could never receive an event.
+func TestCreateTenantAsPublished(t *testing.T) {
+	s := newEnv(t).store(t, true)
+	in := EndpointInput{URL: "https://93.184.215.14/hook", Events: []string{"*"}}
+	for _, tenant := range []string{"bad tenant!", "*", "tenant/é", strings.Repeat("t", 129)} {
+		var fe *FieldError
+		if _, err := s.Create(ctxFor(t, 30*time.Second), tenant, in); !errors.As(err, &fe) || fe.Field != "/tenant" {
+			t.Errorf("Create for tenant %q: %v, want a /tenant error", tenant, err)
+		}
+	}
+	if _, err := s.Create(ctxFor(t, 30*time.Second), "org_1.eu:prod-2", in); err != nil {
+		t.Errorf("Create for a valid tenant: %v", err)
 	}
 }
