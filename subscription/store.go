@@ -261,9 +261,20 @@ func (s *Store) List(ctx context.Context, tenant, cursor string, limit int) ([]*
 // Update applies p to tenant's endpoint id and stores the result.
 func (s *Store) Update(ctx context.Context, tenant, id string, p Patch) (*Endpoint, error) {
 	return s.modify(ctx, tenant, id, func(e *Endpoint) (bool, error) {
+		before := e.clone()
 		p.apply(e)
-		return true, nil
+		// A patch that changes nothing (PATCH {}) writes nothing: the
+		// version counts changes.
+		return !samePatchable(before, e), nil
 	})
+}
+
+// samePatchable reports whether a and b agree on every field a Patch sets.
+func samePatchable(a, b *Endpoint) bool {
+	return a.URL == b.URL && a.Description == b.Description && slices.Equal(a.Events, b.Events) &&
+		a.Signature == b.Signature && a.Ordering == b.Ordering && a.RateLimit == b.RateLimit &&
+		a.Timeout == b.Timeout && maps.Equal(a.Headers, b.Headers) &&
+		a.Disabled == b.Disabled && a.DisabledReason == b.DisabledReason
 }
 
 // Delete removes tenant's endpoint id: a tombstone in the topic, and gone
