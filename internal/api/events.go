@@ -235,6 +235,8 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 		return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/event", "required: the event type"}
 	case it.data == nil:
 		return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/data", "required: the data object"}
+	case schemas.Operational(it.event):
+		return it, &reqError{http.StatusUnprocessableEntity, CodeInvalid, ptr + "/event", fmt.Sprintf("%q is emitted by Hookstream only", it.event)}
 	}
 	return it, nil
 }
