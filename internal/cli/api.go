@@ -88,7 +88,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	// timeout to be answered.
 	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *publishTimeout + 10*time.Second,
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns})
-	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits)...)
+	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits, ops.WithTerseReadiness())...)
 	if err := srv.Listen(); err != nil {
 		return err
 	}

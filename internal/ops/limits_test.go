@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -111,4 +112,30 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("third connection after one closed: %v %v", resp, err)
 		}
 	})
+}
+
+// TestTerseReadiness: a public server's /readyz says which dependency is
+// down, not the error, which names internal addresses.
+func TestTerseReadiness(t *testing.T) {
+	down := func(context.Context) error { return errors.New("dial tcp 10.1.2.3:6379: connection refused") }
+	tests := []struct {
+		name     string
+		opts     []ops.Option
+		wantBody string
+	}{
+		{"internal", nil, "10.1.2.3"},
+		{"public", []ops.Option{ops.WithTerseReadiness()}, `"redis":"unavailable"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := serve(t, ops.New("127.0.0.1:0", append(tt.opts, ops.WithCheck("redis", down))...))
+			code, _, body := get(t, "GET", base+"/readyz")
+			if code != http.StatusServiceUnavailable || !strings.Contains(string(body), tt.wantBody) {
+				t.Errorf("/readyz = %d %s, want 503 containing %s", code, body, tt.wantBody)
+			}
+			if tt.opts != nil && strings.Contains(string(body), "10.1.2.3") {
+				t.Errorf("public /readyz shows the error: %s", body)
+			}
+		})
+	}
 }

@@ -42,6 +42,8 @@ type cfg struct {
 	handlers map[string]http.Handler
 	grace    time.Duration
 	limits   Limits
+	// terseReady keeps check errors out of /readyz.
+	terseReady bool
 }
 
 // Limits bound what one client can hold of a server. Zero fields take
@@ -78,6 +80,11 @@ func WithHandler(pattern string, h http.Handler) Option {
 
 // WithLimits sets the server's timeouts and connection limit.
 func WithLimits(l Limits) Option { return func(o *cfg) { o.limits = l } }
+
+// WithTerseReadiness answers /readyz with "unavailable" for a failing check
+// instead of its error, for a server that faces the public (the API):
+// errors name internal addresses.
+func WithTerseReadiness() Option { return func(o *cfg) { o.terseReady = true } }
 
 // WithShutdownGrace bounds how long in-flight requests may finish after the
 // context ends (default 10s).
@@ -141,7 +148,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		wg.Go(func() {
 			msg := "ok"
 			err := c(ctx)
-			if err != nil {
+			switch {
+			case err != nil && s.cfg.terseReady:
+				msg = "unavailable"
+			case err != nil:
 				msg = err.Error()
 			}
 			mu.Lock()
