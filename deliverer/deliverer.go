@@ -1,90 +1,3 @@
-// Package deliverer consumes delivery records and POSTs them, signed, to
-// their endpoints: in order per endpoint, retrying on a schedule, without a
-// failing endpoint holding up any other.
-//
-// # Shape
-//
-// The Deliverer is one member of the consumer group "hookstream-deliverer"
-// over <prefix>deliveries and <prefix>retries. A range balancer gives
-// partition i of both topics to one member, which runs one worker for it.
-// Inside a worker every endpoint has a FIFO lane. A strict lane has one
-// request in flight; a lane whose endpoint has ordering "none" up to
-// WithUnorderedConcurrency. All lanes of the process share WithMaxInFlight
-// request slots, shared fairly among tenants (see WithTenantShare); a lane
-// waiting out a backoff holds none.
-//
-// # Retries and parking
-//
-// After a failed attempt the next waits the schedule's delay. A short delay
-// (up to WithParkThreshold) is waited in memory while the lane's later
-// records wait behind it. A longer one parks the lane in <prefix>retries:
-// first a marker (see HeaderMarker), then the failed record with its
-// attempt count and not-before time, then the rest of the lane, in order;
-// once Kafka has them they are finished in deliveries, so its offset moves
-// on. Records arriving for a parked lane go to retries behind them. A lane
-// in backoff whose queue grows long parks as well, so one endpoint's
-// backlog never holds the partition's memory.
-//
-// The marker is the parked lane's durable state: the lowest retries offset
-// still to be delivered (every record of the endpoint from there on is),
-// when delivering may resume, attempts made since the records were written.
-// Delivery records in retries are written once and never rewritten; the
-// group consumer finishes them as it reads them and keeps only the lanes'
-// newest markers unfinished. A lane renews its marker every park threshold
-// (a draining one every commit interval while it moves on, and any lane
-// whenever its state changes), so the retries offset never waits on a
-// backoff either: both committed offsets trail the work by about a park
-// threshold at most.
-//
-// When the wait is over the lane drains: it reads retries back from its
-// marker's offset (apart from the group consumer, which stays at the end
-// of the topic), a few records at a time, and delivers them in order. A
-// failure with a long delay parks it again at the failed record, which
-// stays where it is. Once the drain has delivered everything up to the end
-// of retries, the lane is back in memory and a "done" marker says so. An
-// endpoint with ordering "none" drains with its concurrency, records that
-// wait long staying in the lane while up to 1000 later ones go around them.
-// Retention of the retries topic must outlast the longest a lane stays
-// parked (Ensure sets 14 days; WithDisableAfter bounds it at 5 days by
-// default); records it deletes first are counted in
-// hookstream.deliverer.retries.expired and logged.
-//
-// 410 Gone disables the endpoint and dead-letters the record, as does a
-// failure when every attempt has failed for WithDisableAfter ("failing
-// since" survives restarts in the lane's marker); both publish
-// endpoint.disabled. Records of a disabled endpoint are dead-lettered
-// (redrivable), those of a deleted one dropped, with an attempts record.
-// Every attempt is logged to <prefix>attempts (see Attempt).
-//
-// When partition i is assigned, deliveries[i] is paused until retries[i] has
-// been read up to the end offset it had then, so every parked lane is known
-// from its newest marker before any newer live record of it is considered.
-// Order per endpoint thus holds across the two topics, restarts and
-// rebalances.
-//
-// # Offsets and memory
-//
-// Per partition of each topic the committed offset is the lowest record not
-// yet finished: in deliveries delivered, dead-lettered, dropped for a
-// deleted endpoint, or acknowledged by Kafka in retries; in retries every
-// record but the lanes' newest markers. A deliveries partition stops
-// fetching while WithMaxBuffered of its records are unfinished, and resumes
-// below; a lane in backoff parks once it queues a tenth of that. A draining
-// lane holds at most 32 records read back (twice its concurrency for
-// ordering "none"); reads of retries are 1 MiB, four at a time per process.
-//
-// # Duplicates
-//
-// After a crash, a lost session or a rebalance (the range balancer is
-// eager: every membership change revokes every partition, and requests in
-// flight are cancelled), the next owner starts at the committed offsets and
-// the lanes' newest markers. As lanes run concurrently the committed offset
-// is held by the slowest lane of the partition (a short backoff holds it up
-// to the park threshold plus the request timeouts), so records of faster
-// lanes above it are sent again; a draining lane sends again what it
-// delivered since its last marker, which it renews as often as offsets are
-// committed while it moves on.
-// Receivers dedupe by webhook-id.
 package deliverer
 
 import (
@@ -101,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/topic"
@@ -111,17 +23,6 @@ import (
 
 // Group is the consumer group deliverers join by default.
 const Group = "hookstream-deliverer"
-
-// Defaults of the options.
-const (
-	DefaultParkThreshold        = 30 * time.Second
-	DefaultMaxInFlight          = 256
-	DefaultUnorderedConcurrency = 10
-	DefaultMaxBuffered          = 10000
-	DefaultDisableAfter         = 5 * 24 * time.Hour
-	DefaultDrainTimeout         = 20 * time.Second
-	DefaultCommitInterval       = 500 * time.Millisecond
-)
 
 // Sender makes one delivery attempt (*sender.Sender).
 type Sender interface {
@@ -141,79 +42,6 @@ type EventPublisher interface {
 	Publish(ctx context.Context, tenant, eventType string, data []byte, opts ...producer.PublishOption) (string, error)
 }
 
-type config struct {
-	topics       topic.Names
-	group        string
-	policy       policy
-	maxInFlight  int
-	tenantShare  int
-	unordered    int
-	maxBuffered  int
-	disableAfter time.Duration
-	drain        time.Duration
-	commitEvery  time.Duration
-	publisher    EventPublisher
-	log          *slog.Logger
-	meter        metric.MeterProvider
-}
-
-// Option configures a Deliverer.
-type Option func(*config)
-
-// WithTopics sets the topic names (default topic.New(topic.DefaultPrefix)).
-func WithTopics(n topic.Names) Option { return func(c *config) { c.topics = n } }
-
-// WithGroup sets the consumer group (default Group).
-func WithGroup(g string) Option { return func(c *config) { c.group = g } }
-
-// WithSchedule sets the retry schedule (default DefaultSchedule).
-func WithSchedule(s Schedule) Option { return func(c *config) { c.policy.schedule = s } }
-
-// WithParkThreshold sets the longest backoff waited in memory; longer ones
-// park the lane in the retries topic (default DefaultParkThreshold).
-func WithParkThreshold(d time.Duration) Option { return func(c *config) { c.policy.park = d } }
-
-// WithMaxInFlight bounds the requests in flight across all lanes (default
-// DefaultMaxInFlight).
-func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
-
-// WithTenantShare sets the in-flight slots one tenant may hold while
-// others could need them (default an eighth of WithMaxInFlight): a tenant
-// takes more only while that many stay free, and freed slots go round-robin
-// to the waiting tenants, those under their share first.
-func WithTenantShare(n int) Option { return func(c *config) { c.tenantShare = n } }
-
-// WithUnorderedConcurrency bounds the requests in flight to one endpoint with
-// ordering "none" (default DefaultUnorderedConcurrency).
-func WithUnorderedConcurrency(n int) Option { return func(c *config) { c.unordered = n } }
-
-// WithMaxBuffered is how many unfinished records of one deliveries
-// partition may be held in memory before its fetching pauses; a lane in
-// backoff with a tenth of that queued parks (default DefaultMaxBuffered).
-func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n } }
-
-// WithDisableAfter disables an endpoint whose attempts have all failed for d
-// (default DefaultDisableAfter; 0 never disables).
-func WithDisableAfter(d time.Duration) Option { return func(c *config) { c.disableAfter = d } }
-
-// WithDrainTimeout bounds how long requests in flight may finish when Run's
-// context ends (default DefaultDrainTimeout).
-func WithDrainTimeout(d time.Duration) Option { return func(c *config) { c.drain = d } }
-
-// WithCommitInterval sets how often finished offsets are committed (default
-// DefaultCommitInterval).
-func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.commitEvery = d } }
-
-// WithPublisher publishes endpoint.disabled when an endpoint is disabled
-// (default: none, the endpoint is only disabled).
-func WithPublisher(p EventPublisher) Option { return func(c *config) { c.publisher = p } }
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
-
-// WithMeterProvider sets where metrics go (default otel.GetMeterProvider()).
-func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.meter = mp } }
-
 // Deliverer is one member of the deliverer group.
 type Deliverer struct {
 	cfg    config
@@ -221,7 +49,7 @@ type Deliverer struct {
 	adm    *kadm.Client
 	eps    Endpoints
 	snd    Sender
-	reader *reader   // drains read retries through it
+	reader *reader   // lanes read retries back through it
 	slots  *fairPool // global in-flight bound, shared fairly by tenants
 	// goroutines runs the attempts.
 	goroutines *warm
@@ -252,15 +80,14 @@ type Deliverer struct {
 // exists: building it in Run means nothing is consumed before Run.
 func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Deliverer, error) {
 	c := config{
-		topics:       topic.New(topic.DefaultPrefix),
-		group:        Group,
-		policy:       policy{schedule: DefaultSchedule, park: DefaultParkThreshold, jitter: jitter20},
-		maxInFlight:  DefaultMaxInFlight,
-		unordered:    DefaultUnorderedConcurrency,
-		maxBuffered:  DefaultMaxBuffered,
-		disableAfter: DefaultDisableAfter,
-		drain:        DefaultDrainTimeout,
-		commitEvery:  DefaultCommitInterval,
+		topics:      topic.New(topic.DefaultPrefix),
+		group:       Group,
+		policy:      policy{schedule: DefaultSchedule, park: DefaultParkThreshold, disableAfter: DefaultDisableAfter, jitter: jitter20},
+		maxInFlight: DefaultMaxInFlight,
+		unordered:   DefaultUnorderedConcurrency,
+		maxBuffered: DefaultMaxBuffered,
+		drain:       DefaultDrainTimeout,
+		commitEvery: DefaultCommitInterval,
 	}
 	for _, o := range opts {
 		o(&c)

@@ -45,10 +45,10 @@ type marker struct {
 	// themselves: attempts made since they were written, and which were
 	// delivered already (endpoints with ordering "none" finish out of
 	// order).
-	Records []markedRecord `json:"records,omitempty"`
+	Records []recordState `json:"records,omitempty"`
 }
 
-type markedRecord struct {
+type recordState struct {
 	Offset    int64 `json:"offset"`
 	Attempts  int   `json:"attempts,omitempty"`
 	FirstTry  int64 `json:"first_try,omitempty"`

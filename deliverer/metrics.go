@@ -18,7 +18,7 @@ type metrics struct {
 	parked      metric.Int64Counter       // records moved to the retries topic
 	dead        metric.Int64Counter       // records dead-lettered, by reason
 	parkedLanes metric.Int64UpDownCounter // lanes whose records wait in the retries topic
-	expired     metric.Int64Counter       // drains that found records deleted by retention
+	expired     metric.Int64Counter       // read-backs that found records deleted by retention
 	// attrs holds the option of each known label value, built once:
 	// building one per call allocates on every attempt.
 	attrs map[[2]string]metric.MeasurementOption

@@ -16,19 +16,19 @@ import (
 // partition's log start: retention deleted records no lane had delivered.
 var errExpired = errors.New("deliverer: retries records expired before delivery")
 
-// scanBytes bounds one read: a draining lane holds at most this much of
+// scanBytes bounds one read: a reading lane holds at most this much of
 // other lanes' records at once.
 const scanBytes = 1 << 20
 
 // reader reads a retries partition from any offset, apart from the group
-// consumer, which stays at the end of the topic: a draining lane reads its
+// consumer, which stays at the end of the topic: a reading lane reads its
 // parked records back through it.
 type reader struct {
 	cl    *kgo.Client
 	adm   *kadm.Client
 	topic string
-	// sem bounds the reads in flight across the process, so drains cost
-	// bounded memory however many lanes drain at once.
+	// sem bounds the reads in flight across the process, so read-backs cost
+	// bounded memory however many lanes read back at once.
 	sem chan struct{}
 
 	mu      sync.Mutex

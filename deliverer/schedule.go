@@ -3,7 +3,6 @@ package deliverer
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -64,71 +63,6 @@ func (s Schedule) Max() time.Duration {
 		m = max(m, d)
 	}
 	return m
-}
-
-// action is what happens to a delivery after an attempt.
-type action uint8
-
-const (
-	actAck     action = iota // 2xx: finished
-	actRetry                 // wait in the lane, then try again
-	actPark                  // wait too long for memory: move to the retries topic
-	actDead                  // schedule exhausted: dead-letter
-	actDisable               // 410 Gone: disable the endpoint and dead-letter
-)
-
-func (a action) String() string {
-	return [...]string{"ack", "retry", "park", "dead", "disable"}[a]
-}
-
-// policy is what decide needs besides the attempt's result.
-type policy struct {
-	schedule Schedule
-	park     time.Duration // delays above this park
-	// jitter spreads a scheduled delay; Retry-After is taken as asked.
-	jitter func(time.Duration) time.Duration
-}
-
-// jitter20 returns d ± up to 20%, so endpoints that failed together do not
-// retry in lockstep.
-func jitter20(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
-}
-
-// minRetryAfterCap is the least a receiver's Retry-After may ask for, however
-// short the schedule's longest step.
-const minRetryAfterCap = time.Hour
-
-// decide is the one place that turns an attempt's result into what happens
-// next. attempt counts the attempts made so far, this one included. The
-// delay is the wait before the next attempt (for actRetry and actPark).
-func decide(res sender.Result, attempt int, p policy) (action, time.Duration) {
-	switch res.Outcome {
-	case sender.Delivered:
-		return actAck, 0
-	case sender.Gone:
-		return actDisable, 0
-	}
-	// Failed and Refused alike follow the schedule: a refused destination
-	// may resolve elsewhere, and an invalid endpoint may be fixed, before
-	// the schedule runs out.
-	if attempt >= len(p.schedule) {
-		return actDead, 0
-	}
-	delay := p.schedule[attempt]
-	if p.jitter != nil {
-		delay = p.jitter(delay)
-	}
-	if res.RetryAfter > 0 && (res.Status == 429 || res.Status == 503) {
-		delay = min(res.RetryAfter, max(p.schedule.Max(), minRetryAfterCap))
-	}
-	if delay > p.park {
-		return actPark, delay
-	}
-	return actRetry, delay
 }
 
 // lastError describes a failed attempt for dead letters and logs.
