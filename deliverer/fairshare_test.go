@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -36,7 +37,7 @@ func TestTenantCannotStarveOthers(t *testing.T) {
 
 	// The first delivery waits for the group to form: not a sample.
 	e.deliver(t, b, 2, 1, 1)
-	waitFor(t, 60*time.Second, "tenant b's first delivery", func() bool { return rc.delivered() >= 1 })
+	testenv.Eventually(t, 60*time.Second, "tenant b's first delivery", func() bool { return rc.delivered() >= 1 })
 	next := 2
 	p99 := func() time.Duration {
 		var lat []time.Duration
@@ -44,7 +45,7 @@ func TestTenantCannotStarveOthers(t *testing.T) {
 			start := time.Now()
 			e.deliver(t, b, 2, next, next)
 			want := next
-			waitFor(t, 60*time.Second, "tenant b's delivery", func() bool { return rc.delivered() >= want })
+			testenv.Eventually(t, 60*time.Second, "tenant b's delivery", func() bool { return rc.delivered() >= want })
 			lat = append(lat, time.Since(start))
 			next++
 		}
@@ -57,7 +58,7 @@ func TestTenantCannotStarveOthers(t *testing.T) {
 		e.deliver(t, h, 1, i+1, i+1)
 	}
 	// The hung tenant holds all it may: every slot but its share's worth.
-	waitFor(t, 30*time.Second, "hung requests to hold their slots", func() bool { return accepted.Load() >= maxInFlight-maxInFlight/8 })
+	testenv.Eventually(t, 30*time.Second, "hung requests to hold their slots", func() bool { return accepted.Load() >= maxInFlight-maxInFlight/8 })
 	loaded := p99()
 
 	floor := 100 * time.Millisecond

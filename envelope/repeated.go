@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/internal/jsonptr"
 )
 
 // RepeatedKey returns the JSON pointer of the first key that repeats an
@@ -46,9 +48,9 @@ func RepeatedKey(b []byte) (string, bool) {
 			if _, dup := top.keys[string(key)]; dup {
 				var ptr strings.Builder
 				for _, f := range stack[:len(stack)-1] {
-					ptr.WriteString("/" + pointerEscaper.Replace(f.seg))
+					jsonptr.WriteToken(&ptr, f.seg)
 				}
-				ptr.WriteString("/" + pointerEscaper.Replace(string(key)))
+				jsonptr.WriteToken(&ptr, string(key))
 				return ptr.String(), true
 			}
 			top.seg = string(key)

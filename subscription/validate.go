@@ -18,8 +18,9 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/internal/netguard"
-	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 )
 
@@ -125,7 +126,7 @@ func validUTF8(old, e *Endpoint) error {
 	}
 	for name, value := range e.Headers {
 		if !utf8.ValidString(name) || !utf8.ValidString(value) {
-			return &FieldError{"/headers/" + pointerEscape(strings.ToValidUTF8(name, "\ufffd")), "is not valid UTF-8"}
+			return &FieldError{"/headers" + jsonptr.Token(strings.ToValidUTF8(name, "\ufffd")), "is not valid UTF-8"}
 		}
 	}
 	return nil
@@ -164,7 +165,7 @@ func (v *validator) headers(h map[string]string) error {
 	seen := make(map[string]string, len(h))
 	for _, name := range slices.Sorted(maps.Keys(h)) {
 		value := h[name]
-		field := "/headers/" + pointerEscape(name)
+		field := "/headers" + jsonptr.Token(name)
 		if !httpguts.ValidHeaderFieldName(name) {
 			return &FieldError{field, fmt.Sprintf("%q is not a valid header name", name)}
 		}
@@ -182,10 +183,6 @@ func (v *validator) headers(h map[string]string) error {
 	}
 	return nil
 }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-func pointerEscape(s string) string { return pointerEscaper.Replace(s) }
 
 // url checks that raw is an absolute http(s) URL with a host and no
 // credentials and, unless private destinations are allowed, that its host

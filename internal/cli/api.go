@@ -25,7 +25,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	c.register(fs, ":8080")
 	tokenList := fs.String("api-tokens", "", "bearer tokens: token=tenant,token2=tenant2 (token=* is an admin token for every tenant)")
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
-	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
+	backendTimeout := fs.Duration("backend-timeout", api.DefaultBackendTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
 	readTimeout := fs.Duration("http-read-timeout", ops.DefaultLimits.ReadTimeout, "longest a client may take to send one whole request, body included")
 	idleTimeout := fs.Duration("http-idle-timeout", ops.DefaultLimits.IdleTimeout, "how long an unused keep-alive connection stays open")
 	maxConns := fs.Int("http-max-conns", ops.DefaultLimits.MaxConns, "most connections open at once; more wait to be accepted")
@@ -47,8 +47,8 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	switch {
 	case *maxEventSize < 1 || *maxEventSize > maxEventSizeLimit:
 		return fmt.Errorf("%w: --max-event-size must be between 1 and %d bytes", ErrUsage, maxEventSizeLimit)
-	case *publishTimeout < time.Second:
-		return fmt.Errorf("%w: --publish-timeout must be at least 1s", ErrUsage)
+	case *backendTimeout < time.Second:
+		return fmt.Errorf("%w: --backend-timeout must be at least 1s", ErrUsage)
 	case *readTimeout < time.Second || *idleTimeout < time.Second:
 		return fmt.Errorf("%w: --http-read-timeout and --http-idle-timeout must be at least 1s", ErrUsage)
 	case *maxConns < 1:
@@ -72,7 +72,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	// The client's delivery timeout matches the API's: a batch answered
 	// with 503 is never committed later, and a single event only when its
 	// outcome was unknown (the 503 says so).
-	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-api", parts.topics(), *allowPrivate, producer.ClientOpts(*publishTimeout)...)
+	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-api", parts.topics(), *allowPrivate, producer.ClientOpts(*backendTimeout)...)
 	if err != nil {
 		return err
 	}
@@ -81,12 +81,13 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithTopicPrefix(c.prefix),
 		producer.WithMaxSize(*maxEventSize),
 		producer.WithMeterProvider(d.tel.Meter),
+		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout})
-	// A request may take its read timeout to arrive and the publish
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout})
+	// A request may take its read timeout to arrive and the backend
 	// timeout to be answered.
-	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *publishTimeout + 10*time.Second,
+	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns})
 	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits, ops.WithTerseReadiness())...)
 	if err := srv.Listen(); err != nil {
