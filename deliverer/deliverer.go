@@ -1,6 +1,7 @@
 package deliverer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +49,8 @@ type Deliverer struct {
 	adm    *kadm.Client
 	eps    Endpoints
 	snd    Sender
-	reader *reader       // lanes read retries back through it
-	slots  chan struct{} // global in-flight bound
+	reader *reader   // lanes read retries back through it
+	slots  *fairPool // global in-flight bound, shared fairly by tenants
 	// goroutines runs the attempts.
 	goroutines *warm
 	m          *metrics
@@ -97,8 +98,8 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		return nil, fmt.Errorf("deliverer: %w: empty", ErrInvalidSchedule)
 	case c.policy.schedule[0] != 0:
 		return nil, fmt.Errorf("deliverer: %w: the first attempt is immediate, so the schedule starts with 0", ErrInvalidSchedule)
-	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1:
-		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1")
+	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1, c.tenantShare < 0:
+		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1, tenant share not negative")
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -114,7 +115,7 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		cfg:   c,
 		eps:   endpoints,
 		snd:   snd,
-		slots: make(chan struct{}, c.maxInFlight),
+		slots: newFairPool(c.maxInFlight, cmp.Or(c.tenantShare, max(1, c.maxInFlight/8))),
 		// Idle goroutines are kept a few seconds: long enough to carry
 		// steady load, short enough not to outlive Run by much.
 		goroutines: newWarm(3 * time.Second),

@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/config"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
+	"github.com/hookstream/hookstream/subscription"
 	"github.com/hookstream/hookstream/topic"
 )
 
@@ -112,6 +113,7 @@ type common struct {
 	logFormat string
 	logLevel  string
 	grace     time.Duration
+	storeOpts []subscription.Option // set by the roles that write endpoints
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
