@@ -166,7 +166,7 @@ func TestEndpointsCRUD(t *testing.T) {
 	}
 	r.decode(t, &got)
 	if !slices.Equal(got.Events, []string{"call.*", "agent.created"}) || got.RateLimit != 5 || got.Ordering != "none" ||
-		got.Headers["X-Api-Key"] != "k" || got.Description != "crm" || got.Version != 2 || got.Secret != "" || got.Timeout != "30s" {
+		got.Headers["X-Api-Key"] != subscription.MaskedValue || got.Description != "crm" || got.Version != 2 || got.Secret != "" || got.Timeout != "30s" {
 		t.Errorf("patched = %+v", got)
 	}
 

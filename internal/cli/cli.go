@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/config"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
+	"github.com/hookstream/hookstream/subscription"
 	"github.com/hookstream/hookstream/topic"
 )
 
@@ -114,6 +115,7 @@ type common struct {
 	logFormat string
 	logLevel  string
 	grace     time.Duration
+	storeOpts []subscription.Option // set by the roles that write endpoints
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
@@ -226,11 +228,13 @@ const (
 type groupFlags struct {
 	session   time.Duration
 	rebalance time.Duration
+	instance  string
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.session, "session-timeout", defaultSessionTimeout, "consumer group session timeout: how soon a dead member's partitions move")
 	fs.DurationVar(&g.rebalance, "rebalance-timeout", defaultRebalanceTimeout, "consumer group rebalance timeout")
+	fs.StringVar(&g.instance, "instance-id", "", "static group membership: a name unique in the group and kept across restarts (the pod name); a restart within the session timeout then keeps its partitions without a rebalance")
 }
 
 func (g groupFlags) validate() error {
@@ -246,11 +250,15 @@ func (g groupFlags) validate() error {
 // opts are the group client's timeouts. Heartbeats go at a third of the
 // session timeout, and at least every 3s (franz-go's default).
 func (g groupFlags) opts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SessionTimeout(g.session),
 		kgo.HeartbeatInterval(min(3*time.Second, g.session/3)),
 		kgo.RebalanceTimeout(g.rebalance),
 	}
+	if g.instance != "" {
+		opts = append(opts, kgo.InstanceID(g.instance))
+	}
+	return opts
 }
 
 // partitionFlags are the --partitions-* flags: the partition counts of the
