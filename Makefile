@@ -16,12 +16,16 @@ build:
 run: build
 	exec ./bin/hookstream dev --demo
 
-# Integration tests need a real redis-server; the signature interop tests run
-# the seed's Node, Python and PHP verifiers.
+# Integration tests need a real redis-server; the signature interop tests and
+# the events page's snippets run under Node, Python and PHP; pages are tested
+# in headless Chromium.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v php >/dev/null || missing="$$missing php-cli"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
