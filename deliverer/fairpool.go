@@ -9,13 +9,15 @@ import (
 // fairPool shares the process's request slots among tenants, so that one
 // tenant's slow endpoints never take every slot from the others.
 //
-// A tenant holds up to share slots; it takes more only while share slots
-// stay free after, so a tenant arriving finds slots without waiting
-// for a hung request to time out. Freed slots go round-robin to the
+// A tenant holds up to share slots; it takes more only while more than
+// reserve slots (half the pool, at least share) stay free after, so the
+// other tenants keep half the pool even when one tenant's requests all
+// hang: a slot given to a hung request comes back only when it times out. Freed slots go round-robin to the
 // tenants waiting for one (those under their share first), and inside a
 // tenant round-robin to its endpoints.
 type fairPool struct {
-	share int
+	share   int
+	reserve int
 
 	mu      sync.Mutex
 	free    int
@@ -37,7 +39,9 @@ type slotWaiter struct {
 // newFairPool returns a pool of capacity slots; share (at least 1) is what
 // one tenant may hold while others could need slots.
 func newFairPool(capacity, share int) *fairPool {
-	return &fairPool{share: max(1, share), free: capacity, held: map[string]int{}, waiting: map[string]*tenantWaiters{}}
+	share = max(1, share)
+	return &fairPool{share: share, reserve: max(share, capacity/2), free: capacity,
+		held: map[string]int{}, waiting: map[string]*tenantWaiters{}}
 }
 
 // acquire waits for a slot for one request of tenant's endpoint. It
@@ -93,7 +97,7 @@ func (p *fairPool) dispatch() {
 	for p.free > 0 && len(p.turn) > 0 {
 		i := slices.IndexFunc(p.turn, func(t string) bool { return p.held[t] < p.share })
 		if i < 0 {
-			if p.free <= p.share {
+			if p.free <= p.reserve {
 				return // kept for tenants that come under their share
 			}
 			i = 0

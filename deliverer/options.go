@@ -57,8 +57,10 @@ func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n 
 
 // WithTenantShare sets the in-flight slots one tenant may hold while
 // others could need them (default an eighth of WithMaxInFlight): a tenant
-// takes more only while that many stay free, and freed slots go round-robin
-// to the waiting tenants, those under their share first.
+// takes more only while half of WithMaxInFlight (at least the share) stays
+// free, and freed slots go round-robin to the waiting tenants, those under
+// their share first. A deployment with one tenant sets it to
+// WithMaxInFlight to use the whole pool.
 func WithTenantShare(n int) Option { return func(c *config) { c.tenantShare = n } }
 
 // WithUnorderedConcurrency bounds the requests in flight to one endpoint with

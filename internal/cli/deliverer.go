@@ -22,7 +22,7 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	schedule := fs.String("retry-schedule", defaultRetrySchedule, "delay before each attempt, comma-separated; its length is the number of attempts before dead-lettering")
 	park := fs.Duration("park-threshold", deliverer.DefaultParkThreshold, "longer retry delays move the endpoint's records to the retries topic instead of waiting in memory")
 	maxInFlight := fs.Int("max-in-flight", deliverer.DefaultMaxInFlight, "most requests in flight across all endpoints")
-	tenantShare := fs.Int("tenant-share", 0, "in-flight requests one tenant may hold while others could need them (0: an eighth of --max-in-flight)")
+	tenantShare := fs.Int("tenant-share", 0, "in-flight requests one tenant may hold while others could need them (0: an eighth of --max-in-flight); beyond it a tenant takes slots only while half of --max-in-flight stays free")
 	unordered := fs.Int("unordered-concurrency", deliverer.DefaultUnorderedConcurrency, "most requests in flight to one endpoint with ordering \"none\"")
 	maxBuffered := fs.Int("max-buffered", deliverer.DefaultMaxBuffered, "unfinished records held in memory per deliveries partition before fetching it pauses; a lane in backoff with a tenth of that queued parks in retries")
 	connect := fs.Duration("connect-timeout", sender.DefaultConnectTimeout, "TCP connect (and TLS handshake) timeout of a delivery")
