@@ -176,8 +176,8 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		s.Notes = append(s.Notes, fmt.Sprintf("%d of %d endpoints %s; they got %d requests", unhealthy, cfg.endpoints, spec.unhealthy, s.Unhealthy))
 	}
 	if spec.hung > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("tenant %s: %d of its %d black-holed endpoints got a request (%d requests); while others need slots the deliverer lets one tenant hold --max-in-flight less its --tenant-share (%d - %d), so the rest wait for a slot",
-			tenantName(tenants-1), rec.blackholedEndpoints.Load(), spec.hung, rec.blackholed.Load(), cfg.inflight, max(1, cfg.inflight/8)))
+		s.Notes = append(s.Notes, fmt.Sprintf("tenant %s: %d of its %d black-holed endpoints got a request (%d requests); a tenant over its --tenant-share takes slots only while half of --max-in-flight stays free (at most %d of %d here), so the rest wait for a slot",
+			tenantName(tenants-1), rec.blackholedEndpoints.Load(), spec.hung, rec.blackholed.Load(), cfg.inflight-cfg.inflight/2, cfg.inflight))
 	}
 	if res.firstErr != nil {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d publishes failed, first: %v", len(res.failed), res.firstErr))
