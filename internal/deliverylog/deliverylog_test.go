@@ -1,0 +1,312 @@
+package deliverylog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/internal/topic"
+)
+
+type env struct {
+	kafka  *testenv.Kafka
+	redis  *testenv.Redis
+	topics topic.Names
+	prod   *kgo.Client
+	seq    int
+	mu     sync.Mutex
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	k := testenv.StartKafka(t)
+	e := &env{kafka: k, redis: testenv.StartRedis(t)}
+	e.topics = k.CreateTopics(t, "dl.", topic.Partitions{Events: 3, Deliveries: 3, Other: 3})
+	e.prod = k.Client(t, kgo.DefaultProduceTopic(e.topics.Attempts))
+	return e
+}
+
+func (e *env) indexer(t *testing.T) *deliverylog.Indexer {
+	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
+		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, CheckEvery: 100 * time.Millisecond,
+	}, e.redis.Client)
+}
+
+// produce writes n attempts of the tenant's endpoint and waits for the acks.
+func (e *env) produce(t *testing.T, tenant, endpoint string, n int, edit func(i int, a *deliverer.Attempt)) {
+	t.Helper()
+	rs := make([]*kgo.Record, n)
+	for i := range rs {
+		e.mu.Lock()
+		e.seq++
+		seq := e.seq
+		e.mu.Unlock()
+		a := deliverer.Attempt{
+			Tenant: tenant, EndpointID: endpoint, EventID: fmt.Sprintf("evt_%024x", seq), EventType: "agent.created",
+			Attempt: 1, Status: 200, Outcome: "delivered", Trigger: "scheduled", At: time.Now().UTC(),
+		}
+		if edit != nil {
+			edit(i, &a)
+		}
+		v, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs[i] = &kgo.Record{Key: []byte(endpoint), Value: v}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// all pages through an endpoint's attempts, 10 at a time.
+func all(t *testing.T, ix *deliverylog.Index, tenant, endpoint string, f deliverylog.Filter) []deliverylog.Entry {
+	t.Helper()
+	var out []deliverylog.Entry
+	q := deliverylog.Query{Filter: f, Limit: 10}
+	for {
+		pg, err := ix.EndpointAttempts(context.Background(), tenant, endpoint, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pg.Data...)
+		if pg.Next == "" {
+			return out
+		}
+		q.Cursor = pg.Next
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// exactlyOnce fails unless entries hold each of want's event ids once.
+func exactlyOnce(t *testing.T, entries []deliverylog.Entry, want int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, e := range entries {
+		seen[e.ID]++
+		if seen[e.ID] == 2 {
+			t.Errorf("entry %s twice", e.ID)
+		}
+	}
+	if len(seen) != want {
+		t.Errorf("%d distinct entries, want %d", len(seen), want)
+	}
+}
+
+func TestQueriesAndTenantIsolation(t *testing.T) {
+	e := newEnv(t)
+	x := e.indexer(t)
+	testenv.Run(t, x)
+	ix := x.Index()
+	classes := []string{"http_status", "connection_refused", "timeout"}
+	e.produce(t, "acme", "ep_a", 6, func(i int, a *deliverer.Attempt) {
+		if i%2 == 1 {
+			a.Outcome, a.Status, a.ErrorClass = "failed", 0, classes[i/2]
+			if a.ErrorClass == "http_status" {
+				a.Status = 500
+			}
+		}
+	})
+	e.produce(t, "globex", "ep_g", 3, nil)
+	waitFor(t, 20*time.Second, "9 attempts indexed", func() bool {
+		return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 6 && len(all(t, ix, "globex", "ep_g", deliverylog.Filter{})) == 3
+	})
+
+	tests := []struct {
+		name string
+		f    deliverylog.Filter
+		want int
+	}{
+		{"all", deliverylog.Filter{}, 6},
+		{"outcome", deliverylog.Filter{Outcome: "failed"}, 3},
+		{"status code", deliverylog.Filter{StatusCode: 500}, 1},
+		{"code class 2xx", deliverylog.Filter{CodeClass: 2}, 3},
+		{"code class 5xx", deliverylog.Filter{CodeClass: 5}, 1},
+		{"error class", deliverylog.Filter{ErrorClass: "timeout"}, 1},
+		{"trigger", deliverylog.Filter{Trigger: "recover"}, 0},
+		{"until the past", deliverylog.Filter{Until: time.Now().Add(-time.Hour)}, 0},
+		{"since the past", deliverylog.Filter{Since: time.Now().Add(-time.Hour)}, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := all(t, ix, "acme", "ep_a", tt.f); len(got) != tt.want {
+				t.Errorf("%d attempts, want %d", len(got), tt.want)
+			}
+		})
+	}
+
+	got := all(t, ix, "acme", "ep_a", deliverylog.Filter{})
+	for i := 1; i < len(got); i++ {
+		if got[i-1].ID <= got[i].ID {
+			t.Errorf("not newest first: %s before %s", got[i-1].ID, got[i].ID)
+		}
+	}
+	ctx := context.Background()
+	one, err := ix.Attempt(ctx, "acme", got[0].ID)
+	if err != nil || one.ID != got[0].ID || one.EventID != got[0].EventID {
+		t.Fatalf("Attempt(%s) = %+v, %v", got[0].ID, one, err)
+	}
+	if pg, err := ix.EventAttempts(ctx, "acme", one.EventID, deliverylog.Query{}); err != nil || len(pg.Data) != 1 {
+		t.Errorf("EventAttempts = %d, %v, want 1", len(pg.Data), err)
+	}
+
+	// Another tenant sees none of it: ids, lists and cursors.
+	if _, err := ix.Attempt(ctx, "globex", got[0].ID); !errors.Is(err, deliverylog.ErrNotFound) {
+		t.Errorf("another tenant's attempt id: %v, want ErrNotFound", err)
+	}
+	if pg, _ := ix.EndpointAttempts(ctx, "globex", "ep_a", deliverylog.Query{}); len(pg.Data) != 0 {
+		t.Errorf("another tenant lists %d of acme's attempts", len(pg.Data))
+	}
+	if pg, _ := ix.EventAttempts(ctx, "globex", one.EventID, deliverylog.Query{}); len(pg.Data) != 0 {
+		t.Errorf("another tenant lists %d of acme's event's attempts", len(pg.Data))
+	}
+	pg, err := ix.EndpointAttempts(ctx, "acme", "ep_a", deliverylog.Query{Limit: 2})
+	if err != nil || pg.Next == "" {
+		t.Fatalf("first page: %v, next %q", err, pg.Next)
+	}
+	if _, err := ix.EndpointAttempts(ctx, "globex", "ep_a", deliverylog.Query{Cursor: pg.Next}); !errors.Is(err, deliverylog.ErrNotFound) {
+		t.Errorf("another tenant's cursor: %v, want ErrNotFound", err)
+	}
+	if _, err := ix.EndpointAttempts(ctx, "acme", "ep_other", deliverylog.Query{Cursor: pg.Next}); !errors.Is(err, deliverylog.ErrNotFound) {
+		t.Errorf("another endpoint's cursor: %v, want ErrNotFound", err)
+	}
+	if _, err := ix.EndpointAttempts(ctx, "acme", "ep_a", deliverylog.Query{Cursor: "garbage!"}); !errors.Is(err, deliverylog.ErrBadCursor) {
+		t.Errorf("garbage cursor: %v, want ErrBadCursor", err)
+	}
+}
+
+// TestPaginationWhileWriting pages 1,000 attempts 10 at a time while more
+// arrive: every one of the 1,000 shows up, none twice; then Prev from the
+// first page finds the ones that arrived.
+func TestPaginationWhileWriting(t *testing.T) {
+	e := newEnv(t)
+	x := e.indexer(t)
+	testenv.Run(t, x)
+	ix := x.Index()
+	e.produce(t, "acme", "ep_a", 1000, nil)
+	waitFor(t, 60*time.Second, "1000 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 1000 })
+	before := all(t, ix, "acme", "ep_a", deliverylog.Filter{})
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			e.produce(t, "acme", "ep_a", 10, nil)
+		}
+	}()
+	ctx := context.Background()
+	first, err := ix.EndpointAttempts(ctx, "acme", "ep_a", deliverylog.Query{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := first.Data
+	for q := (deliverylog.Query{Limit: 10, Cursor: first.Next}); q.Cursor != ""; {
+		pg, err := ix.EndpointAttempts(ctx, "acme", "ep_a", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, pg.Data...)
+		q.Cursor = pg.Next
+	}
+	<-done
+	seen := map[string]int{}
+	for _, en := range got {
+		seen[en.ID]++
+		if seen[en.ID] > 1 {
+			t.Fatalf("%s paged twice", en.ID)
+		}
+	}
+	for _, en := range before {
+		if seen[en.ID] != 1 {
+			t.Fatalf("%s missing from the pages", en.ID)
+		}
+	}
+	// Paging newer from the first page reaches everything that arrived.
+	waitFor(t, 30*time.Second, "1200 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 1200 })
+	newer := 0
+	for q := (deliverylog.Query{Limit: 10, Cursor: first.Prev}); ; {
+		pg, err := ix.EndpointAttempts(ctx, "acme", "ep_a", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range pg.Data {
+			seen[en.ID]++
+			if seen[en.ID] > 1 {
+				t.Fatalf("%s paged twice", en.ID)
+			}
+		}
+		newer += len(pg.Data)
+		if len(pg.Data) == 0 {
+			break
+		}
+		q.Cursor = pg.Prev
+	}
+	if len(seen) != 1200 {
+		t.Errorf("%d distinct attempts paged both ways (%d newer), want 1200", len(seen), newer)
+	}
+}
+
+// TestRebuildAfterFlush flushes Redis while attempts arrive: the indexer
+// notices, rebuilds from the topic, and every attempt is there once.
+func TestRebuildAfterFlush(t *testing.T) {
+	e := newEnv(t)
+	x := e.indexer(t)
+	testenv.Run(t, x)
+	ix := x.Index()
+	e.produce(t, "acme", "ep_a", 300, nil)
+	waitFor(t, 30*time.Second, "300 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 300 })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			e.produce(t, "acme", "ep_a", 20, nil)
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	e.redis.FlushAll(t)
+	<-done
+	waitFor(t, 30*time.Second, "500 indexed again", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 500 })
+	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), 500)
+}
+
+// TestReplayIsIdempotent restarts the indexer as a crash would leave it:
+// entries written but their offsets not, so it reads them again.
+func TestReplayIsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	x := e.indexer(t)
+	stop := testenv.Run(t, x)
+	ix := x.Index()
+	e.produce(t, "acme", "ep_a", 200, nil)
+	waitFor(t, 30*time.Second, "200 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 200 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.redis.Client.Del(context.Background(), "dl:indexer:offsets").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Run(t, e.indexer(t))
+	e.produce(t, "acme", "ep_a", 50, nil)
+	waitFor(t, 30*time.Second, "250 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) >= 250 })
+	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), 250)
+}
