@@ -58,7 +58,9 @@ type cfg struct {
 	catalog   *schemas.Catalog
 	publisher Publisher
 	endpoints Endpoints
-	maxBody   int64
+	// deliveryLog serves the delivery log routes; nil: they answer 503.
+	deliveryLog DeliveryLog
+	maxBody     int64
 	// publishTimeout bounds a POST /v1/events produce (WithPublishTimeout, events.go).
 	publishTimeout time.Duration
 	tracer         trace.TracerProvider
@@ -129,6 +131,9 @@ func (s *Server) Routes() map[string]http.Handler {
 		"PATCH /v1/endpoints/{id}":              s.updateEndpoint,
 		"DELETE /v1/endpoints/{id}":             s.deleteEndpoint,
 		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,
+		"GET /v1/endpoints/{id}/attempts":       s.endpointAttempts,
+		"GET /v1/events/{id}/attempts":          s.eventAttempts,
+		"GET /v1/attempts/{id}":                 s.getAttempt,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

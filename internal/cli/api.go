@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
 )
@@ -22,6 +23,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	c.register(fs, ":8080")
 	tokenList := fs.String("api-tokens", "", "bearer tokens: token=tenant,token2=tenant2 (token=* is an admin token for every tenant)")
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
+	logRetention := fs.Duration("log-retention", deliverylog.DefaultRetention, "the delivery log's window, as the indexer keeps it (lists say which window they covered)")
 	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
 	var parts partitionFlags
 	parts.register(fs, true)
@@ -64,7 +66,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithMeterProvider(d.tel.Meter),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout})
+	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout, logRetention: *logRetention})
 	srv := d.opsServer(c.httpAddr, apiRoutes(server)...)
 	if err := srv.Listen(); err != nil {
 		return err

@@ -44,6 +44,7 @@ func commands() []command {
 		{"api", "HTTP ingest and endpoint management", runAPI},
 		{"fanout", "events -> per-endpoint delivery records", runFanout},
 		{"deliverer", "delivery records -> signed POSTs, with retries", runDeliverer},
+		{"indexer", "attempts topic -> the delivery log's index in Redis", runIndexer},
 		{"kafka", "the embedded Kafka broker alone", runKafka},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},

@@ -13,6 +13,7 @@ import (
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
@@ -115,6 +116,7 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 type apiSettings struct {
 	tokens         api.Tokens
 	publishTimeout time.Duration
+	logRetention   time.Duration // the delivery log's window; 0: the default
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -128,6 +130,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithPublisher(pub),
 		api.WithPublishTimeout(s.publishTimeout),
 		api.WithEndpoints(d.store),
+		api.WithDeliveryLog(deliverylog.NewIndex(d.rdb, s.logRetention)),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),

@@ -224,6 +224,11 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 	}
 	// Members run oldest to newest; the window is [lo, hi).
 	lo, hi := "["+memberTime(pg.Since), "("+memberTime(pg.Until.Add(time.Millisecond))
+	if q.Until.IsZero() {
+		// Unbounded above: an attempt stamped by a host whose clock runs
+		// a little ahead is still listed.
+		hi = "+"
+	}
 	older := true
 	if q.Cursor != "" {
 		var m string

@@ -27,7 +27,7 @@ const (
 	HeaderSource    = "hookstream-source" // dead letters: topic/partition/offset
 	// HeaderTrigger says why a delivery record was written (resend,
 	// recover, replay, test); absent means TriggerScheduled.
-	HeaderTrigger = "hookstream-trigger"
+	HeaderTrigger   = "hookstream-trigger"
 	HeaderTrace     = "traceparent"
 	HeaderTraceMeta = "tracestate"
 )
