@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/sender"
 )
 
 func TestDecide(t *testing.T) {

@@ -14,10 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel"
 
-	"github.com/hookstream/hookstream/internal/sender"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // Group is the consumer group deliverers join by default.

@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/record"
+	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/subscription"
 )
@@ -28,7 +29,7 @@ func TestOrderUnderFailure(t *testing.T) {
 	rc, ep := e.receiverEndpoint(t, "", failing(3, 2, 500))
 	e.start(t, runOpts{schedule: "0s,50ms,50ms,50ms"})
 	e.deliver(t, ep, 0, 1, 10)
-	waitFor(t, 20*time.Second, "10 deliveries", func() bool { return rc.delivered() == 10 })
+	testenv.Eventually(t, 20*time.Second, "10 deliveries", func() bool { return rc.delivered() == 10 })
 	time.Sleep(200 * time.Millisecond) // anything extra would show now
 	all, _ := rc.receipts()
 	want := []int{1, 2, 3, 3, 3, 4, 5, 6, 7, 8, 9, 10}
@@ -83,7 +84,7 @@ func TestIsolation(t *testing.T) {
 		e.deliver(t, hole, 1, n, n)
 		e.deliver(t, healthy, 2, n, n)
 	}
-	waitFor(t, 30*time.Second, "100 deliveries to the healthy endpoint", func() bool { return rc.delivered() == 100 })
+	testenv.Eventually(t, 30*time.Second, "100 deliveries to the healthy endpoint", func() bool { return rc.delivered() == 100 })
 	if n := accepted.Load(); n < 1 || n > 3 {
 		t.Errorf("black hole accepted %d connections by then, want 1..3 (stuck on its first event)", n)
 	}
@@ -99,7 +100,7 @@ func TestParkRoundTrip(t *testing.T) {
 	rc, ep := e.receiverEndpoint(t, "", failing(1, 2, 503))
 	e.start(t, runOpts{schedule: "0s,300ms,300ms", park: 100 * time.Millisecond})
 	e.deliver(t, ep, 0, 1, 5)
-	waitFor(t, 20*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
+	testenv.Eventually(t, 20*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
 	time.Sleep(300 * time.Millisecond)
 	all, ok := rc.receipts()
 	if want := []int{1, 1, 1, 2, 3, 4, 5}; !slices.Equal(all, want) {
@@ -155,7 +156,7 @@ func TestParkRestart(t *testing.T) {
 	}
 	e.deliver(t, ep, 0, 6, 8) // live records newer than the parked ones
 	e.start(t, runOpts{schedule: "0s,2s,300ms", park: 100 * time.Millisecond})
-	waitFor(t, 20*time.Second, "8 deliveries", func() bool { return rc.delivered() == 8 })
+	testenv.Eventually(t, 20*time.Second, "8 deliveries", func() bool { return rc.delivered() == 8 })
 	_, ok := rc.receipts()
 	if dups := checkOrder(t, "restarted", ok, 8); dups != 0 {
 		t.Errorf("%d duplicates after a clean stop", dups)
@@ -168,7 +169,7 @@ func TestDeadLetter(t *testing.T) {
 	rc, ep := e.receiverEndpoint(t, "", failing(1, always, 500))
 	e.start(t, runOpts{schedule: "0s,50ms,50ms"})
 	e.deliver(t, ep, 0, 1, 2)
-	waitFor(t, 20*time.Second, "event 2", func() bool { return rc.delivered() == 1 })
+	testenv.Eventually(t, 20*time.Second, "event 2", func() bool { return rc.delivered() == 1 })
 	all, _ := rc.receipts()
 	if want := []int{1, 1, 1, 2}; !slices.Equal(all, want) {
 		t.Errorf("receiver got %v, want %v", all, want)
@@ -206,7 +207,7 @@ func TestPoison(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.deliver(t, ep, 0, 1, 1)
-	waitFor(t, 20*time.Second, "the delivery after the poison", func() bool { return rc.delivered() == 1 })
+	testenv.Eventually(t, 20*time.Second, "the delivery after the poison", func() bool { return rc.delivered() == 1 })
 	dead := e.readAtLeast(t, e.topics.Dead, 2)
 	for i, want := range []string{"no hookstream-endpoint header", `hookstream-attempt="many"`} {
 		if r := header(dead[i], record.HeaderReason); !strings.Contains(r, want) {
@@ -246,7 +247,7 @@ func TestGone(t *testing.T) {
 
 func checkDisabledEvent(t *testing.T, e *env, ep *subscription.Endpoint) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "an endpoint.disabled event", func() bool {
+	testenv.Eventually(t, 20*time.Second, "an endpoint.disabled event", func() bool {
 		for _, r := range e.kafka.ReadAll(t, e.topics.Events) {
 			if header(r, record.HeaderTenant) == ep.Tenant && bytes.Contains(r.Value, []byte(`"endpoint.disabled"`)) &&
 				bytes.Contains(r.Value, []byte(ep.ID)) && bytes.Contains(r.Value, []byte(`"failing_since"`)) {
@@ -268,7 +269,7 @@ func TestDisableAfter(t *testing.T) {
 		deliverer.WithPublisher(pub), deliverer.WithDisableAfter(300 * time.Millisecond),
 	}})
 	e.deliver(t, ep, 0, 1, 3)
-	waitFor(t, 20*time.Second, "endpoint disabled", func() bool {
+	testenv.Eventually(t, 20*time.Second, "endpoint disabled", func() bool {
 		got, err := e.store.Endpoint(ctxFor(t, 10*time.Second), ep.ID)
 		return err == nil && got.Disabled
 	})
@@ -294,8 +295,8 @@ func TestDeletedEndpoint(t *testing.T) {
 	e.start(t, runOpts{})
 	e.deliver(t, gone, 0, 1, 3)
 	e.deliver(t, live, 1, 1, 1)
-	waitFor(t, 20*time.Second, "the live endpoint's delivery", func() bool { return rc2.delivered() == 1 })
-	waitFor(t, 10*time.Second, "offsets committed to the end", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the live endpoint's delivery", func() bool { return rc2.delivered() == 1 })
+	testenv.Eventually(t, 10*time.Second, "offsets committed to the end", func() bool {
 		return e.committed(t, e.topics.Deliveries)[0] == e.ends(t, e.topics.Deliveries)[0]
 	})
 	if all, _ := rc.receipts(); len(all) != 0 {
@@ -321,7 +322,7 @@ func TestOffsetsAfterCleanStop(t *testing.T) {
 	rc, ep := e.receiverEndpoint(t, "", nil)
 	stop := e.start(t, runOpts{})
 	e.deliver(t, ep, 0, 1, 20)
-	waitFor(t, 20*time.Second, "20 deliveries", func() bool { return rc.delivered() == 20 })
+	testenv.Eventually(t, 20*time.Second, "20 deliveries", func() bool { return rc.delivered() == 20 })
 	stop()
 	committed, ends := e.committed(t, e.topics.Deliveries), e.ends(t, e.topics.Deliveries)
 	for p, end := range ends {
@@ -331,7 +332,7 @@ func TestOffsetsAfterCleanStop(t *testing.T) {
 	}
 	e.start(t, runOpts{})
 	e.deliver(t, ep, 0, 21, 25)
-	waitFor(t, 20*time.Second, "25 deliveries", func() bool { return rc.delivered() == 25 })
+	testenv.Eventually(t, 20*time.Second, "25 deliveries", func() bool { return rc.delivered() == 25 })
 	time.Sleep(300 * time.Millisecond)
 	all, ok := rc.receipts()
 	if len(all) != 25 {
@@ -377,7 +378,7 @@ func TestUnordered(t *testing.T) {
 	rc.setSecret(ep)
 	e.start(t, runOpts{extra: []deliverer.Option{deliverer.WithUnorderedConcurrency(5)}})
 	e.deliver(t, ep, 0, 1, 20)
-	waitFor(t, 30*time.Second, "20 deliveries", func() bool { return rc.delivered() == 20 })
+	testenv.Eventually(t, 30*time.Second, "20 deliveries", func() bool { return rc.delivered() == 20 })
 	mu.Lock()
 	defer mu.Unlock()
 	if peak < 4 || peak > 5 {
@@ -416,7 +417,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 		}
 	}
 	for i, rc := range rcs {
-		waitFor(t, 30*time.Second, "every event", func() bool { return rc.delivered() == events })
+		testenv.Eventually(t, 30*time.Second, "every event", func() bool { return rc.delivered() == events })
 		_, ok := rc.receipts()
 		checkOrder(t, fmt.Sprintf("endpoint %d", i), ok, events)
 	}
@@ -426,18 +427,59 @@ func TestFanoutEndToEnd(t *testing.T) {
 // worker pauses and resumes fetching, and nothing is lost or reordered.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1)
-	rc := newReceiver(t, func(n, _ int) int {
-		time.Sleep(2 * time.Millisecond)
+	e := newEnv(t, 2)
+	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
+	partOf := func(ep *subscription.Endpoint) int { return part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2) }
+	// A hangs until released: its lane holds its records unfinished, which
+	// with WithMaxBuffered(3) must pause its partition's fetches.
+	release := make(chan struct{})
+	var hung atomic.Int64
+	a, epA := e.receiverEndpoint(t, "", func(n, _ int) int {
+		hung.Add(1)
+		<-release
 		return 200
 	})
-	ep := e.endpoint(t, rc.srv.URL, "")
-	rc.setSecret(ep)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	var b, c *receiver
+	var epB, epC *subscription.Endpoint
+	for epB == nil || epC == nil {
+		rc, ep := e.receiverEndpoint(t, "", nil)
+		switch {
+		case partOf(ep) == partOf(epA) && epB == nil:
+			b, epB = rc, ep
+		case partOf(ep) != partOf(epA) && epC == nil:
+			c, epC = rc, ep
+		}
+	}
 	e.start(t, runOpts{extra: []deliverer.Option{deliverer.WithMaxBuffered(3)}})
-	e.deliver(t, ep, 0, 1, 60)
-	waitFor(t, 30*time.Second, "60 deliveries", func() bool { return rc.delivered() == 60 })
-	_, ok := rc.receipts()
-	if dups := checkOrder(t, "backpressure", ok, 60); dups != 0 {
-		t.Errorf("%d duplicates without a crash", dups)
+	e.deliver(t, epA, 0, 1, 5)
+	testenv.Eventually(t, 20*time.Second, "A's first request", func() bool { return hung.Load() == 1 })
+	e.deliver(t, epB, 0, 1, 5)
+	// C's partition is not paused, and every fetch asks for both
+	// partitions: once C got two records produced one after the other
+	// after B's, B's records would have been fetched and sent by now had
+	// A's partition not been paused.
+	for n := 1; n <= 2; n++ {
+		e.deliver(t, epC, 0, n, n)
+		testenv.Eventually(t, 20*time.Second, fmt.Sprintf("C's record %d", n), func() bool { return c.delivered() == n })
+	}
+	if got := b.delivered(); got != 0 {
+		t.Fatalf("B got %d records while A's partition held WithMaxBuffered records: its fetches were not paused", got)
+	}
+	close(release)
+	testenv.Eventually(t, 30*time.Second, "A's and B's records after the release", func() bool {
+		return a.delivered() == 5 && b.delivered() == 5
+	})
+	for name, rc := range map[string]*receiver{"A": a, "B": b} {
+		_, ok := rc.receipts()
+		if dups := checkOrder(t, name, ok, 5); dups != 0 {
+			t.Errorf("%s: %d duplicates without a crash", name, dups)
+		}
 	}
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/hookstream/hookstream/deliverer"
-	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -34,7 +35,7 @@ func TestEndpointTimeoutAndAttempts(t *testing.T) {
 	rc.setSecret(ep)
 	e.start(t, runOpts{schedule: "0s,50ms"})
 	e.deliver(t, ep, 0, 1, 1)
-	waitFor(t, 20*time.Second, "the delivery", func() bool { return rc.delivered() == 1 })
+	testenv.Eventually(t, 20*time.Second, "the delivery", func() bool { return rc.delivered() == 1 })
 	var got []deliverer.Attempt
 	for _, r := range e.readAtLeast(t, e.topics.Attempts, 2) {
 		var a deliverer.Attempt
@@ -89,11 +90,11 @@ func TestRateLimit(t *testing.T) {
 	start := time.Now()
 	e.deliver(t, ep, 0, 1, 30)
 	e.deliver(t, otherEp, 1, 1, 30)
-	waitFor(t, 20*time.Second, "the other endpoint's 30", func() bool { return other.delivered() == 30 })
+	testenv.Eventually(t, 20*time.Second, "the other endpoint's 30", func() bool { return other.delivered() == 30 })
 	if n := limited.delivered(); n >= 30 {
 		t.Errorf("the limited endpoint had all 30 by the time the other did: not limited")
 	}
-	waitFor(t, 20*time.Second, "30 limited deliveries", func() bool { return limited.delivered() == 30 })
+	testenv.Eventually(t, 20*time.Second, "30 limited deliveries", func() bool { return limited.delivered() == 30 })
 	// 10 at once, then 10 a second: the 30th no sooner than 2s in.
 	if took := time.Since(start); took < 1800*time.Millisecond {
 		t.Errorf("30 deliveries at 10/s took %s, want at least about 2s", took)

@@ -20,12 +20,12 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/record"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 const (
@@ -314,17 +314,6 @@ func checkOrder(t *testing.T, name string, ok []int, n int) (dups int) {
 	return dups
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // committed returns the group's committed offsets of topic, by partition.
 func (e *env) committed(t *testing.T, topicName string) map[int32]int64 {
 	t.Helper()
@@ -359,7 +348,7 @@ func header(r *kgo.Record, key string) string { return string(record.Header(r, k
 func (e *env) readAtLeast(t *testing.T, topicName string, n int) []*kgo.Record {
 	t.Helper()
 	var recs []*kgo.Record
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d records in %s", n, topicName), func() bool {
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d records in %s", n, topicName), func() bool {
 		recs = e.kafka.ReadAll(t, topicName)
 		return len(recs) >= n
 	})

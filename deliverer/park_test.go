@@ -3,6 +3,7 @@ package deliverer_test
 import (
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -31,7 +33,7 @@ func TestParkRestarts(t *testing.T) {
 		stop = e.start(t, o)
 		time.Sleep(500 * time.Millisecond)
 	}
-	waitFor(t, 30*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
+	testenv.Eventually(t, 30*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
 	time.Sleep(500 * time.Millisecond) // anything extra would show now
 	all, ok := rc.receipts()
 	if want := []int{1, 1, 2, 3, 4, 5}; !slices.Equal(all, want) {
@@ -70,10 +72,10 @@ func TestParkedBacklogIsolation(t *testing.T) {
 	e.start(t, runOpts{schedule: "0s,300ms,300ms", park: 100 * time.Millisecond,
 		extra: []deliverer.Option{deliverer.WithMaxBuffered(3)}})
 	e.deliver(t, epSlow, 0, 1, 200)
-	waitFor(t, 10*time.Second, "the slow endpoint's first attempt", func() bool { all, _ := slow.receipts(); return len(all) > 0 })
+	testenv.Eventually(t, 10*time.Second, "the slow endpoint's first attempt", func() bool { all, _ := slow.receipts(); return len(all) > 0 })
 	start := time.Now()
 	e.deliver(t, epFast, 1, 1, 50)
-	waitFor(t, 10*time.Second, "50 deliveries to the other endpoint", func() bool { return fast.delivered() == 50 })
+	testenv.Eventually(t, 10*time.Second, "50 deliveries to the other endpoint", func() bool { return fast.delivered() == 50 })
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the other endpoint took %s, want well under the parked endpoint's 20s Retry-After", took)
 	}
@@ -95,9 +97,9 @@ func TestParkedBacklogDrains(t *testing.T) {
 	e.deliver(t, ep, 0, 1, 300)
 	time.Sleep(200 * time.Millisecond)
 	e.deliver(t, ep, 0, 301, 600) // while parked, or while draining
-	waitFor(t, 30*time.Second, "600 deliveries", func() bool { return rc.delivered() == 600 })
+	testenv.Eventually(t, 30*time.Second, "600 deliveries", func() bool { return rc.delivered() == 600 })
 	e.deliver(t, ep, 0, 601, 700) // after the drain: straight from deliveries
-	waitFor(t, 30*time.Second, "700 deliveries", func() bool { return rc.delivered() == 700 })
+	testenv.Eventually(t, 30*time.Second, "700 deliveries", func() bool { return rc.delivered() == 700 })
 	all, ok := rc.receipts()
 	if dups := checkOrder(t, "backlog", ok, 700); dups != 0 {
 		t.Errorf("%d duplicates without a crash", dups)
@@ -129,11 +131,11 @@ func TestDrainRestart(t *testing.T) {
 	o := runOpts{schedule: "0s,300ms", park: 100 * time.Millisecond}
 	stop := e.start(t, o)
 	e.deliver(t, ep, 0, 1, 1000)
-	waitFor(t, 20*time.Second, "the drain under way", func() bool { return rc.delivered() >= 200 })
+	testenv.Eventually(t, 20*time.Second, "the drain under way", func() bool { return rc.delivered() >= 200 })
 	stop()
 	stopped := rc.delivered()
 	e.start(t, o)
-	waitFor(t, 30*time.Second, "1000 deliveries", func() bool { return rc.delivered() == 1000 })
+	testenv.Eventually(t, 30*time.Second, "1000 deliveries", func() bool { return rc.delivered() == 1000 })
 	_, ok := rc.receipts()
 	if dups := checkOrder(t, "drain restart", ok, 1000); dups != 0 {
 		t.Errorf("%d duplicates after a clean stop at delivery %d", dups, stopped)
@@ -148,12 +150,12 @@ func TestParkUnordered(t *testing.T) {
 	rc, ep := e.receiverEndpoint(t, subscription.OrderingNone, failing(3, 1, 500))
 	e.start(t, runOpts{schedule: "0s,2s", park: 100 * time.Millisecond})
 	e.deliver(t, ep, 0, 1, 50)
-	waitFor(t, 20*time.Second, "49 deliveries", func() bool { return rc.delivered() >= 49 })
+	testenv.Eventually(t, 20*time.Second, "49 deliveries", func() bool { return rc.delivered() >= 49 })
 	_, ok := rc.receipts()
 	if slices.Contains(ok, 3) {
 		t.Errorf("event 3 delivered before its 2s backoff ended: %v", ok)
 	}
-	waitFor(t, 20*time.Second, "event 3", func() bool { return rc.delivered() == 50 })
+	testenv.Eventually(t, 20*time.Second, "event 3", func() bool { return rc.delivered() == 50 })
 	all, _ := rc.receipts()
 	if len(all) != 51 {
 		t.Errorf("%d requests, want 51 (event 3 twice, nothing else repeated)", len(all))
@@ -168,20 +170,33 @@ func TestDrainDeadline(t *testing.T) {
 	e := newEnv(t, 2)
 	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
 	byPart := map[int]*subscription.Endpoint{}
+	var accepted []*atomic.Int64
 	for len(byPart) < 2 {
-		u, _ := blackHole(t)
+		u, n := blackHole(t)
 		ep := e.endpoint(t, u, "")
-		byPart[part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2)] = ep
+		p := part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2)
+		if byPart[p] == nil {
+			byPart[p] = ep
+			accepted = append(accepted, n)
+		}
 	}
 	stop := e.start(t, runOpts{timeout: 20 * time.Second}) // drain timeout 3s
 	for _, ep := range byPart {
 		e.deliver(t, ep, 0, 1, 1)
 	}
-	time.Sleep(time.Second) // both requests in flight
+	testenv.Eventually(t, 20*time.Second, "a request in flight on both partitions", func() bool {
+		return accepted[0].Load() > 0 && accepted[1].Load() > 0
+	})
 	start := time.Now()
 	stop()
-	if took := time.Since(start); took > 8*time.Second {
+	took := time.Since(start)
+	if took > 8*time.Second {
 		t.Errorf("stop took %s with a 3s drain timeout", took)
+	}
+	// Both requests hang: a stop that did not wait for them would not be
+	// bounded by the drain timeout, it would just be quick.
+	if took < 2500*time.Millisecond {
+		t.Errorf("stop took %s: it did not wait out the 3s drain timeout for the requests in flight", took)
 	}
 }
 
@@ -205,7 +220,7 @@ func TestParkedRecordsExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.deliver(t, ep, 0, 6, 7)
-	waitFor(t, 20*time.Second, "events 6 and 7", func() bool { return rc.delivered() == 2 })
+	testenv.Eventually(t, 20*time.Second, "events 6 and 7", func() bool { return rc.delivered() == 2 })
 	_, ok := rc.receipts()
 	if !slices.Equal(ok, []int{6, 7}) {
 		t.Errorf("delivered %v, want 6 and 7 (1..5 expired)", ok)
@@ -245,10 +260,10 @@ func TestParkUnorderedRestart(t *testing.T) {
 	o := runOpts{schedule: "0s,3s", park: 100 * time.Millisecond}
 	stop := e.start(t, o)
 	e.deliver(t, ep, 0, 1, 20)
-	waitFor(t, 20*time.Second, "19 deliveries", func() bool { return rc.delivered() == 19 })
+	testenv.Eventually(t, 20*time.Second, "19 deliveries", func() bool { return rc.delivered() == 19 })
 	stop()
 	e.start(t, o)
-	waitFor(t, 20*time.Second, "event 3", func() bool { return rc.delivered() == 20 })
+	testenv.Eventually(t, 20*time.Second, "event 3", func() bool { return rc.delivered() == 20 })
 	time.Sleep(300 * time.Millisecond) // anything extra would show now
 	all, _ := rc.receipts()
 	if len(all) != 21 {

@@ -62,7 +62,7 @@ func TestProcessesKill(t *testing.T) {
 	}
 
 	// Produce once every process owns partitions, so the kill hits work.
-	waitFor(t, 30*time.Second, "all 3 processes owning partitions", func() bool {
+	testenv.Eventually(t, 30*time.Second, "all 3 processes owning partitions", func() bool {
 		for _, p := range procs {
 			if !owns(p.Out.String()) {
 				return false
@@ -81,7 +81,7 @@ func TestProcessesKill(t *testing.T) {
 	for k := range endpoints {
 		e.deliver(t, eps[k], k, 1, events/2)
 	}
-	waitFor(t, 30*time.Second, "some deliveries", func() bool { return total() >= 150 })
+	testenv.Eventually(t, 30*time.Second, "some deliveries", func() bool { return total() >= 150 })
 	// Kill the process serving the most endpoints.
 	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
 	victim, served := 0, -1
@@ -105,7 +105,7 @@ func TestProcessesKill(t *testing.T) {
 	for k := range endpoints {
 		e.deliver(t, eps[k], k, events/2+1, events)
 	}
-	waitFor(t, 45*time.Second, "every event at every endpoint", func() bool {
+	testenv.Eventually(t, 45*time.Second, "every event at every endpoint", func() bool {
 		for _, rc := range rcs {
 			if rc.delivered() < events {
 				return false

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/sender"
 )
 
 // Schedule is the delay before each attempt: Schedule[k] before attempt

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/hookstream/hookstream/internal/sender"
+	"github.com/hookstream/hookstream/sender"
 )
 
 // action is what happens to a delivery after an attempt.

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/segmentio/encoding/json"
 )
 
@@ -211,7 +212,7 @@ func Decode(b []byte, maxSize int) (Event, error) {
 			bit = seenData
 		default:
 			// key aliases b (ZeroCopy); the error must not.
-			return e, &FieldError{Pointer: pointer(strings.Clone(key)), Err: ErrInvalidField, Detail: "unknown field"}
+			return e, &FieldError{Pointer: jsonptr.Token(strings.Clone(key)), Err: ErrInvalidField, Detail: "unknown field"}
 		}
 		if seen&bit != 0 {
 			return e, &FieldError{Pointer: "/" + key, Err: ErrInvalidField, Detail: "repeated field"}
@@ -276,8 +277,3 @@ func trimSpace(b []byte) []byte {
 	}
 	return b
 }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-// pointer is the JSON pointer (RFC 6901) of a top-level field.
-func pointer(key string) string { return "/" + pointerEscaper.Replace(key) }

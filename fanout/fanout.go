@@ -33,9 +33,9 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // Group is the consumer group every fanout replica joins.

@@ -27,12 +27,13 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // ErrInvalidTenant is wrapped when the tenant is empty or not 1 to 128
@@ -71,6 +72,7 @@ type cfg struct {
 	maxSize      int
 	partitions   topic.Partitions
 	meter        metric.MeterProvider
+	propagator   propagation.TextMapPropagator
 	batchClients int
 	txnTimeout   time.Duration
 	txnIDPrefix  string
@@ -101,6 +103,13 @@ func WithPartitions(p topic.Partitions) Option { return func(c *cfg) { c.partiti
 // WithMeterProvider records the hookstream.events.published counter with mp
 // (default otel.GetMeterProvider()).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *cfg) { c.meter = mp } }
+
+// WithPropagator sets how the caller's trace context is written into each
+// record's headers (traceparent, tracestate), so fanout and receivers
+// continue the trace (default otel.GetTextMapPropagator()).
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *cfg) { c.propagator = p }
+}
 
 // WithBatchClients sets how many batches may be published at once (default
 // DefaultBatchClients); more wait for a free client. A franz-go client runs
@@ -158,6 +167,9 @@ func New(client *kgo.Client, catalog *schemas.Catalog, opts ...Option) *Producer
 	}
 	if c.meter == nil {
 		c.meter = otel.GetMeterProvider()
+	}
+	if c.propagator == nil {
+		c.propagator = otel.GetTextMapPropagator()
 	}
 	if c.batchClients <= 0 {
 		c.batchClients = DefaultBatchClients
@@ -406,7 +418,7 @@ func (p *Producer) build(ctx context.Context, tenant string, ev *Event) (*kgo.Re
 		Headers: make([]kgo.RecordHeader, 1, 3), // room for traceparent and tracestate
 	}
 	r.Headers[0] = kgo.RecordHeader{Key: record.HeaderTenant, Value: t}
-	otel.GetTextMapPropagator().Inject(ctx, (*headerCarrier)(&r.Headers))
+	p.propagator.Inject(ctx, (*headerCarrier)(&r.Headers))
 	return r, e.ID, nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -59,9 +58,6 @@ func start(t testing.TB, opts ...producer.Option) (*testenv.Kafka, *producer.Pro
 // carrying a remote span.
 func traced(t *testing.T) (context.Context, trace.SpanContext) {
 	t.Helper()
-	prev := otel.GetTextMapPropagator()
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
 	sc := testenv.RemoteSpan(t)
 	return trace.ContextWithRemoteSpanContext(context.Background(), sc), sc
 }
@@ -79,7 +75,8 @@ func headers(r *kgo.Record) map[string]string {
 }
 
 func TestPublishWireFormat(t *testing.T) {
-	k, p := start(t)
+	// The propagator is the producer's, not the global (a no-op here).
+	k, p := start(t, producer.WithPropagator(propagation.TraceContext{}))
 	ctx, sc := traced(t)
 	tests := []struct {
 		name   string

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"github.com/segmentio/encoding/json"
@@ -228,10 +229,10 @@ func (c *Catalog) specific(root *jsonschema.ValidationError) *ValidationError {
 
 	var ptr strings.Builder
 	for _, tok := range best.InstanceLocation {
-		writeToken(&ptr, tok)
+		jsonptr.WriteToken(&ptr, tok)
 	}
 	if req, ok := best.ErrorKind.(*kind.Required); ok && len(req.Missing) > 0 {
-		writeToken(&ptr, req.Missing[0])
+		jsonptr.WriteToken(&ptr, req.Missing[0])
 	}
 	return &ValidationError{Pointer: ptr.String(), Message: best.ErrorKind.LocalizedString(c.printer)}
 }
@@ -244,13 +245,6 @@ func depth(e *jsonschema.ValidationError) int {
 		d++
 	}
 	return d
-}
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-func writeToken(b *strings.Builder, tok string) {
-	b.WriteByte('/')
-	pointerEscaper.WriteString(b, tok)
 }
 
 // ValidFilter reports whether filter is an endpoint event filter that

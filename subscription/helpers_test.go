@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // env is one Kafka and one Redis shared by the stores of a test, as the
@@ -94,19 +94,6 @@ func sorted(ids ...string) []string {
 
 func sameIDs(got, want []string) bool {
 	return slices.Equal(sorted(got...), sorted(want...))
-}
-
-// eventually polls cond until it holds or 20 s passed; for effects of
-// Run, which happen in the background.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

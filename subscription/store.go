@@ -19,8 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/internal/record"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // DefaultRedisPrefix starts every Redis key of the store.

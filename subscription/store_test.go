@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -478,7 +479,7 @@ func TestRunRepairsStaleRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "Run to apply the records written behind its back", func() bool {
+	testenv.Eventually(t, 20*time.Second, "Run to apply the records written behind its back", func() bool {
 		if err := s.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/internal/netguard"
 	"github.com/hookstream/hookstream/signature"
 )
@@ -139,7 +140,7 @@ func headers(h map[string]string) error {
 		return &FieldError{"/headers", fmt.Sprintf("has %d headers, at most %d allowed", len(h), MaxHeaders)}
 	}
 	for name, value := range h {
-		field := "/headers/" + pointerEscape(name)
+		field := "/headers" + jsonptr.Token(name)
 		if !httpguts.ValidHeaderFieldName(name) {
 			return &FieldError{field, fmt.Sprintf("%q is not a valid header name", name)}
 		}
@@ -158,10 +159,6 @@ func headers(h map[string]string) error {
 	}
 	return nil
 }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-func pointerEscape(s string) string { return pointerEscaper.Replace(s) }
 
 // url checks that raw is an absolute http(s) URL with a host and no
 // credentials and, unless private destinations are allowed, that its host

@@ -61,8 +61,9 @@ type cfg struct {
 	// deliveryLog serves the delivery log routes; nil: they answer 503.
 	deliveryLog DeliveryLog
 	maxBody     int64
-	// publishTimeout bounds a POST /v1/events produce (WithPublishTimeout, events.go).
-	publishTimeout time.Duration
+	// backendTimeout bounds how long a request waits for Kafka or Redis
+	// (WithBackendTimeout, events.go).
+	backendTimeout time.Duration
 	tracer         trace.TracerProvider
 	propagator     propagation.TextMapPropagator
 }

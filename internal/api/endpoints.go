@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -84,13 +85,13 @@ func view(e *subscription.Endpoint, withSecret bool) *endpointView {
 // storeContext bounds a handler's store call, which answers 503 when the
 // bound passes: reads wait while the Redis cache is rebuilt from Kafka, so
 // with Kafka down a request would otherwise hang until the client gave up.
-// The bound is the publish timeout (WithPublishTimeout, default
-// DefaultPublishTimeout): how long the API waits for Kafka or Redis before
+// The bound is the backend timeout (WithBackendTimeout, default
+// DefaultBackendTimeout): how long the API waits for Kafka or Redis before
 // answering 503, whether for an event or for an endpoint.
 func (s *Server) storeContext(r *http.Request) (context.Context, context.CancelFunc) {
-	d := s.publishTimeout
+	d := s.backendTimeout
 	if d <= 0 {
-		d = DefaultPublishTimeout
+		d = DefaultBackendTimeout
 	}
 	return context.WithTimeout(r.Context(), d)
 }
@@ -321,7 +322,7 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional b
 		return false
 	}
 	for name, v := range raw {
-		field := "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
+		field := jsonptr.Token(name)
 		target, ok := fields[name]
 		if !ok {
 			msg := "unknown field"

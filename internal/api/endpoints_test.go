@@ -18,10 +18,10 @@ import (
 
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 var epTokens = api.Tokens{"tok-acme": "acme", "tok-other": "other", "tok-admin": api.AdminTenant}
@@ -453,7 +453,7 @@ func TestEndpointsPrivateURLStaysWritable(t *testing.T) {
 // once its timeout passed instead of holding the request.
 func TestEndpointsDeadline(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	st := startEndpointsAPI(t, api.WithPublishTimeout(timeout))
+	st := startEndpointsAPI(t, api.WithBackendTimeout(timeout))
 	r := epDo(t, "POST", st.base+"/v1/endpoints", "tok-acme", epCreateBody)
 	if r.status != http.StatusCreated {
 		t.Fatalf("create: %d %s", r.status, r.body)

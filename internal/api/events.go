@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 )
@@ -37,16 +38,16 @@ const MaxBatch = 500
 // too (PHP's json_decode: 512).
 const MaxDepth = 128
 
-// DefaultPublishTimeout bounds how long POST /v1/events waits for Kafka.
-const DefaultPublishTimeout = 10 * time.Second
+// DefaultBackendTimeout bounds how long a request waits for Kafka or Redis.
+const DefaultBackendTimeout = 10 * time.Second
 
-// WithPublishTimeout bounds how long POST /v1/events waits for Kafka, and an
+// WithBackendTimeout bounds how long POST /v1/events waits for Kafka, and an
 // endpoint request for the store, before answering 503 (default
-// DefaultPublishTimeout). Give the Kafka client
+// DefaultBackendTimeout). Give the Kafka client
 // producer.ClientOpts with the same duration, so that the client gives up on
 // the events when the API does instead of producing them later; what a 503
 // still leaves open is producer.ErrOutcomeUnknown, which the answer names.
-func WithPublishTimeout(d time.Duration) Option { return func(c *cfg) { c.publishTimeout = d } }
+func WithBackendTimeout(d time.Duration) Option { return func(c *cfg) { c.backendTimeout = d } }
 
 // eventIn is one event of a POST /v1/events body.
 type eventIn struct {
@@ -104,9 +105,9 @@ func (s *Server) publishEvents(w http.ResponseWriter, r *http.Request) {
 		events[i] = producer.Event{Type: it.event, Data: it.data, ID: it.id, Key: it.key}
 	}
 
-	timeout := s.publishTimeout
+	timeout := s.backendTimeout
 	if timeout <= 0 {
-		timeout = DefaultPublishTimeout
+		timeout = DefaultBackendTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -220,7 +221,7 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 			it.data = v
 			continue
 		default:
-			return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/" + pointerEscaper.Replace(name),
+			return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + jsonptr.Token(name),
 				"unknown field; an event has event, data and optionally id, key, tenant"}
 		}
 		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, dst) != nil {
@@ -238,8 +239,6 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 	}
 	return it, nil
 }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // nestedTooDeep reports whether b opens more than limit arrays or objects at
 // once. It counts brackets outside strings, so b need not be valid JSON.
@@ -304,9 +303,9 @@ func repeatedKey(b []byte) (string, bool) {
 			if _, dup := top.keys[string(key)]; dup {
 				var ptr strings.Builder
 				for _, f := range stack[:len(stack)-1] {
-					ptr.WriteString("/" + pointerEscaper.Replace(f.seg))
+					jsonptr.WriteToken(&ptr, f.seg)
 				}
-				ptr.WriteString("/" + pointerEscaper.Replace(string(key)))
+				jsonptr.WriteToken(&ptr, string(key))
 				return ptr.String(), true
 			}
 			top.seg = string(key)

@@ -56,7 +56,7 @@ func startIngest(t *testing.T, k *testenv.Kafka, opts ...api.Option) *ingest {
 		t.Fatal(err)
 	}
 	s := api.New(append([]api.Option{api.WithTokens(tokens), api.WithCatalog(cat), api.WithPublisher(p),
-		api.WithPublishTimeout(timeout), api.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+		api.WithBackendTimeout(timeout), api.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &ingest{kafka: k, url: srv.URL}

@@ -24,7 +24,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	tokenList := fs.String("api-tokens", "", "bearer tokens: token=tenant,token2=tenant2 (token=* is an admin token for every tenant)")
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
 	logRetention := fs.Duration("log-retention", deliverylog.DefaultRetention, "the delivery log's window, as the indexer keeps it (lists say which window they covered)")
-	publishTimeout := fs.Duration("publish-timeout", api.DefaultPublishTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
+	backendTimeout := fs.Duration("backend-timeout", api.DefaultBackendTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
 	var parts partitionFlags
 	parts.register(fs, true)
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
@@ -41,8 +41,8 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	switch {
 	case *maxEventSize < 1 || *maxEventSize > maxEventSizeLimit:
 		return fmt.Errorf("%w: --max-event-size must be between 1 and %d bytes", ErrUsage, maxEventSizeLimit)
-	case *publishTimeout < time.Second:
-		return fmt.Errorf("%w: --publish-timeout must be at least 1s", ErrUsage)
+	case *backendTimeout < time.Second:
+		return fmt.Errorf("%w: --backend-timeout must be at least 1s", ErrUsage)
 	}
 	if err := parts.validate(); err != nil {
 		return err
@@ -55,7 +55,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	// The client's delivery timeout matches the API's: a batch answered
 	// with 503 is never committed later, and a single event only when its
 	// outcome was unknown (the 503 says so).
-	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-api", parts.topics(), *allowPrivate, producer.ClientOpts(*publishTimeout)...)
+	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-api", parts.topics(), *allowPrivate, producer.ClientOpts(*backendTimeout)...)
 	if err != nil {
 		return err
 	}
@@ -64,9 +64,10 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithTopicPrefix(c.prefix),
 		producer.WithMaxSize(*maxEventSize),
 		producer.WithMeterProvider(d.tel.Meter),
+		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, publishTimeout: *publishTimeout, logRetention: *logRetention})
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, logRetention: *logRetention})
 	srv := d.opsServer(c.httpAddr, apiRoutes(server)...)
 	if err := srv.Listen(); err != nil {
 		return err

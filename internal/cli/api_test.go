@@ -14,7 +14,7 @@ import (
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 func TestAPICommand(t *testing.T) {
@@ -84,7 +84,7 @@ func TestAPICommandUsage(t *testing.T) {
 		{"bad tokens", []string{"--api-tokens", "justatoken"}, "--api-tokens"},
 		{"event size", []string{"--max-event-size", "0"}, "--max-event-size"},
 		{"event size too big", []string{"--max-event-size", "2000000"}, "--max-event-size"},
-		{"publish timeout", []string{"--publish-timeout", "1ms"}, "--publish-timeout"},
+		{"backend timeout", []string{"--backend-timeout", "1ms"}, "--backend-timeout"},
 		{"partitions", []string{"--partitions-events", "0"}, "--partitions-events"},
 		{"deliveries partitions", []string{"--partitions-deliveries", "-2"}, "--partitions-deliveries"},
 		{"redis url", []string{"--redis-url", "http://x"}, "--redis-url"},

@@ -18,7 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/config"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // Env is what a command may touch of its process.

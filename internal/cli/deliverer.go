@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/deliverer"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 )
 

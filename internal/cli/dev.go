@@ -27,11 +27,11 @@ import (
 	"github.com/hookstream/hookstream/internal/demo"
 	"github.com/hookstream/hookstream/internal/kafkaserver"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // devTenant is the tenant the dev API token acts for.
@@ -134,13 +134,13 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	settings := apiSettings{tokens: api.Tokens{token: devTenant}, publishTimeout: api.DefaultPublishTimeout}
-	publish, err := kgo.NewClient(d.kafkaOpts(producer.ClientOpts(settings.publishTimeout)...)...)
+	settings := apiSettings{tokens: api.Tokens{token: devTenant}, backendTimeout: api.DefaultBackendTimeout}
+	publish, err := kgo.NewClient(d.kafkaOpts(producer.ClientOpts(settings.backendTimeout)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer publish.Close()
-	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter))
+	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter), producer.WithPropagator(tel.Propagator))
 	defer pub.Close()
 	srv := d.opsServer(*httpAddr, apiRoutes(newAPI(d, pub, settings))...)
 	if err := srv.Listen(); err != nil {

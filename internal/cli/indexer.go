@@ -8,7 +8,7 @@ import (
 
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 func runIndexer(ctx context.Context, env Env, args []string) error {

@@ -21,8 +21,8 @@ import (
 
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // metricWant is a series a role's /metrics must have after the traffic:
@@ -96,7 +96,7 @@ func TestRoleMetricsAndLogs(t *testing.T) {
 	// The fanout may match an event published right after the endpoints
 	// were created before it knows them: publish until one arrives.
 	var delivered string
-	eventually(t, "an event delivered", func() bool {
+	testenv.Eventually(t, time.Minute, "an event delivered", func() bool {
 		for id := range ok.ids() {
 			delivered = id
 			return true
@@ -109,7 +109,7 @@ func TestRoleMetricsAndLogs(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		return false
 	})
-	eventually(t, "every attempt of the failing endpoint made", func() bool { return failing.ids()[delivered] == 3 })
+	testenv.Eventually(t, time.Minute, "every attempt of the failing endpoint made", func() bool { return failing.ids()[delivered] == 3 })
 
 	// Parked and dead are counted once Kafka acknowledged the records.
 	withTraffic := append(append([]metricWant(nil), delivererMetrics...),
@@ -155,7 +155,7 @@ func TestDevMetricsAndLogs(t *testing.T) {
 	}
 	produceRecord(t, kafkaAddr, &kgo.Record{Topic: topic.New(topic.DefaultPrefix).Events, Value: []byte("not an event")})
 	produceRecord(t, kafkaAddr, invalidEvent(marker))
-	eventually(t, "an event delivered", func() bool {
+	testenv.Eventually(t, time.Minute, "an event delivered", func() bool {
 		if len(ok.ids()) > 0 {
 			return true
 		}

@@ -18,9 +18,9 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/config"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/topic"
 )
 
 func runPublish(ctx context.Context, env Env, args []string) error {
@@ -70,7 +70,7 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer kc.Close()
-	p := producer.New(kc, catalog, producer.WithTopicPrefix(*prefix), producer.WithMeterProvider(tel.Meter))
+	p := producer.New(kc, catalog, producer.WithTopicPrefix(*prefix), producer.WithMeterProvider(tel.Meter), producer.WithPropagator(tel.Propagator))
 	opts := []producer.PublishOption{}
 	if *id != "" {
 		opts = append(opts, producer.WithID(*id))

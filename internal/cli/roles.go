@@ -15,14 +15,14 @@ import (
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/ops"
-	"github.com/hookstream/hookstream/internal/sender"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // roleDeps are what the roles are built on. A role's command builds them for
@@ -115,12 +115,12 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 // apiSettings are the api role's flag values.
 type apiSettings struct {
 	tokens         api.Tokens
-	publishTimeout time.Duration
+	backendTimeout time.Duration
 	logRetention   time.Duration // the delivery log's window; 0: the default
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
-// through a client made with producer.ClientOpts(s.publishTimeout), so that
+// through a client made with producer.ClientOpts(s.backendTimeout), so that
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
@@ -128,7 +128,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithTokens(s.tokens),
 		api.WithCatalog(d.catalog),
 		api.WithPublisher(pub),
-		api.WithPublishTimeout(s.publishTimeout),
+		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
 		api.WithDeliveryLog(deliverylog.NewIndex(d.rdb, s.logRetention)),
 		api.WithLogger(d.log),
@@ -240,7 +240,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		sender.WithTracerProvider(d.tel.Tracer),
 		sender.WithPropagator(d.tel.Propagator),
 	)
-	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter))
+	pub := producer.New(d.kafka, d.catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(d.tel.Meter), producer.WithPropagator(d.tel.Propagator))
 	if err := d.tel.ObserveConsumerLag(kadm.NewClient(d.kafka), deliverer.Group); err != nil {
 		return nil, err
 	}

@@ -22,10 +22,10 @@ import (
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // TestTraceIngestToReceiver builds api, fanout and deliverer in-process as
@@ -71,8 +71,8 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	fanDeps := traceDeps(t, k, rd, prefix, "hookstream-fanout", exp, log)
 	delDeps := traceDeps(t, k, rd, prefix, "hookstream-deliverer", exp, log)
 
-	settings := apiSettings{tokens: api.Tokens{"tok": "acme"}, publishTimeout: 10 * time.Second}
-	publish, err := kgo.NewClient(apiDeps.kafkaOpts(producer.ClientOpts(settings.publishTimeout)...)...)
+	settings := apiSettings{tokens: api.Tokens{"tok": "acme"}, backendTimeout: 10 * time.Second}
+	publish, err := kgo.NewClient(apiDeps.kafkaOpts(producer.ClientOpts(settings.backendTimeout)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +106,11 @@ func TestTraceIngestToReceiver(t *testing.T) {
 	)
 
 	var ep struct{ ID string }
-	eventually(t, "endpoint created", func() bool {
+	testenv.Eventually(t, time.Minute, "endpoint created", func() bool {
 		return apiCall(t, http.MethodPost, base+"/v1/endpoints", "tok",
 			map[string]any{"url": recv.URL, "events": []string{"agent.*"}}, &ep) == http.StatusCreated
 	})
-	eventually(t, "fanout and deliverer see the endpoint", func() bool {
+	testenv.Eventually(t, time.Minute, "fanout and deliverer see the endpoint", func() bool {
 		ids, err := fanDeps.store.Match(context.Background(), "acme", "agent.created")
 		if err != nil || len(ids) != 1 || ids[0] != ep.ID {
 			return false
@@ -236,18 +236,6 @@ func runWorkers(t *testing.T, log *slog.Logger, workers ...supervisor.Named) {
 	})
 }
 
-// eventually polls done for up to a minute.
-func eventually(t *testing.T, what string, done func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !done() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func parseTraceparent(t *testing.T, v string) (trace.TraceID, trace.SpanID) {
 	t.Helper()
 	parts := strings.Split(v, "-")
@@ -275,7 +263,7 @@ func service(s tracetest.SpanStub) string {
 func findSpan(t *testing.T, exp *tracetest.InMemoryExporter, ok func(tracetest.SpanStub) bool) tracetest.SpanStub {
 	t.Helper()
 	var found tracetest.SpanStub
-	eventually(t, "span exported", func() bool {
+	testenv.Eventually(t, time.Minute, "span exported", func() bool {
 		for _, s := range exp.GetSpans() {
 			if ok(s) {
 				found = s

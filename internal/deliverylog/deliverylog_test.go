@@ -14,7 +14,7 @@ import (
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/testenv"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 type env struct {

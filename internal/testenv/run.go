@@ -7,12 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// Worker is a long-running part (an endpoint store, a fanout, a deliverer).
-type Worker interface {
-	Run(ctx context.Context) error
-}
+	"github.com/hookstream/hookstream/internal/supervisor"
+)
 
 // stopTimeout bounds how long a stopped worker may take to return.
 const stopTimeout = time.Minute
@@ -21,7 +18,7 @@ const stopTimeout = time.Minute
 // stop cancels Run's context and returns Run's error; when the test did not
 // call stop, the error fails the test at its end. A Run that has not
 // returned a minute after the cancel is an error too.
-func Run(t testing.TB, w Worker) (stop func() error) {
+func Run(t testing.TB, w supervisor.Worker) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -48,5 +45,19 @@ func Run(t testing.TB, w Worker) (stop func() error) {
 	return func() error {
 		taken.Store(true)
 		return stopOnce()
+	}
+}
+
+// Eventually polls cond every 20 ms until it holds, and fails the test when
+// it still does not after timeout: for effects that happen in the
+// background.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

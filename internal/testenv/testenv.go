@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/internal/kafkaserver"
-	"github.com/hookstream/hookstream/internal/topic"
+	"github.com/hookstream/hookstream/topic"
 )
 
 // Kafka is a running embedded broker.

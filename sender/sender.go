@@ -161,7 +161,7 @@ func New(opts ...Option) *Sender {
 		maxRetryAfter:  DefaultMaxRetryAfter,
 	}
 	for _, o := range opts {
-		o.apply(&c)
+		o(&c)
 	}
 	if c.signer == nil {
 		c.signer = signature.NewSigner()

@@ -25,11 +25,7 @@ const (
 const LoggedBody = 1 << 10
 
 // Option configures a Sender.
-type Option interface{ apply(*config) }
-
-type option func(*config)
-
-func (f option) apply(c *config) { f(c) }
+type Option func(*config)
 
 type config struct {
 	connectTimeout time.Duration
@@ -48,7 +44,7 @@ type config struct {
 // WithConnectTimeout bounds establishing the TCP connection and, separately,
 // the TLS handshake. Default DefaultConnectTimeout (5s).
 func WithConnectTimeout(d time.Duration) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if d > 0 {
 			c.connectTimeout = d
 		}
@@ -59,7 +55,7 @@ func WithConnectTimeout(d time.Duration) Option {
 // read its body. Request.Timeout overrides it per request. Default
 // DefaultTimeout (15s).
 func WithTimeout(d time.Duration) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if d > 0 {
 			c.timeout = d
 		}
@@ -72,7 +68,7 @@ func WithTimeout(d time.Duration) Option {
 // connection instead of unbounded reading. Default DefaultMaxResponseBody
 // (64 KiB).
 func WithMaxResponseBody(n int64) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if n > 0 {
 			c.maxBody = n
 		}
@@ -85,14 +81,14 @@ func WithMaxResponseBody(n int64) Option {
 // destination fails with Outcome Refused and netguard.ErrDenied. Turn it
 // on for development and tests only.
 func WithAllowPrivate(allow bool) Option {
-	return option(func(c *config) { c.allowPrivate = allow })
+	return Option(func(c *config) { c.allowPrivate = allow })
 }
 
 // WithUserAgent sets the user-agent header. Default "Hookstream/<version>",
 // the version being the main module's version from the build info, or "dev"
 // when the build has none.
 func WithUserAgent(ua string) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if ua != "" {
 			c.userAgent = ua
 		}
@@ -102,7 +98,7 @@ func WithUserAgent(ua string) Option {
 // WithSigner sets the signer, which also decides the brand of the seed
 // scheme's headers. Default signature.NewSigner() (brand "Hookstream").
 func WithSigner(s *signature.Signer) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if s != nil {
 			c.signer = s
 		}
@@ -113,7 +109,7 @@ func WithSigner(s *signature.Signer) Option {
 // per destination host, so that many lanes posting to one receiver reuse
 // connections instead of dialing. Default DefaultMaxIdleConnsPerHost (64).
 func WithMaxIdleConnsPerHost(n int) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if n > 0 {
 			c.maxIdlePerHost = n
 		}
@@ -123,7 +119,7 @@ func WithMaxIdleConnsPerHost(n int) Option {
 // WithMaxRetryAfter caps Result.RetryAfter, so a receiver cannot park a
 // delivery for days. Default DefaultMaxRetryAfter (1h).
 func WithMaxRetryAfter(d time.Duration) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if d > 0 {
 			c.maxRetryAfter = d
 		}
@@ -133,13 +129,13 @@ func WithMaxRetryAfter(d time.Duration) Option {
 // WithTLSConfig sets the TLS client configuration, e.g. extra root CAs.
 // Default nil: the system roots.
 func WithTLSConfig(cfg *tls.Config) Option {
-	return option(func(c *config) { c.tls = cfg })
+	return Option(func(c *config) { c.tls = cfg })
 }
 
 // WithTracerProvider sets where the client span of each attempt goes.
 // Default otel.GetTracerProvider().
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if tp != nil {
 			c.tracer = tp
 		}
@@ -149,7 +145,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // WithPropagator sets how trace context is read from Request.Traceparent
 // and written into the request headers. Default otel.GetTextMapPropagator().
 func WithPropagator(p propagation.TextMapPropagator) Option {
-	return option(func(c *config) {
+	return Option(func(c *config) {
 		if p != nil {
 			c.propagator = p
 		}
