@@ -31,7 +31,7 @@ type Attempt struct {
 	At           time.Time `json:"at"`
 	// ErrorClass is sender.Class of the attempt: what an operator filters on.
 	ErrorClass        string            `json:"error_class,omitempty"`
-	Trigger           string            `json:"trigger"` // record.HeaderTrigger, default scheduled
+	Trigger           string            `json:"trigger"` // why the delivery was made: scheduled, resend, recover, replay, test
 	ResponseTruncated bool              `json:"response_truncated,omitempty"`
 	RequestHeaders    map[string]string `json:"request_headers,omitempty"` // signatures redacted
 }
