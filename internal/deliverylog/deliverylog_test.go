@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -88,17 +89,6 @@ func all(t *testing.T, ix *deliverylog.Index, tenant, endpoint string, f deliver
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // exactlyOnce fails unless entries hold each of want's event ids once.
 func exactlyOnce(t *testing.T, entries []deliverylog.Entry, want int) {
 	t.Helper()
@@ -129,7 +119,7 @@ func TestQueriesAndTenantIsolation(t *testing.T) {
 		}
 	})
 	e.produce(t, "globex", "ep_g", 3, nil)
-	waitFor(t, 20*time.Second, "9 attempts indexed", func() bool {
+	testenv.Eventually(t, 20*time.Second, "9 attempts indexed", func() bool {
 		return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 6 && len(all(t, ix, "globex", "ep_g", deliverylog.Filter{})) == 3
 	})
 
@@ -205,7 +195,7 @@ func TestPaginationWhileWriting(t *testing.T) {
 	testenv.Run(t, x)
 	ix := x.Index()
 	e.produce(t, "acme", "ep_a", 1000, nil)
-	waitFor(t, 60*time.Second, "1000 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 1000 })
+	testenv.Eventually(t, 60*time.Second, "1000 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 1000 })
 	before := all(t, ix, "acme", "ep_a", deliverylog.Filter{})
 
 	done := make(chan struct{})
@@ -243,7 +233,7 @@ func TestPaginationWhileWriting(t *testing.T) {
 		}
 	}
 	// Paging newer from the first page reaches everything that arrived.
-	waitFor(t, 30*time.Second, "1200 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 1200 })
+	testenv.Eventually(t, 30*time.Second, "1200 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 1200 })
 	newer := 0
 	for q := (deliverylog.Query{Limit: 10, Cursor: first.Prev}); ; {
 		pg, err := ix.EndpointAttempts(ctx, "acme", "ep_a", q)
@@ -275,7 +265,7 @@ func TestRebuildAfterFlush(t *testing.T) {
 	testenv.Run(t, x)
 	ix := x.Index()
 	e.produce(t, "acme", "ep_a", 300, nil)
-	waitFor(t, 30*time.Second, "300 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 300 })
+	testenv.Eventually(t, 30*time.Second, "300 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 300 })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -286,7 +276,7 @@ func TestRebuildAfterFlush(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	e.redis.FlushAll(t)
 	<-done
-	waitFor(t, 30*time.Second, "500 indexed again", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 500 })
+	testenv.Eventually(t, 30*time.Second, "500 indexed again", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 500 })
 	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), 500)
 }
 
@@ -298,7 +288,7 @@ func TestReplayIsIdempotent(t *testing.T) {
 	stop := testenv.Run(t, x)
 	ix := x.Index()
 	e.produce(t, "acme", "ep_a", 200, nil)
-	waitFor(t, 30*time.Second, "200 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 200 })
+	testenv.Eventually(t, 30*time.Second, "200 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 200 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -307,6 +297,49 @@ func TestReplayIsIdempotent(t *testing.T) {
 	}
 	testenv.Run(t, e.indexer(t))
 	e.produce(t, "acme", "ep_a", 50, nil)
-	waitFor(t, 30*time.Second, "250 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) >= 250 })
+	testenv.Eventually(t, 30*time.Second, "250 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) >= 250 })
 	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), 250)
+}
+
+// TestIndexerKill9 SIGKILLs a `hookstream indexer` process while attempts
+// stream in and starts another: every attempt ends up indexed exactly once.
+func TestIndexerKill9(t *testing.T) {
+	bin := testenv.Binary(t)
+	e := newEnv(t)
+	start := func() *testenv.Process {
+		cmd := exec.Command(bin, "indexer",
+			"--kafka-brokers", e.kafka.Addr,
+			"--redis-url", e.redis.URL,
+			"--topic-prefix", "dl.",
+			"--http-addr", "127.0.0.1:0",
+			"--log-format", "text",
+		)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		return testenv.Start(t, cmd)
+	}
+	const batches, per = 100, 20
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range batches {
+			e.produce(t, "acme", "ep_a", per, nil)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	ix := deliverylog.NewIndex(e.redis.Client, 0)
+	count := func() int { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) }
+	p := start()
+	testenv.Eventually(t, 30*time.Second, "some attempts indexed", func() bool { return count() >= 100 })
+	p.Kill()
+	n := count()
+	select {
+	case <-done:
+		t.Fatalf("all attempts were produced before the kill (%d indexed): nothing mid-stream", n)
+	default:
+	}
+	start()
+	<-done
+	testenv.Eventually(t, 60*time.Second, "every attempt indexed", func() bool { return count() >= batches*per })
+	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), batches*per)
+	t.Logf("killed with %d of %d indexed", n, batches*per)
 }
