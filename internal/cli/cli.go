@@ -45,6 +45,7 @@ func commands() []command {
 		{"fanout", "events -> per-endpoint delivery records", runFanout},
 		{"deliverer", "delivery records -> signed POSTs, with retries", runDeliverer},
 		{"indexer", "attempts topic -> the delivery log's index in Redis", runIndexer},
+		{"attempts", "list delivery attempts from the delivery log", runAttempts},
 		{"kafka", "the embedded Kafka broker alone", runKafka},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
