@@ -8,7 +8,6 @@ import (
 
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/supervisor"
-	"github.com/hookstream/hookstream/topic"
 )
 
 func runIndexer(ctx context.Context, env Env, args []string) error {
@@ -16,7 +15,14 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 	var c common
 	c.register(fs, ":9090")
 	retention := fs.Duration("log-retention", deliverylog.DefaultRetention, "how long delivery attempts stay queryable in the delivery log")
+	// Partition counts of the topics it creates when it starts first, like
+	// every role that creates them.
+	var parts partitionFlags
+	parts.register(fs, true)
 	if err := parse(fs, env, args); err != nil {
+		return err
+	}
+	if err := parts.validate(); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
@@ -26,7 +32,7 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --log-retention must be positive", ErrUsage)
 	}
 	log := c.logger(env)
-	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-indexer", topic.DefaultPartitions, false)
+	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-indexer", parts.topics(), false)
 	if err != nil {
 		return err
 	}
