@@ -135,6 +135,7 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /v1/endpoints/{id}/attempts":       s.endpointAttempts,
 		"GET /v1/events/{id}/attempts":          s.eventAttempts,
 		"GET /v1/attempts/{id}":                 s.getAttempt,
+		"GET /v1/events/{id}":                   s.getEvent,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

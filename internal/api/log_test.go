@@ -124,6 +124,8 @@ func TestAttemptsRoutes(t *testing.T) {
 		{"/v1/endpoints/" + acmeEP + "/attempts?tenant=other", "tok-admin"},
 		{"/v1/attempts/" + id + "?tenant=other", "tok-admin"},
 		{"/v1/events/nope/attempts", "tok-acme"},
+		{"/v1/events/evt_acme", "tok-other"},
+		{"/v1/events/evt_acme?tenant=other", "tok-admin"},
 	}
 	for _, c := range notFound {
 		if r, _ := get(c.path, c.token); r.status != http.StatusNotFound {
@@ -143,6 +145,21 @@ func TestAttemptsRoutes(t *testing.T) {
 		if r, got := get(c.path, c.token); r.status != 200 || len(got.Data) != c.want {
 			t.Errorf("%s as %s: %d %s, want %d attempts", c.path, c.token, r.status, r.body, c.want)
 		}
+	}
+	var ev struct {
+		Event      struct{ ID, Status string }
+		Deliveries []struct {
+			EndpointID string `json:"endpoint_id"`
+			Status     string `json:"status"`
+			Attempts   int    `json:"attempts"`
+		}
+	}
+	r = epDo(t, "GET", base+"/v1/events/evt_acme?tenant=acme", "tok-admin", "")
+	if r.status == 200 {
+		r.decode(t, &ev)
+	}
+	if r.status != 200 || ev.Event.ID != "evt_acme" || len(ev.Deliveries) != 1 || ev.Deliveries[0].Attempts != 3 || ev.Deliveries[0].Status != "retrying" {
+		t.Errorf("GET event as admin for acme: %d %s, want one delivery retrying after 3 attempts", r.status, r.body)
 	}
 	if r := epDo(t, "GET", base+"/v1/attempts/"+id, "tok-acme", ""); r.status != 200 {
 		t.Errorf("GET attempt as its tenant: %d %s", r.status, r.body)

@@ -129,5 +129,52 @@ func TestDevDeliveryLog(t *testing.T) {
 			t.Errorf("%s: newest of the endpoint's attempts: %d %+v, want attempt %d", w.url, code, page.Data, w.attempts)
 		}
 	}
+
+	// The event's deliveries: the healthy one delivered, the failing ones
+	// dead after their two attempts, with where the event's bytes are.
+	type delivery struct {
+		EndpointID     string `json:"endpoint_id"`
+		Status         string `json:"status"`
+		Attempts       int    `json:"attempts"`
+		LastStatusCode *int   `json:"last_status_code"`
+	}
+	var ev struct {
+		Event struct {
+			ID, Event, Status string
+		}
+		Deliveries []delivery
+	}
+	p.WaitFor(t, "the event's deliveries settled", time.Minute, func() bool {
+		code := apiCall(t, http.MethodGet, apiURL+"/v1/events/"+published.ID, token, nil, &ev)
+		if code != http.StatusOK || len(ev.Deliveries) != 4 {
+			return false
+		}
+		for _, d := range ev.Deliveries {
+			if d.Status != "delivered" && d.Status != "dead" {
+				return false
+			}
+		}
+		return true
+	})
+	if ev.Event.ID != published.ID || ev.Event.Event != "agent.created" || ev.Event.Status != "dead" {
+		t.Errorf("event %+v, want agent.created, status dead", ev.Event)
+	}
+	for _, d := range ev.Deliveries {
+		w := ids[d.EndpointID]
+		if w == nil {
+			t.Errorf("delivery to an unknown endpoint: %+v", d)
+			continue
+		}
+		wantStatus := "dead"
+		if w.outcome == "delivered" {
+			wantStatus = "delivered"
+		}
+		if d.Status != wantStatus || d.Attempts != w.attempts || d.LastStatusCode == nil || *d.LastStatusCode != w.status {
+			t.Errorf("delivery %+v, want %s after %d attempts", d, wantStatus, w.attempts)
+		}
+	}
+	if code := apiCall(t, http.MethodGet, apiURL+"/v1/events/evt_000000000000000000000000", token, nil, nil); code != http.StatusNotFound {
+		t.Errorf("unknown event: %d, want 404", code)
+	}
 	p.stop(3 * time.Second)
 }

@@ -51,7 +51,7 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 // newIndexer is the delivery log's indexer over d's Kafka and Redis.
 func newIndexer(d *roleDeps, retention time.Duration) supervisor.Named {
 	x := deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Topic: d.topics().Attempts, Retention: retention, Log: d.log, KafkaOpts: d.kafkaOpts(),
+		Topic: d.topics().Attempts, Deliveries: d.topics().Deliveries, Dead: d.topics().Dead, Retention: retention, Log: d.log, KafkaOpts: d.kafkaOpts(),
 	}, d.rdb)
 	return supervisor.Named{Name: "indexer", Worker: x}
 }

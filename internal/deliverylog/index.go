@@ -95,6 +95,7 @@ func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, of
 	}
 	p.Set(ctx, entryKey(a.Tenant, m), v, 0)
 	p.PExpireAt(ctx, entryKey(a.Tenant, m), expires)
+	ix.addLast(ctx, p, a, expires)
 	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
 	for _, k := range []string{endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID)} {
 		p.ZAdd(ctx, k, redis.Z{Member: m})

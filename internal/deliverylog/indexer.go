@@ -30,11 +30,16 @@ var errFlushed = errors.New("deliverylog: index flushed")
 
 // IndexerConfig configures an Indexer.
 type IndexerConfig struct {
-	Seeds     []string
-	Topic     string // the attempts topic
-	Retention time.Duration
-	Log       *slog.Logger
-	KafkaOpts []kgo.Opt // extra client options (TLS, SASL, tracing)
+	Seeds []string
+	Topic string // the attempts topic
+	// Deliveries and Dead, when set, are read too: what each event matched
+	// (fanout's transactional output, with the Kafka location of its bytes)
+	// and which deliveries went dead.
+	Deliveries string
+	Dead       string
+	Retention  time.Duration
+	Log        *slog.Logger
+	KafkaOpts  []kgo.Opt // extra client options (TLS, SASL, tracing)
 	// CheckEvery is how often a quiet indexer checks that Redis still
 	// holds the index; 0 = every second.
 	CheckEvery time.Duration
@@ -97,7 +102,7 @@ func (x *Indexer) run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(x.cfg.Seeds...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{x.cfg.Topic: starts}),
+		kgo.ConsumePartitions(starts),
 	}, x.cfg.KafkaOpts...)...)
 	if err != nil {
 		return fmt.Errorf("deliverylog: kafka client: %w", err)
@@ -130,16 +135,17 @@ func (x *Indexer) run(ctx context.Context) error {
 // resume reads where to start each partition: after the stored offsets,
 // or, with no generation (first start, or Redis flushed), from the start
 // of the retention window under a new generation.
-func (x *Indexer) resume(ctx context.Context) (string, map[int32]kgo.Offset, error) {
+func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.Offset, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(x.cfg.Seeds...)}, x.cfg.KafkaOpts...)...)
 	if err != nil {
 		return "", nil, fmt.Errorf("deliverylog: kafka client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, x.cfg.Topic)
+	topics := x.topics()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
-		return "", nil, fmt.Errorf("deliverylog: partitions of %s: %w", x.cfg.Topic, err)
+		return "", nil, fmt.Errorf("deliverylog: partitions of %v: %w", topics, err)
 	}
 	gen, err := x.rdb.Get(ctx, keyGeneration).Result()
 	fresh := errors.Is(err, redis.Nil)
@@ -159,15 +165,18 @@ func (x *Indexer) resume(ctx context.Context) (string, map[int32]kgo.Offset, err
 		return "", nil, fmt.Errorf("deliverylog: offsets: %w", err)
 	}
 	windowStart := time.Now().Add(-x.ix.retention).UnixMilli()
-	starts := map[int32]kgo.Offset{}
+	starts := map[string]map[int32]kgo.Offset{}
 	ends.Each(func(o kadm.ListedOffset) {
-		if o.Topic != x.cfg.Topic {
+		if o.Err != nil {
 			return
 		}
-		starts[o.Partition] = kgo.NewOffset().AfterMilli(windowStart)
-		if v, ok := stored[strconv.Itoa(int(o.Partition))]; ok {
+		if starts[o.Topic] == nil {
+			starts[o.Topic] = map[int32]kgo.Offset{}
+		}
+		starts[o.Topic][o.Partition] = kgo.NewOffset().AfterMilli(windowStart)
+		if v, ok := stored[offsetField(o.Topic, o.Partition)]; ok {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				starts[o.Partition] = kgo.NewOffset().At(n)
+				starts[o.Topic][o.Partition] = kgo.NewOffset().At(n)
 			}
 		}
 	})
@@ -181,7 +190,15 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 	next := map[string]any{}
 	_, err := x.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		fs.EachRecord(func(r *kgo.Record) {
-			next[strconv.Itoa(int(r.Partition))] = r.Offset + 1
+			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
+			switch r.Topic {
+			case x.cfg.Deliveries:
+				x.ix.addDelivery(ctx, p, r)
+				return
+			case x.cfg.Dead:
+				x.ix.addDead(ctx, p, r)
+				return
+			}
 			var a deliverer.Attempt
 			if err := json.Unmarshal(r.Value, &a); err != nil || a.Tenant == "" || a.EndpointID == "" {
 				x.cfg.Log.Warn("deliverylog: skip unreadable attempt record", "partition", r.Partition, "offset", r.Offset)
@@ -207,4 +224,19 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 		return fmt.Errorf("deliverylog: generation: %w", err)
 	}
 	return nil
+}
+
+// topics are the topics the indexer reads.
+func (x *Indexer) topics() []string {
+	ts := []string{x.cfg.Topic}
+	for _, t := range []string{x.cfg.Deliveries, x.cfg.Dead} {
+		if t != "" {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
+func offsetField(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
 }
