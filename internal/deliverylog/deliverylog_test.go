@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/topic"
 )
@@ -38,7 +39,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) indexer(t *testing.T) *deliverylog.Indexer {
 	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, CheckEvery: 100 * time.Millisecond,
+		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
 	}, e.redis.Client)
 }
 
@@ -342,4 +343,64 @@ func TestIndexerKill9(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "every attempt indexed", func() bool { return count() >= batches*per })
 	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), batches*per)
 	t.Logf("killed with %d of %d indexed", n, batches*per)
+}
+
+// TestEventDeliveries indexes fanout's delivery records, attempts and a
+// dead letter: Event lists each matched endpoint with its status and the
+// Kafka location of the event's bytes.
+func TestEventDeliveries(t *testing.T) {
+	e := newEnv(t)
+	x := e.indexer(t)
+	testenv.Run(t, x)
+	ctx := context.Background()
+	body := []byte(`{"id":"evt_1","event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{}}`)
+	var recs []*kgo.Record
+	for _, ep := range []string{"ep_ok", "ep_dead", "ep_new"} {
+		d := record.Delivery{EndpointID: ep, Tenant: "acme", EventID: "evt_1", EventType: "agent.created", Body: body}
+		recs = append(recs, d.Record(e.topics.Deliveries))
+	}
+	res := e.prod.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var deadSrc *kgo.Record
+	for _, r := range res {
+		if string(r.Record.Key) == "ep_dead" {
+			deadSrc = r.Record
+		}
+	}
+	if err := e.prod.ProduceSync(ctx, record.Dead(deadSrc, e.topics.Dead, "retries exhausted: 500")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(t, "acme", "ep_ok", 1, func(_ int, a *deliverer.Attempt) { a.EventID = "evt_1" })
+	e.produce(t, "acme", "ep_dead", 2, func(i int, a *deliverer.Attempt) {
+		a.EventID, a.Attempt, a.Status, a.Outcome = "evt_1", i+1, 500, "failed"
+	})
+	var ev deliverylog.Event
+	testenv.Eventually(t, 20*time.Second, "the event's three deliveries settled", func() bool {
+		var err error
+		ev, err = x.Index().Event(ctx, "acme", "evt_1")
+		return err == nil && len(ev.Deliveries) == 3 && ev.Deliveries[0].Status == deliverylog.StatusDead &&
+			ev.Deliveries[0].Attempts == 2 && ev.Deliveries[2].Status == deliverylog.StatusDelivered
+	})
+	want := map[string]string{"ep_dead": deliverylog.StatusDead, "ep_new": deliverylog.StatusPending, "ep_ok": deliverylog.StatusDelivered}
+	for _, d := range ev.Deliveries {
+		if d.Status != want[d.EndpointID] || d.Topic != e.topics.Deliveries {
+			t.Errorf("delivery %+v, want %s in %s", d, want[d.EndpointID], e.topics.Deliveries)
+		}
+		got := e.kafka.ReadAll(t, e.topics.Deliveries)
+		found := false
+		for _, r := range got {
+			found = found || r.Partition == d.Partition && r.Offset == d.Offset && string(r.Key) == d.EndpointID
+		}
+		if !found {
+			t.Errorf("delivery %+v: no record of its endpoint at %d/%d", d, d.Partition, d.Offset)
+		}
+	}
+	if ev.Status != deliverylog.StatusDead || ev.Type != "agent.created" || ev.Deliveries[0].DeadReason == "" {
+		t.Errorf("event %+v, want dead, agent.created, with the dead reason", ev)
+	}
+	if _, err := x.Index().Event(ctx, "globex", "evt_1"); !errors.Is(err, deliverylog.ErrNotFound) {
+		t.Errorf("another tenant's event: %v, want ErrNotFound", err)
+	}
 }
