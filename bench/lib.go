@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -60,7 +61,8 @@ func runStore(ctx context.Context, brokers, redisURL string) (store *subscriptio
 		return nil, nil, fmt.Errorf("kafka client: %w", err)
 	}
 	rdb := redis.NewClient(ro)
-	store = subscription.NewStore(kc, rdb, catalog, subscription.WithAllowPrivate(true),
+	// The fan-out scale scenario puts 100,000 endpoints in one tenant.
+	store = subscription.NewStore(kc, rdb, catalog, subscription.WithAllowPrivate(true), subscription.WithMaxEndpoints(math.MaxInt32),
 		subscription.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	rctx, stop := context.WithCancel(ctx)
 	ran := make(chan struct{})

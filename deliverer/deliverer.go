@@ -1,6 +1,7 @@
 package deliverer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +49,8 @@ type Deliverer struct {
 	adm    *kadm.Client
 	eps    Endpoints
 	snd    Sender
-	reader *reader       // lanes read retries back through it
-	slots  chan struct{} // global in-flight bound
+	reader *reader   // lanes read retries back through it
+	slots  *fairPool // global in-flight bound, shared fairly by tenants
 	// goroutines runs the attempts.
 	goroutines *warm
 	m          *metrics
@@ -63,6 +64,7 @@ type Deliverer struct {
 	closing bool
 
 	commitMu sync.Mutex // one commit at a time, so offsets never go back
+	prog     *progress
 
 	failOnce sync.Once
 	failErr  error
@@ -96,8 +98,8 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		return nil, fmt.Errorf("deliverer: %w: empty", ErrInvalidSchedule)
 	case c.policy.schedule[0] != 0:
 		return nil, fmt.Errorf("deliverer: %w: the first attempt is immediate, so the schedule starts with 0", ErrInvalidSchedule)
-	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1:
-		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1")
+	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1, c.tenantShare < 0:
+		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1, tenant share not negative")
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -113,13 +115,17 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		cfg:   c,
 		eps:   endpoints,
 		snd:   snd,
-		slots: make(chan struct{}, c.maxInFlight),
+		slots: newFairPool(c.maxInFlight, cmp.Or(c.tenantShare, max(1, c.maxInFlight/8))),
 		// Idle goroutines are kept a few seconds: long enough to carry
 		// steady load, short enough not to outlive Run by much.
 		goroutines: newWarm(3 * time.Second),
 		m:          m,
 		ready:      make(chan struct{}),
 		workers:    map[int32]*worker{},
+		prog:       newProgress(time.Now),
+	}
+	if err := registerProgress(c.meter, d.prog); err != nil {
+		return nil, err
 	}
 	d.kopts = append(append([]kgo.Opt{}, kafka...), ClientOpts(c.topics, c.group)...)
 	d.kopts = append(d.kopts,
@@ -132,9 +138,9 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 
 // ClientOpts are the kgo options of a deliverer's client, apart from the
 // rebalance callbacks New adds: group over deliveries and retries with a
-// range balancer (partition i of both to one member, as both topics have
-// the same partition count), read_committed, manual commits, rebalances only
-// between polls, reading a new group from the start, and a partitioner that
+// cooperative co-partitioned balancer (partition i of both to one member,
+// as both topics have the same partition count; see balancer),
+// read_committed, manual commits, rebalances only between polls, reading a new group from the start, and a partitioner that
 // writes retries records to the partition set on the record (the worker's
 // own) and hashes the key elsewhere. Fetches wait at most 500ms for data:
 // a partition resumed after the catch-up or after backpressure is fetched
@@ -143,7 +149,7 @@ func ClientOpts(topics topic.Names, group string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics.Deliveries, topics.Retries),
-		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.Balancers(balancer{}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -299,6 +305,7 @@ func (d *Deliverer) release(ws []*worker, commit bool) {
 		}
 		parts = append(parts, w.part)
 	}
+	d.prog.setHeld(len(d.workers) > 0)
 	d.mu.Unlock()
 	// Pauses outlive assignments in kgo; a later assignment pauses afresh.
 	d.client.ResumeFetchPartitions(map[string][]int32{d.cfg.topics.Deliveries: parts, d.cfg.topics.Retries: parts})
@@ -332,6 +339,7 @@ func (d *Deliverer) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 			}
 		}
 	}
+	d.prog.setHeld(len(d.workers) > 0)
 	d.mu.Unlock()
 	if len(fresh) == 0 {
 		return
@@ -515,4 +523,5 @@ func (d *Deliverer) commit(ctx context.Context, ws []*worker) {
 	for _, p := range todo {
 		p.t.committed = p.off
 	}
+	d.prog.committed()
 }

@@ -30,7 +30,7 @@ func TestOrderUnderFailure(t *testing.T) {
 	e.start(t, runOpts{schedule: "0s,50ms,50ms,50ms"})
 	e.deliver(t, ep, 0, 1, 10)
 	testenv.Eventually(t, 20*time.Second, "10 deliveries", func() bool { return rc.delivered() == 10 })
-	time.Sleep(200 * time.Millisecond) // anything extra would show now
+	e.settled(t) // nothing else arrives once every record is finished
 	all, _ := rc.receipts()
 	want := []int{1, 2, 3, 3, 3, 4, 5, 6, 7, 8, 9, 10}
 	if !slices.Equal(all, want) {
@@ -101,7 +101,7 @@ func TestParkRoundTrip(t *testing.T) {
 	e.start(t, runOpts{schedule: "0s,300ms,300ms", park: 100 * time.Millisecond})
 	e.deliver(t, ep, 0, 1, 5)
 	testenv.Eventually(t, 20*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
-	time.Sleep(300 * time.Millisecond)
+	e.settled(t) // nothing else arrives once every record is finished
 	all, ok := rc.receipts()
 	if want := []int{1, 1, 1, 2, 3, 4, 5}; !slices.Equal(all, want) {
 		t.Errorf("receiver got %v, want %v", all, want)
@@ -333,7 +333,7 @@ func TestOffsetsAfterCleanStop(t *testing.T) {
 	e.start(t, runOpts{})
 	e.deliver(t, ep, 0, 21, 25)
 	testenv.Eventually(t, 20*time.Second, "25 deliveries", func() bool { return rc.delivered() == 25 })
-	time.Sleep(300 * time.Millisecond)
+	e.settled(t) // nothing else arrives once every record is finished
 	all, ok := rc.receipts()
 	if len(all) != 25 {
 		t.Errorf("receiver got %d requests, want 25 (nothing redelivered after a clean stop): %v", len(all), all)

@@ -10,7 +10,8 @@
 // Inside a worker every endpoint has a FIFO lane. A strict lane has one
 // request in flight; a lane whose endpoint has ordering "none" up to
 // WithUnorderedConcurrency. All lanes of the process share WithMaxInFlight
-// request slots; a lane waiting out a backoff holds none.
+// request slots, shared fairly among tenants (see WithTenantShare); a lane
+// waiting out a backoff holds none.
 //
 // # Retries and parking
 //

@@ -314,6 +314,24 @@ func checkOrder(t *testing.T, name string, ok []int, n int) (dups int) {
 	return dups
 }
 
+// settled waits until the group has committed deliveries and retries up to
+// their ends: every record is finished, so nothing more will be sent. It is
+// how a test knows that nothing else arrives, without sleeping on it.
+func (e *env) settled(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "committed offsets at the ends of deliveries and retries", func() bool {
+		for _, name := range []string{e.topics.Deliveries, e.topics.Retries} {
+			committed, ends := e.committed(t, name), e.ends(t, name)
+			for p, end := range ends {
+				if end > 0 && committed[p] != end {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 // committed returns the group's committed offsets of topic, by partition.
 func (e *env) committed(t *testing.T, topicName string) map[int32]int64 {
 	t.Helper()

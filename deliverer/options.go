@@ -25,6 +25,7 @@ type config struct {
 	group       string
 	policy      policy
 	maxInFlight int
+	tenantShare int
 	unordered   int
 	maxBuffered int
 	drain       time.Duration
@@ -53,6 +54,12 @@ func WithParkThreshold(d time.Duration) Option { return func(c *config) { c.poli
 // WithMaxInFlight bounds the requests in flight across all lanes (default
 // DefaultMaxInFlight).
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+
+// WithTenantShare sets the in-flight slots one tenant may hold while
+// others could need them (default an eighth of WithMaxInFlight): a tenant
+// takes more only while that many stay free, and freed slots go round-robin
+// to the waiting tenants, those under their share first.
+func WithTenantShare(n int) Option { return func(c *config) { c.tenantShare = n } }
 
 // WithUnorderedConcurrency bounds the requests in flight to one endpoint with
 // ordering "none" (default DefaultUnorderedConcurrency).

@@ -70,13 +70,11 @@ func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter) outcome {
 	if lim.Wait(ctx) != nil {
 		return outcome{kind: outAborted}
 	}
-	select {
-	case w.d.slots <- struct{}{}:
-	case <-ctx.Done():
+	if w.d.slots.acquire(ctx, ep.Tenant, ep.ID) != nil {
 		return outcome{kind: outAborted}
 	}
 	if w.noNewSends.Load() {
-		<-w.d.slots
+		w.d.slots.release(ep.Tenant)
 		return outcome{kind: outAborted}
 	}
 	scheme, err := signature.ParseScheme(ep.Signature)
@@ -102,7 +100,7 @@ func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter) outcome {
 		}
 	}
 	res := w.d.snd.Send(ctx, req)
-	<-w.d.slots
+	w.d.slots.release(ep.Tenant)
 	if ctx.Err() != nil {
 		return outcome{kind: outAborted}
 	}

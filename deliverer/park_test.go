@@ -34,7 +34,7 @@ func TestParkRestarts(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	testenv.Eventually(t, 30*time.Second, "5 deliveries", func() bool { return rc.delivered() == 5 })
-	time.Sleep(500 * time.Millisecond) // anything extra would show now
+	e.settled(t) // nothing else arrives once every record is finished
 	all, ok := rc.receipts()
 	if want := []int{1, 1, 2, 3, 4, 5}; !slices.Equal(all, want) {
 		t.Errorf("receiver got %v, want %v (no duplicates after clean restarts)", all, want)
@@ -264,7 +264,7 @@ func TestParkUnorderedRestart(t *testing.T) {
 	stop()
 	e.start(t, o)
 	testenv.Eventually(t, 20*time.Second, "event 3", func() bool { return rc.delivered() == 20 })
-	time.Sleep(300 * time.Millisecond) // anything extra would show now
+	e.settled(t) // nothing else arrives once every record is finished
 	all, _ := rc.receipts()
 	if len(all) != 21 {
 		t.Errorf("%d requests, want 21 (event 3 twice, nothing else again): %v", len(all), all)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,25 +135,29 @@ func TestProcessesKill(t *testing.T) {
 	}
 }
 
-// owns reports whether a deliverer's log says it holds partitions now: its
-// last assignment came after its last release.
+// owns reports whether a deliverer's log says it holds partitions now.
 func owns(log string) bool {
-	a := strings.LastIndex(log, "partitions assigned")
-	return a >= 0 && a > strings.LastIndex(log, "partitions released")
+	return len(assigned(log)) > 0
 }
 
-var assignedRE = regexp.MustCompile(`partitions assigned" partitions="\[([0-9 ]*)\]"`)
+var partitionsRE = regexp.MustCompile(`partitions (assigned|released)" partitions="?\[([0-9 ]*)\]"?`)
 
-// assigned returns the partitions of a deliverer's last assignment.
+// assigned returns the partitions a deliverer holds now: the cooperative
+// balancer assigns and releases some at a time, so its log is replayed.
 func assigned(log string) []int {
-	m := assignedRE.FindAllStringSubmatch(log, -1)
-	if len(m) == 0 || !owns(log) {
-		return nil
+	held := map[int]bool{}
+	for _, m := range partitionsRE.FindAllStringSubmatch(log, -1) {
+		for _, f := range strings.Fields(m[2]) {
+			n, _ := strconv.Atoi(f)
+			held[n] = m[1] == "assigned"
+		}
 	}
 	var out []int
-	for _, f := range strings.Fields(m[len(m)-1][1]) {
-		n, _ := strconv.Atoi(f)
-		out = append(out, n)
+	for n, h := range held {
+		if h {
+			out = append(out, n)
+		}
 	}
+	slices.Sort(out)
 	return out
 }

@@ -462,10 +462,12 @@ func logReason(reason string) string {
 func (f *Fanout) check(r *kgo.Record) (c candidate, reason string) {
 	c.r = r
 	var tenant []byte
+	tenants := 0
 	first, n := -1, 0
 	for i, h := range r.Headers {
 		switch h.Key {
 		case record.HeaderTenant:
+			tenants++
 			if tenant == nil {
 				tenant = h.Value
 			}
@@ -489,8 +491,15 @@ func (f *Fanout) check(r *kgo.Record) (c candidate, reason string) {
 			}
 		}
 	}
-	if len(tenant) == 0 {
+	// The checks the producer makes, in its order, so that a record
+	// written by any Kafka client is held to the same rules.
+	switch {
+	case len(tenant) == 0:
 		return c, "no " + record.HeaderTenant + " header"
+	case tenants > 1:
+		return c, fmt.Sprintf("%d %s headers, want one", tenants, record.HeaderTenant)
+	case !envelope.ValidID(string(tenant)):
+		return c, "invalid " + record.HeaderTenant + " header: want 1-128 characters of [A-Za-z0-9_.:-]"
 	}
 	e, err := envelope.Decode(r.Value, f.cfg.maxEventSize)
 	if err != nil {
@@ -508,6 +517,9 @@ func (f *Fanout) check(r *kgo.Record) (c candidate, reason string) {
 		default:
 			return c, "invalid_data: " + err.Error()
 		}
+	}
+	if ptr, ok := envelope.RepeatedKey(e.Data); ok {
+		return c, "repeated_key /data" + ptr
 	}
 	c.tenant, c.id, c.typ = string(tenant), e.ID, e.Event
 	return c, ""

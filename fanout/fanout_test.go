@@ -156,6 +156,11 @@ func TestPoisonDeadLettered(t *testing.T) {
 		{"missing id", &kgo.Record{Headers: tenant, Value: []byte(
 			`{"event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{"agent_id":"a","name":"n","model":"m","created_by":1}}`)}, "envelope: missing field: /id"},
 		{"empty value", &kgo.Record{Headers: tenant}, "envelope: malformed JSON"},
+		// What the producer (and so the API) refuses is dead-lettered too.
+		{"repeated key in data", &kgo.Record{Headers: tenant, Value: []byte(
+			`{"id":"evt_r","event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{"agent_id":"a","name":"n","model":"m","created_by":1,"name":"m"}}`)}, "repeated_key /data/name"},
+		{"invalid tenant", &kgo.Record{Headers: []kgo.RecordHeader{{Key: record.HeaderTenant, Value: []byte("bad tenant!")}}, Value: good("evt_t").Value}, "invalid hookstream-tenant header"},
+		{"two tenant headers", &kgo.Record{Headers: append(slices.Clone(tenant), kgo.RecordHeader{Key: record.HeaderTenant, Value: []byte("other")}), Value: good("evt_2").Value}, "2 hookstream-tenant headers"},
 	}
 	// Each bad record is followed by a good one, all in one partition.
 	var wantGood []string

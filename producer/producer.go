@@ -383,6 +383,9 @@ func (p *Producer) build(ctx context.Context, tenant string, ev *Event) (*kgo.Re
 	if err := p.catalog.Validate(ev.Type, ev.Data); err != nil {
 		return nil, "", err
 	}
+	if ptr, ok := envelope.RepeatedKey(ev.Data); ok {
+		return nil, "", &envelope.FieldError{Pointer: "/data" + ptr, Err: envelope.ErrInvalidField, Detail: "repeated key; each key may appear once per object"}
+	}
 	e := envelope.Event{ID: ev.ID, Event: ev.Type, Data: ev.Data}
 	if e.ID == "" {
 		e.ID = envelope.NewID()

@@ -192,6 +192,7 @@ func TestPublishInvalid(t *testing.T) {
 		{"missing required", "acme", "billing.payment_succeeded", `{"invoice_id":"i","currency":"USD"}`, nil, nil, "/amount"},
 		{"data not an object", "acme", "agent.created", `[1]`, nil, nil, ""},
 		{"malformed data", "acme", "agent.created", `{"agent_id":`, nil, schemas.ErrInvalidJSON, ""},
+		{"repeated key in data", "acme", "agent.created", `{"agent_id":"a","name":"n","model":"m","created_by":1,"name":"x"}`, nil, envelope.ErrInvalidField, "/data/name"},
 		{"bad id", "acme", "agent.created", created, []producer.PublishOption{producer.WithID("evt 1")}, envelope.ErrInvalidField, "/id"},
 		{"envelope too large", "acme", "agent.created", big, nil, envelope.ErrTooLarge, ""},
 		{"data too large", "acme", "agent.created", huge, nil, envelope.ErrTooLarge, ""},

@@ -141,7 +141,7 @@ type Sender struct {
 	maxBody       int64
 	maxRetryAfter time.Duration
 	userAgent     []string
-	reserved      map[string]bool
+	brand         string
 	tracer        trace.Tracer
 	propagator    propagation.TextMapPropagator
 }
@@ -195,7 +195,7 @@ func New(opts ...Option) *Sender {
 		maxBody:       c.maxBody,
 		maxRetryAfter: c.maxRetryAfter,
 		userAgent:     []string{c.userAgent},
-		reserved:      reservedHeaders(c.signer.Brand()),
+		brand:         c.signer.Brand(),
 		tracer:        c.tracer.Tracer("hookstream/sender"),
 		propagator:    c.propagator,
 	}
@@ -293,7 +293,7 @@ func (s *Sender) newRequest(ctx context.Context, req Request) (*http.Request, er
 	h := hreq.Header
 	for name, value := range req.Headers {
 		name = textproto.CanonicalMIMEHeaderKey(name)
-		if s.reserved[name] || strings.HasPrefix(name, "Proxy-") {
+		if ReservedHeader(s.brand, name) {
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
@@ -310,21 +310,30 @@ func (s *Sender) newRequest(ctx context.Context, req Request) (*http.Request, er
 	return hreq, nil
 }
 
-// reservedHeaders are the header names custom headers may not set: those
-// the Sender sets, in both signature schemes so that a receiver never sees a
-// stray signature of the other scheme, and framing headers.
-func reservedHeaders(brand string) map[string]bool {
-	m := map[string]bool{}
-	for _, name := range []string{
-		"Content-Type", "User-Agent", "Traceparent", "Tracestate",
-		signature.HeaderID, signature.HeaderTimestamp, signature.HeaderSignature,
-		"X-" + brand + "-Signature", "X-" + brand + "-Timestamp", "X-" + brand + "-Event", "X-" + brand + "-Delivery",
-		"Host", "Content-Length", "Content-Encoding", "Transfer-Encoding", "Connection", "Keep-Alive",
-		"Te", "Trailer", "Upgrade", "Expect",
-	} {
-		m[textproto.CanonicalMIMEHeaderKey(name)] = true
+// ReservedHeader reports whether an endpoint's custom header name may not
+// be set because the Sender sets it, or the HTTP connection owns it, with
+// brand the seed scheme's brand. Endpoint validation and the Sender use
+// this one list, so that a header accepted at creation is always sent.
+// Both schemes' signature headers are reserved, so a receiver never sees a
+// stray signature of the other scheme.
+func ReservedHeader(brand, name string) bool {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	if reservedNames[name] {
+		return true
 	}
-	return m
+	for _, p := range []string{"Proxy-", "Webhook-", "Hookstream-", "X-Hookstream-", textproto.CanonicalMIMEHeaderKey("X-" + brand + "-")} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// reservedNames are canonical (textproto).
+var reservedNames = map[string]bool{
+	"Content-Type": true, "User-Agent": true, "Traceparent": true, "Tracestate": true,
+	"Host": true, "Content-Length": true, "Content-Encoding": true, "Transfer-Encoding": true,
+	"Connection": true, "Keep-Alive": true, "Te": true, "Trailer": true, "Upgrade": true, "Expect": true,
 }
 
 func transportOutcome(err error) Outcome {

@@ -162,7 +162,9 @@ func (p *Patch) apply(e *Endpoint) {
 		e.Timeout = *p.Timeout
 	}
 	if p.Headers != nil {
-		e.Headers = maps.Clone(p.Headers)
+		h := maps.Clone(p.Headers)
+		unmask(e.Headers, h)
+		e.Headers = h
 		if len(e.Headers) == 0 {
 			e.Headers = nil
 		}

@@ -42,8 +42,14 @@ type config struct {
 	topicPrefix  string
 	redisPrefix  string
 	allowPrivate bool
+	brand        string
+	maxEndpoints int
 	log          *slog.Logger
 }
+
+// DefaultMaxEndpoints is how many endpoints one tenant may have unless
+// WithMaxEndpoints says otherwise.
+const DefaultMaxEndpoints = 1000
 
 // Option configures a Store.
 type Option func(*config)
@@ -59,6 +65,16 @@ func WithRedisPrefix(p string) Option { return func(c *config) { c.redisPrefix =
 // WithAllowPrivate accepts endpoint URLs on loopback, private, link-local
 // and other internal addresses (default false; `hookstream dev` sets it).
 func WithAllowPrivate(allow bool) Option { return func(c *config) { c.allowPrivate = allow } }
+
+// WithSignatureBrand sets the seed scheme's brand the deliverers sign with
+// (default signature.DefaultBrand), whose X-<Brand>-* headers an endpoint
+// may not set.
+func WithSignatureBrand(brand string) Option { return func(c *config) { c.brand = brand } }
+
+// WithMaxEndpoints caps the endpoints of one tenant (default
+// DefaultMaxEndpoints), so that no tenant can take the deliverers' capacity
+// with endpoints. Creates racing each other may pass it by a few.
+func WithMaxEndpoints(n int) Option { return func(c *config) { c.maxEndpoints = n } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -95,7 +111,7 @@ type Store struct {
 // from the client's connection options) and caching in rdb. filters decides
 // which event filters are valid (*schemas.Catalog).
 func NewStore(kafka *kgo.Client, rdb *redis.Client, filters Filters, opts ...Option) *Store {
-	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, log: slog.Default()}
+	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, brand: signature.DefaultBrand, maxEndpoints: DefaultMaxEndpoints, log: slog.Default()}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -105,7 +121,7 @@ func NewStore(kafka *kgo.Client, rdb *redis.Client, filters Filters, opts ...Opt
 		topic:   topic.New(c.topicPrefix).Endpoints,
 		keys:    newKeys(c.redisPrefix),
 		cfg:     c,
-		valid:   validator{filters: filters, allowPrivate: c.allowPrivate, resolver: net.DefaultResolver, lookupTimeout: 3 * time.Second},
+		valid:   validator{filters: filters, allowPrivate: c.allowPrivate, brand: c.brand, resolver: net.DefaultResolver, lookupTimeout: 3 * time.Second},
 		now:     time.Now,
 		lockTTL: 10 * time.Second,
 		cache:   newCache(tag{}),
@@ -151,6 +167,9 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 	if err := s.valid.endpoint(ctx, nil, e); err != nil {
 		return nil, err
 	}
+	if err := s.checkQuota(ctx, tenant); err != nil {
+		return nil, err
+	}
 	if secret == "" {
 		var err error
 		if secret, err = signature.NewSecret(); err != nil {
@@ -162,6 +181,22 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 		return nil, err
 	}
 	return e, nil
+}
+
+// checkQuota returns a *FieldError when tenant has its maximum of endpoints.
+func (s *Store) checkQuota(ctx context.Context, tenant string) error {
+	var n int64
+	err := s.whenBuilt(ctx, func(p redis.Pipeliner) func() {
+		cmd := p.ZCard(ctx, s.keys.tenant(tenant))
+		return func() { n = cmd.Val() }
+	})
+	if err != nil {
+		return err
+	}
+	if n >= int64(s.cfg.maxEndpoints) {
+		return &FieldError{"", fmt.Sprintf("tenant has %d endpoints, at most %d allowed; delete one first", n, s.cfg.maxEndpoints)}
+	}
+	return nil
 }
 
 // Get returns tenant's endpoint id, or ErrNotFound (also for another
@@ -226,9 +261,20 @@ func (s *Store) List(ctx context.Context, tenant, cursor string, limit int) ([]*
 // Update applies p to tenant's endpoint id and stores the result.
 func (s *Store) Update(ctx context.Context, tenant, id string, p Patch) (*Endpoint, error) {
 	return s.modify(ctx, tenant, id, func(e *Endpoint) (bool, error) {
+		before := e.clone()
 		p.apply(e)
-		return true, nil
+		// A patch that changes nothing (PATCH {}) writes nothing: the
+		// version counts changes.
+		return !samePatchable(before, e), nil
 	})
+}
+
+// samePatchable reports whether a and b agree on every field a Patch sets.
+func samePatchable(a, b *Endpoint) bool {
+	return a.URL == b.URL && a.Description == b.Description && slices.Equal(a.Events, b.Events) &&
+		a.Signature == b.Signature && a.Ordering == b.Ordering && a.RateLimit == b.RateLimit &&
+		a.Timeout == b.Timeout && maps.Equal(a.Headers, b.Headers) &&
+		a.Disabled == b.Disabled && a.DisabledReason == b.DisabledReason
 }
 
 // Delete removes tenant's endpoint id: a tombstone in the topic, and gone

@@ -206,6 +206,12 @@ func TestUpdate(t *testing.T) {
 	if stored.Version != 3 || stored.URL != url {
 		t.Errorf("a refused update was stored: %+v", stored)
 	}
+	// Patches that change nothing write nothing.
+	for _, p := range []Patch{{}, {URL: &url, RateLimit: &rate}} {
+		if got, err := s.Update(ctx, "t1", ep.ID, p); err != nil || got.Version != 3 {
+			t.Errorf("Update(%+v) changing nothing: version %d, %v; want 3 kept", p, got.Version, err)
+		}
+	}
 }
 
 // TestConcurrentUpdatesLoseNothing runs updates of one endpoint from two

@@ -15,9 +15,12 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/idna"
 
+	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/internal/netguard"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
 )
 
@@ -44,7 +47,9 @@ type Filters interface {
 type validator struct {
 	filters      Filters
 	allowPrivate bool
-	resolver     *net.Resolver
+	// brand is the seed scheme's, whose signature headers are reserved.
+	brand    string
+	resolver *net.Resolver
 	// lookupTimeout bounds the DNS lookup of a URL's host.
 	lookupTimeout time.Duration
 }
@@ -62,6 +67,14 @@ func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
 	fresh := old == nil
 	if e.Tenant == "" || len(e.Tenant) > MaxTenant {
 		return &FieldError{"/tenant", fmt.Sprintf("tenant must be 1 to %d bytes", MaxTenant)}
+	}
+	if fresh && !envelope.ValidID(e.Tenant) {
+		// Events are published only for such tenants (the producer's
+		// rule): an endpoint of another could never receive one.
+		return &FieldError{"/tenant", "tenant must be 1-128 characters of [A-Za-z0-9_.:-], as events' tenants are"}
+	}
+	if err := validUTF8(old, e); err != nil {
+		return err
 	}
 	if fresh || !slices.Equal(old.Events, e.Events) {
 		if err := v.events(e.Events); err != nil {
@@ -86,12 +99,35 @@ func (v *validator) endpoint(ctx context.Context, old, e *Endpoint) error {
 		}
 	}
 	if fresh || !maps.Equal(old.Headers, e.Headers) {
-		if err := headers(e.Headers); err != nil {
+		if err := v.headers(e.Headers); err != nil {
 			return err
 		}
 	}
 	if fresh || old.URL != e.URL {
 		return v.url(ctx, e.URL)
+	}
+	return nil
+}
+
+// validUTF8 checks the free-text fields that changed: JSON carries only
+// valid UTF-8, and what is stored is read back as JSON.
+func validUTF8(old, e *Endpoint) error {
+	fresh := old == nil
+	if (fresh || old.URL != e.URL) && !utf8.ValidString(e.URL) {
+		return &FieldError{"/url", "is not valid UTF-8"}
+	}
+	if (fresh || old.Description != e.Description) && !utf8.ValidString(e.Description) {
+		return &FieldError{"/description", "is not valid UTF-8"}
+	}
+	for i, f := range e.Events {
+		if !utf8.ValidString(f) {
+			return &FieldError{"/events/" + strconv.Itoa(i), "is not valid UTF-8"}
+		}
+	}
+	for name, value := range e.Headers {
+		if !utf8.ValidString(name) || !utf8.ValidString(value) {
+			return &FieldError{"/headers" + jsonptr.Token(strings.ToValidUTF8(name, "\ufffd")), "is not valid UTF-8"}
+		}
 	}
 	return nil
 }
@@ -120,38 +156,26 @@ func checkSecret(s string) error {
 	return nil
 }
 
-// reservedHeaders are set by the deliverer or the HTTP stack; an endpoint
-// may not override them. Names are canonical (textproto).
-var reservedHeaders = map[string]bool{
-	// hop-by-hop (RFC 9110 7.6.1) and their relatives
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	// framing and identity of the request
-	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
-	"User-Agent": true, "Traceparent": true, "Tracestate": true,
-}
-
-// reservedPrefixes cover the signature headers of both schemes (the seed
-// scheme's brand defaults to Hookstream) and Hookstream's own.
-var reservedPrefixes = []string{"Webhook-", "X-Hookstream-", "Hookstream-"}
-
-func headers(h map[string]string) error {
+// headers checks custom headers. Names are compared canonically, so that
+// two spellings of one name never leave the receiver with either value.
+func (v *validator) headers(h map[string]string) error {
 	if len(h) > MaxHeaders {
 		return &FieldError{"/headers", fmt.Sprintf("has %d headers, at most %d allowed", len(h), MaxHeaders)}
 	}
-	for name, value := range h {
+	seen := make(map[string]string, len(h))
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		value := h[name]
 		field := "/headers" + jsonptr.Token(name)
 		if !httpguts.ValidHeaderFieldName(name) {
 			return &FieldError{field, fmt.Sprintf("%q is not a valid header name", name)}
 		}
 		canon := textproto.CanonicalMIMEHeaderKey(name)
-		if reservedHeaders[canon] {
-			return &FieldError{field, fmt.Sprintf("%s is set by Hookstream or the HTTP connection and cannot be overridden", canon)}
+		if other, ok := seen[canon]; ok {
+			return &FieldError{field, fmt.Sprintf("%q and %q are the same header name", other, name)}
 		}
-		for _, p := range reservedPrefixes {
-			if strings.HasPrefix(canon, p) {
-				return &FieldError{field, fmt.Sprintf("%s* headers carry the signature and cannot be set", p)}
-			}
+		seen[canon] = name
+		if sender.ReservedHeader(v.brand, canon) {
+			return &FieldError{field, fmt.Sprintf("%s is set by Hookstream or the HTTP connection and cannot be overridden", canon)}
 		}
 		if len(value) > MaxHeaderValue || !httpguts.ValidHeaderFieldValue(value) {
 			return &FieldError{field, fmt.Sprintf("value must be at most %d bytes without control characters", MaxHeaderValue)}
@@ -183,7 +207,10 @@ func (v *validator) url(ctx context.Context, raw string) error {
 	if u.User != nil {
 		return &FieldError{field, "must not contain a user name or password; use headers for credentials"}
 	}
-	host := u.Hostname()
+	host, err := dialHost(u.Hostname())
+	if err != nil {
+		return &FieldError{field, fmt.Sprintf("host %q is not a valid host name: %v", u.Hostname(), err)}
+	}
 	if host == "" {
 		return &FieldError{field, "must name a host"}
 	}
@@ -207,8 +234,7 @@ func (v *validator) url(ctx context.Context, raw string) error {
 		}
 		return nil
 	}
-	lower := strings.ToLower(strings.TrimSuffix(host, "."))
-	if strings.HasSuffix(lower, ".localhost") {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		// RFC 6761: always loopback, whatever DNS says.
 		return &FieldError{field, fmt.Sprintf("host %q is a loopback name", host)}
 	}
@@ -224,6 +250,30 @@ func (v *validator) url(ctx context.Context, raw string) error {
 		}
 	}
 	return nil
+}
+
+// dialHost is host as the HTTP client will dial it: a non-ASCII name
+// mapped by IDNA (as net/http does, so full-width "１２７.０.０.１" is
+// 127.0.0.1), lower case, without the trailing dot that names the same
+// host. Every check runs on it, never on the host as written.
+func dialHost(host string) (string, error) {
+	if !isASCII(host) {
+		a, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return "", err
+		}
+		host = a
+	}
+	return strings.TrimSuffix(strings.ToLower(host), "."), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // numericName reports whether the last label of host is all digits or a

@@ -16,6 +16,7 @@ func TestCreateValidation(t *testing.T) {
 	e := newEnv(t)
 	strict := e.store(t, true)
 	lax := e.store(t, true, WithAllowPrivate(true))
+	acme := e.store(t, true, WithSignatureBrand("Acme"))
 	ok := func(in EndpointInput) EndpointInput {
 		if in.URL == "" {
 			in.URL = "https://93.184.215.14/hook"
@@ -58,7 +59,12 @@ func TestCreateValidation(t *testing.T) {
 		{"CGNAT", strict, ok(EndpointInput{URL: "http://100.64.0.1/"}), "/url", ""},
 		{"unspecified", strict, ok(EndpointInput{URL: "http://0.0.0.0:80/"}), "/url", ""},
 		{"link-local IPv6", strict, ok(EndpointInput{URL: "http://[fe80::1]/"}), "/url", ""},
-		{"localhost resolves to loopback", strict, ok(EndpointInput{URL: "http://localhost:9000/h"}), "/url", "resolves to 127.0.0.1"},
+		{"localhost resolves to loopback", strict, ok(EndpointInput{URL: "http://localhost:9000/h"}), "/url", "loopback"},
+		{"full-width loopback", strict, ok(EndpointInput{URL: "http://１２７.０.０.１/"}), "/url", "127.0.0.1"},
+		{"full-width localhost", strict, ok(EndpointInput{URL: "http://ｌｏｃａｌｈｏｓｔ/"}), "/url", "loopback"},
+		{"localhost with trailing dot", strict, ok(EndpointInput{URL: "http://localhost./x"}), "/url", "loopback"},
+		{"*.localhost with trailing dot", strict, ok(EndpointInput{URL: "http://API.localhost./x"}), "/url", "loopback"},
+		{"invalid IDNA host", strict, ok(EndpointInput{URL: "http://a\u00ad\u200d.example/"}), "/url", "not a valid host"},
 		{"*.localhost", strict, ok(EndpointInput{URL: "http://api.localhost/h"}), "/url", "loopback"},
 		{"loopback allowed when private allowed", lax, ok(EndpointInput{URL: "http://127.0.0.1:8080/"}), "", ""},
 		{"localhost allowed when private allowed", lax, ok(EndpointInput{URL: "http://localhost:8080/"}), "", ""},
@@ -75,9 +81,18 @@ func TestCreateValidation(t *testing.T) {
 		{"host header", strict, ok(EndpointInput{Headers: map[string]string{"Host": "x"}}), "/headers/Host", ""},
 		{"signature header", strict, ok(EndpointInput{Headers: map[string]string{"webhook-signature": "v1,x"}}), "/headers/webhook-signature", ""},
 		{"seed signature header", strict, ok(EndpointInput{Headers: map[string]string{"X-Hookstream-Signature": "x"}}), "/headers/X-Hookstream-Signature", ""},
+		{"two spellings of one header", strict, ok(EndpointInput{Headers: map[string]string{"X-A": "1", "x-a": "2"}}), "/headers/x-a", "same header"},
+		{"expect header", strict, ok(EndpointInput{Headers: map[string]string{"Expect": "100-continue"}}), "/headers/Expect", ""},
+		{"proxy header", strict, ok(EndpointInput{Headers: map[string]string{"Proxy-Foo": "x"}}), "/headers/Proxy-Foo", ""},
+		{"brand's signature header", acme, ok(EndpointInput{Headers: map[string]string{"x-acme-signature": "x"}}), "/headers/x-acme-signature", ""},
+		{"default brand's header under another brand", acme, ok(EndpointInput{Headers: map[string]string{"X-Hookstream-Event": "x"}}), "/headers/X-Hookstream-Event", ""},
+		{"other brand's header", strict, ok(EndpointInput{Headers: map[string]string{"X-Acme-Signature": "x"}}), "", ""},
 		{"bad header name", strict, ok(EndpointInput{Headers: map[string]string{"Bad Name": "x"}}), "/headers/Bad Name", ""},
 		{"header name with slash", strict, ok(EndpointInput{Headers: map[string]string{"a/b": "x"}}), "/headers/a~1b", ""},
 		{"header value with newline", strict, ok(EndpointInput{Headers: map[string]string{"X-Ok": "a\r\nInjected: 1"}}), "/headers/X-Ok", ""},
+		{"description not UTF-8", strict, ok(EndpointInput{Description: "a\xff"}), "/description", "UTF-8"},
+		{"URL not UTF-8", strict, ok(EndpointInput{URL: "https://93.184.215.14/\xff"}), "/url", "UTF-8"},
+		{"header value not UTF-8", strict, ok(EndpointInput{Headers: map[string]string{"X-Ok": "\xff"}}), "/headers/X-Ok", "UTF-8"},
 		{"description too long", strict, ok(EndpointInput{Description: longDesc + "x"}), "/description", ""},
 		{"secret without prefix", strict, ok(EndpointInput{Secret: "abc"}), "/secret", ""},
 		{"secret too short", strict, ok(EndpointInput{Secret: "whsec_" + strings.Repeat("A", 20)}), "/secret", ""},
@@ -221,5 +236,51 @@ func TestWritesValidateOnlyWhatChanged(t *testing.T) {
 				t.Fatalf("write: %v, stored version %d; want a *FieldError for %s, version 1", err, got.Version, tt.wantField)
 			}
 		})
+	}
+}
+
+// TestEndpointQuota: a tenant at its maximum of endpoints cannot create
+// another until it deletes one; other tenants are not affected.
+func TestEndpointQuota(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, true, WithMaxEndpoints(3))
+	ctx := ctxFor(t, 60*time.Second)
+	in := EndpointInput{URL: "https://93.184.215.14/hook", Events: []string{"*"}}
+	var ids []string
+	for range 3 {
+		ep, err := s.Create(ctx, "t1", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ep.ID)
+	}
+	var fe *FieldError
+	if _, err := s.Create(ctx, "t1", in); !errors.As(err, &fe) || !strings.Contains(fe.Message, "at most 3") {
+		t.Fatalf("fourth Create: %v, want a *FieldError naming the quota", err)
+	}
+	if _, err := s.Create(ctx, "t2", in); err != nil {
+		t.Fatalf("another tenant's Create: %v", err)
+	}
+	if err := s.Delete(ctx, "t1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "t1", in); err != nil {
+		t.Fatalf("Create after a Delete: %v", err)
+	}
+}
+
+// TestCreateTenantAsPublished: an endpoint's tenant follows the rule of
+// events' tenants, or it could never receive an event.
+func TestCreateTenantAsPublished(t *testing.T) {
+	s := newEnv(t).store(t, true)
+	in := EndpointInput{URL: "https://93.184.215.14/hook", Events: []string{"*"}}
+	for _, tenant := range []string{"bad tenant!", "*", "tenant/é", strings.Repeat("t", 129)} {
+		var fe *FieldError
+		if _, err := s.Create(ctxFor(t, 30*time.Second), tenant, in); !errors.As(err, &fe) || fe.Field != "/tenant" {
+			t.Errorf("Create for tenant %q: %v, want a /tenant error", tenant, err)
+		}
+	}
+	if _, err := s.Create(ctxFor(t, 30*time.Second), "org_1.eu:prod-2", in); err != nil {
+		t.Errorf("Create for a valid tenant: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,11 +35,25 @@ var ErrBadTokens = errors.New("api: bad token list")
 // Tokens maps bearer tokens to the tenant they act for.
 type Tokens map[string]string
 
+// lookup finds tok's tenant comparing with every token in constant time,
+// so response timing tells nothing about how much of a guess was right.
+func (t Tokens) lookup(tok string) (string, bool) {
+	want := sha256.Sum256([]byte(tok))
+	tenant, found := "", 0
+	for k, v := range t {
+		h := sha256.Sum256([]byte(k))
+		if subtle.ConstantTimeCompare(h[:], want[:]) == 1 {
+			tenant, found = v, 1
+		}
+	}
+	return tenant, found == 1
+}
+
 // ParseTokens parses "token=tenant,token2=tenant2"; a tenant of "*" makes an
 // admin token.
 func ParseTokens(s string) (Tokens, error) {
 	t := Tokens{}
-	for _, pair := range strings.Split(s, ",") {
+	for i, pair := range strings.Split(s, ",") {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
 			continue
@@ -45,7 +61,9 @@ func ParseTokens(s string) (Tokens, error) {
 		tok, tenant, ok := strings.Cut(pair, "=")
 		tok, tenant = strings.TrimSpace(tok), strings.TrimSpace(tenant)
 		if !ok || tok == "" || tenant == "" {
-			return nil, fmt.Errorf("%w: want token=tenant, got %q", ErrBadTokens, pair)
+			// The entry is not quoted: it may be a token, and errors
+			// reach logs.
+			return nil, fmt.Errorf("%w: entry %d is not token=tenant", ErrBadTokens, i+1)
 		}
 		t[tok] = tenant
 	}
@@ -66,6 +84,7 @@ type cfg struct {
 	backendTimeout time.Duration
 	tracer         trace.TracerProvider
 	propagator     propagation.TextMapPropagator
+	brand          string // WithBrand, docs.go
 }
 
 // Option configures a Server.
@@ -136,6 +155,9 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /v1/events/{id}/attempts":          s.eventAttempts,
 		"GET /v1/attempts/{id}":                 s.getAttempt,
 		"GET /v1/events/{id}":                   s.getEvent,
+		"GET /v1/openapi.json":                  s.serveOpenAPI,
+		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
+		"GET /docs/events":                      s.serveEventsPage,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {
@@ -237,13 +259,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // authenticate returns the token's tenant ("*" for admin), or writes 401.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimSpace(tok)
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" { // RFC 9110: the scheme is case-insensitive
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "missing bearer token in Authorization header")
 		return "", false
 	}
-	tenant, ok := s.tokens[tok]
+	tenant, ok := s.tokens.lookup(tok)
 	if !ok {
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "", "unknown token")
 		return "", false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/jsonptr"
 	"github.com/hookstream/hookstream/subscription"
 )
@@ -38,7 +39,8 @@ const (
 const codeInternal = "internal"
 
 // endpointView is an endpoint as the API shows it: the secret only right
-// after create and rotate-secret, never the list of secrets.
+// after create and rotate-secret, never the list of secrets, and
+// credential-like custom header values masked.
 type endpointView struct {
 	ID             string            `json:"id"`
 	Tenant         string            `json:"tenant"`
@@ -64,7 +66,7 @@ type endpointView struct {
 func view(e *subscription.Endpoint, withSecret bool) *endpointView {
 	v := &endpointView{
 		ID: e.ID, Tenant: e.Tenant, URL: e.URL, Description: e.Description, Events: e.Events,
-		Signature: e.Signature, Ordering: e.Ordering, RateLimit: e.RateLimit, Headers: e.Headers,
+		Signature: e.Signature, Ordering: e.Ordering, RateLimit: e.RateLimit, Headers: subscription.MaskedHeaders(e.Headers),
 		Disabled: e.Disabled, DisabledReason: e.DisabledReason, Version: e.Version,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 	}
@@ -312,7 +314,7 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, optional b
 		writeError(w, http.StatusBadRequest, CodeMalformed, "", "JSON nested more than %d levels deep", MaxDepth)
 		return false
 	}
-	if ptr, ok := repeatedKey(b); ok {
+	if ptr, ok := envelope.RepeatedKey(b); ok {
 		writeError(w, http.StatusBadRequest, CodeMalformed, ptr, "repeated key; each key may appear once per object")
 		return false
 	}

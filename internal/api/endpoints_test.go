@@ -116,6 +116,7 @@ func epDo(t *testing.T, method, url, token, body string) epReply {
 	if ct := resp.Header.Get("Content-Type"); len(b) > 0 && ct != "application/json" {
 		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
 	}
+	checkExchange(t, req, body, resp.StatusCode, b)
 	return epReply{resp.StatusCode, b}
 }
 
@@ -165,7 +166,7 @@ func TestEndpointsCRUD(t *testing.T) {
 	}
 	r.decode(t, &got)
 	if !slices.Equal(got.Events, []string{"call.*", "agent.created"}) || got.RateLimit != 5 || got.Ordering != "none" ||
-		got.Headers["X-Api-Key"] != "k" || got.Description != "crm" || got.Version != 2 || got.Secret != "" || got.Timeout != "30s" {
+		got.Headers["X-Api-Key"] != subscription.MaskedValue || got.Description != "crm" || got.Version != 2 || got.Secret != "" || got.Timeout != "30s" {
 		t.Errorf("patched = %+v", got)
 	}
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -165,7 +164,7 @@ func parseEvents(body []byte) (items []eventIn, batch bool, rerr *reqError) {
 	// Receivers get data byte for byte, and JSON parsers disagree on which
 	// of two equal keys wins: data validated with the last value could
 	// reach a receiver that reads the first.
-	if ptr, ok := repeatedKey(body); ok {
+	if ptr, ok := envelope.RepeatedKey(body); ok {
 		return nil, false, &reqError{http.StatusBadRequest, CodeMalformed, ptr, "repeated key; each key may appear once per object"}
 	}
 	if len(trimmed) > 0 && trimmed[0] == '{' {
@@ -236,6 +235,8 @@ func parseEvent(raw []byte, ptr string) (eventIn, *reqError) {
 		return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/event", "required: the event type"}
 	case it.data == nil:
 		return it, &reqError{http.StatusBadRequest, CodeInvalid, ptr + "/data", "required: the data object"}
+	case schemas.Operational(it.event):
+		return it, &reqError{http.StatusUnprocessableEntity, CodeInvalid, ptr + "/event", fmt.Sprintf("%q is emitted by Hookstream only", it.event)}
 	}
 	return it, nil
 }
@@ -262,57 +263,6 @@ func nestedTooDeep(b []byte, limit int) bool {
 		}
 	}
 	return false
-}
-
-// repeatedKey returns the JSON pointer of the first key that repeats an
-// earlier key of the same object in b, which must be valid JSON.
-func repeatedKey(b []byte) (string, bool) {
-	// One frame per open object or array; seg is the pointer segment of
-	// the value being read in it. Frames, and their key sets, are reused
-	// by the next container at the same depth.
-	type frame struct {
-		keys map[string]struct{} // nil for an array
-		seg  string
-	}
-	var stack []frame
-	for tk := json.NewTokenizer(b); tk.Next(); {
-		switch {
-		case tk.Delim == '{' || tk.Delim == '[':
-			if n := len(stack); n > 0 && stack[n-1].keys == nil {
-				stack[n-1].seg = strconv.Itoa(tk.Index)
-			}
-			if len(stack) == cap(stack) {
-				stack = append(stack, frame{})
-			} else {
-				stack = stack[:len(stack)+1]
-			}
-			top := &stack[len(stack)-1]
-			switch {
-			case tk.Delim == '[':
-				top.keys = nil
-			case top.keys == nil:
-				top.keys = map[string]struct{}{}
-			default:
-				clear(top.keys)
-			}
-		case tk.Delim == '}' || tk.Delim == ']':
-			stack = stack[:len(stack)-1]
-		case tk.IsKey:
-			top := &stack[len(stack)-1]
-			key := tk.String()
-			if _, dup := top.keys[string(key)]; dup {
-				var ptr strings.Builder
-				for _, f := range stack[:len(stack)-1] {
-					jsonptr.WriteToken(&ptr, f.seg)
-				}
-				jsonptr.WriteToken(&ptr, string(key))
-				return ptr.String(), true
-			}
-			top.seg = string(key)
-			top.keys[top.seg] = struct{}{}
-		}
-	}
-	return "", false
 }
 
 // at is the JSON pointer of event i: "" for a single event, "/i" in a batch.

@@ -9,8 +9,11 @@ import (
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/signature"
+	"github.com/hookstream/hookstream/subscription"
 )
 
 // maxEventSizeLimit keeps an event, with key and headers, inside Kafka's
@@ -25,8 +28,13 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
 	logRetention := fs.Duration("log-retention", deliverylog.DefaultRetention, "the delivery log's window, as the indexer keeps it (lists say which window they covered)")
 	backendTimeout := fs.Duration("backend-timeout", api.DefaultBackendTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
+	readTimeout := fs.Duration("http-read-timeout", ops.DefaultLimits.ReadTimeout, "longest a client may take to send one whole request, body included")
+	idleTimeout := fs.Duration("http-idle-timeout", ops.DefaultLimits.IdleTimeout, "how long an unused keep-alive connection stays open")
+	maxConns := fs.Int("http-max-conns", ops.DefaultLimits.MaxConns, "most connections open at once; more wait to be accepted")
 	var parts partitionFlags
 	parts.register(fs, true)
+	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set; it also brands /docs/events and /v1/asyncapi.json")
+	maxEndpoints := fs.Int("max-endpoints-per-tenant", subscription.DefaultMaxEndpoints, "most endpoints one tenant may have")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
 	if err := parse(fs, env, args); err != nil {
 		return err
@@ -43,10 +51,21 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --max-event-size must be between 1 and %d bytes", ErrUsage, maxEventSizeLimit)
 	case *backendTimeout < time.Second:
 		return fmt.Errorf("%w: --backend-timeout must be at least 1s", ErrUsage)
+	case *readTimeout < time.Second || *idleTimeout < time.Second:
+		return fmt.Errorf("%w: --http-read-timeout and --http-idle-timeout must be at least 1s", ErrUsage)
+	case *maxConns < 1:
+		return fmt.Errorf("%w: --http-max-conns must be at least 1", ErrUsage)
 	}
 	if err := parts.validate(); err != nil {
 		return err
 	}
+	if _, err := newSigner(*brand); err != nil {
+		return err
+	}
+	if *maxEndpoints < 1 {
+		return fmt.Errorf("%w: --max-endpoints-per-tenant must be at least 1", ErrUsage)
+	}
+	c.storeOpts = []subscription.Option{subscription.WithSignatureBrand(*brand), subscription.WithMaxEndpoints(*maxEndpoints)}
 	log := c.logger(env)
 	if len(tokens) == 0 {
 		log.Warn("no --api-tokens: every API request will be answered 401")
@@ -67,8 +86,12 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, logRetention: *logRetention})
-	srv := d.opsServer(c.httpAddr, apiRoutes(server)...)
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention})
+	// A request may take its read timeout to arrive and the backend
+	// timeout to be answered.
+	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,
+		IdleTimeout: *idleTimeout, MaxConns: *maxConns})
+	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits, ops.WithTerseReadiness())...)
 	if err := srv.Listen(); err != nil {
 		return err
 	}

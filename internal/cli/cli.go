@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/config"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
+	"github.com/hookstream/hookstream/subscription"
 	"github.com/hookstream/hookstream/topic"
 )
 
@@ -50,6 +51,8 @@ func commands() []command {
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
 		{"verify", "verify a received webhook against a secret", runVerify},
+		{"schemas", "import an OpenAPI 3.1 document's webhooks as catalog schema files", runSchemas},
+		{"docs", "print the AsyncAPI document, or write the events page and both specs (--out)", runDocs},
 		{"healthcheck", "exit 0 when a URL answers 2xx (container healthchecks)", runHealthcheck},
 	}
 }
@@ -114,6 +117,7 @@ type common struct {
 	logFormat string
 	logLevel  string
 	grace     time.Duration
+	storeOpts []subscription.Option // set by the roles that write endpoints
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
@@ -226,11 +230,13 @@ const (
 type groupFlags struct {
 	session   time.Duration
 	rebalance time.Duration
+	instance  string
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.session, "session-timeout", defaultSessionTimeout, "consumer group session timeout: how soon a dead member's partitions move")
 	fs.DurationVar(&g.rebalance, "rebalance-timeout", defaultRebalanceTimeout, "consumer group rebalance timeout")
+	fs.StringVar(&g.instance, "instance-id", "", "static group membership: a name unique in the group and kept across restarts (the pod name); a restart within the session timeout then keeps its partitions without a rebalance")
 }
 
 func (g groupFlags) validate() error {
@@ -246,11 +252,15 @@ func (g groupFlags) validate() error {
 // opts are the group client's timeouts. Heartbeats go at a third of the
 // session timeout, and at least every 3s (franz-go's default).
 func (g groupFlags) opts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SessionTimeout(g.session),
 		kgo.HeartbeatInterval(min(3*time.Second, g.session/3)),
 		kgo.RebalanceTimeout(g.rebalance),
 	}
+	if g.instance != "" {
+		opts = append(opts, kgo.InstanceID(g.instance))
+	}
+	return opts
 }
 
 // partitionFlags are the --partitions-* flags: the partition counts of the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/signature"
@@ -21,6 +22,7 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	schedule := fs.String("retry-schedule", defaultRetrySchedule, "delay before each attempt, comma-separated; its length is the number of attempts before dead-lettering")
 	park := fs.Duration("park-threshold", deliverer.DefaultParkThreshold, "longer retry delays move the endpoint's records to the retries topic instead of waiting in memory")
 	maxInFlight := fs.Int("max-in-flight", deliverer.DefaultMaxInFlight, "most requests in flight across all endpoints")
+	tenantShare := fs.Int("tenant-share", 0, "in-flight requests one tenant may hold while others could need them (0: an eighth of --max-in-flight)")
 	unordered := fs.Int("unordered-concurrency", deliverer.DefaultUnorderedConcurrency, "most requests in flight to one endpoint with ordering \"none\"")
 	maxBuffered := fs.Int("max-buffered", deliverer.DefaultMaxBuffered, "unfinished records held in memory per deliveries partition before fetching it pauses; a lane in backoff with a tenth of that queued parks in retries")
 	connect := fs.Duration("connect-timeout", sender.DefaultConnectTimeout, "TCP connect (and TLS handshake) timeout of a delivery")
@@ -48,6 +50,8 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --park-threshold must be positive", ErrUsage)
 	case *maxInFlight < 1:
 		return fmt.Errorf("%w: --max-in-flight must be at least 1", ErrUsage)
+	case *tenantShare < 0:
+		return fmt.Errorf("%w: --tenant-share must not be negative", ErrUsage)
 	case *unordered < 1:
 		return fmt.Errorf("%w: --unordered-concurrency must be at least 1", ErrUsage)
 	case *maxBuffered < 1:
@@ -83,16 +87,18 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeDeps()
-	srv := d.opsServer(c.httpAddr)
-	if err := srv.Listen(); err != nil {
-		return err
-	}
 	del, err := newDeliverer(d, delivererSettings{
-		schedule: sched, park: *park, maxInFlight: *maxInFlight, unordered: *unordered, maxBuffered: *maxBuffered,
+		schedule: sched, park: *park, maxInFlight: *maxInFlight, tenantShare: *tenantShare, unordered: *unordered, maxBuffered: *maxBuffered,
 		connect: *connect, request: *request, allowPrivate: *allowPrivate, signer: signer,
 		disableAfter: *disableAfter, drain: *drain, group: group,
 	})
 	if err != nil {
+		return err
+	}
+	// A rebalance takes up to the session plus the rebalance timeout; a
+	// member without partitions for twice that is in a stuck group.
+	srv := d.opsServer(c.httpAddr, ops.WithCheck("group", del.AssignmentCheck(2*(group.session+group.rebalance))))
+	if err := srv.Listen(); err != nil {
 		return err
 	}
 	topics := d.topics()

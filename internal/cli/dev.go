@@ -129,7 +129,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		catalog: catalog,
 		tel:     tel,
 	}
-	d.store = d.newStore(*allowPrivate)
+	d.store = d.newStore(*allowPrivate, subscription.WithSignatureBrand(*brand))
 	if err := d.ensureTopics(ctx, topic.DefaultPartitions); err != nil {
 		return err
 	}

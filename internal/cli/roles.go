@@ -49,6 +49,7 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 	if err != nil {
 		return nil, nil, err
 	}
+	useRedisLogger(log)
 	rdb, err := c.redisClient()
 	if err != nil {
 		return nil, nil, err
@@ -74,16 +75,19 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		closeDeps()
 		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
 	}
-	d.store = d.newStore(allowPrivate)
+	d.store = d.newStore(allowPrivate, c.storeOpts...)
 	return d, closeDeps, nil
 }
 
-// newStore is the endpoint store over d's Kafka and Redis clients.
-func (d *roleDeps) newStore(allowPrivate bool) *subscription.Store {
-	return subscription.NewStore(d.kafka, d.rdb, d.catalog,
+// newStore is the endpoint store over d's Kafka and Redis clients, with
+// extra options (signature brand, endpoint quota).
+func (d *roleDeps) newStore(allowPrivate bool, extra ...subscription.Option) *subscription.Store {
+	opts := []subscription.Option{
 		subscription.WithTopicPrefix(d.prefix),
 		subscription.WithAllowPrivate(allowPrivate),
-		subscription.WithLogger(d.log))
+		subscription.WithLogger(d.log),
+	}
+	return subscription.NewStore(d.kafka, d.rdb, d.catalog, append(opts, extra...)...)
 }
 
 func (d *roleDeps) topics() topic.Names { return topic.New(d.prefix) }
@@ -117,6 +121,7 @@ type apiSettings struct {
 	tokens         api.Tokens
 	backendTimeout time.Duration
 	logRetention   time.Duration // the delivery log's window; 0: the default
+	brand          string        // "": signature.DefaultBrand
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -134,6 +139,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
+		api.WithBrand(s.brand),
 	)
 }
 
@@ -202,6 +208,7 @@ type delivererSettings struct {
 	schedule     deliverer.Schedule
 	park         time.Duration
 	maxInFlight  int
+	tenantShare  int
 	unordered    int
 	maxBuffered  int
 	connect      time.Duration
@@ -251,6 +258,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		deliverer.WithSchedule(s.schedule),
 		deliverer.WithParkThreshold(s.park),
 		deliverer.WithMaxInFlight(s.maxInFlight),
+		deliverer.WithTenantShare(s.tenantShare),
 		deliverer.WithUnorderedConcurrency(s.unordered),
 		deliverer.WithMaxBuffered(s.maxBuffered),
 		deliverer.WithDisableAfter(s.disableAfter),

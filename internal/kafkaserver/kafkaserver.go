@@ -27,7 +27,8 @@ type Option func(*cfg)
 func WithAddr(addr string) Option { return func(c *cfg) { c.addr = addr } }
 
 // WithDataDir persists records and committed offsets under dir so they
-// survive a restart (default: memory only).
+// survive a restart (default: memory only). The directory and its files
+// are made private to the owner (0700/0600), and so is the process umask.
 func WithDataDir(dir string) Option { return func(c *cfg) { c.dataDir = dir } }
 
 // WithPartitions sets the partition count of topics created without one
@@ -70,6 +71,9 @@ func Start(opts ...Option) (*Server, error) {
 		}),
 	}
 	if c.dataDir != "" {
+		if err := privateDataDir(c.dataDir); err != nil {
+			return nil, err
+		}
 		kopts = append(kopts, kfake.DataDir(c.dataDir))
 	}
 	if c.syncWrites {

@@ -6,6 +6,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/net/netutil"
 )
 
 // Check reports whether one dependency is usable; nil means ready.
@@ -39,7 +41,28 @@ type cfg struct {
 	metrics  http.Handler
 	handlers map[string]http.Handler
 	grace    time.Duration
+	limits   Limits
+	// terseReady keeps check errors out of /readyz.
+	terseReady bool
 }
+
+// Limits bound what one client can hold of a server. Zero fields take
+// DefaultLimits' values.
+type Limits struct {
+	// ReadTimeout bounds reading a whole request, body included, so a
+	// client trickling its body cannot hold a connection.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from its headers to the end of its
+	// response; it must cover ReadTimeout and the slowest handler.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection no request uses.
+	IdleTimeout time.Duration
+	// MaxConns caps open connections; more wait to be accepted.
+	MaxConns int
+}
+
+// DefaultLimits suit health, readiness and metrics scrapes.
+var DefaultLimits = Limits{ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxConns: 1024}
 
 // Option configures a Server.
 type Option func(*cfg)
@@ -54,6 +77,14 @@ func WithMetrics(h http.Handler) Option { return func(o *cfg) { o.metrics = h } 
 func WithHandler(pattern string, h http.Handler) Option {
 	return func(o *cfg) { o.handlers[pattern] = h }
 }
+
+// WithLimits sets the server's timeouts and connection limit.
+func WithLimits(l Limits) Option { return func(o *cfg) { o.limits = l } }
+
+// WithTerseReadiness answers /readyz with "unavailable" for a failing check
+// instead of its error, for a server that faces the public (the API):
+// errors name internal addresses.
+func WithTerseReadiness() Option { return func(o *cfg) { o.terseReady = true } }
 
 // WithShutdownGrace bounds how long in-flight requests may finish after the
 // context ends (default 10s).
@@ -86,7 +117,21 @@ func New(addr string, opts ...Option) *Server {
 	for p, h := range c.handlers {
 		mux.Handle(p, h)
 	}
-	s.srv = &http.Server{Handler: JSONErrors(mux), ReadHeaderTimeout: 10 * time.Second}
+	l := c.limits
+	s.cfg.limits = Limits{
+		ReadTimeout:  cmp.Or(l.ReadTimeout, DefaultLimits.ReadTimeout),
+		WriteTimeout: cmp.Or(l.WriteTimeout, DefaultLimits.WriteTimeout),
+		IdleTimeout:  cmp.Or(l.IdleTimeout, DefaultLimits.IdleTimeout),
+		MaxConns:     cmp.Or(l.MaxConns, DefaultLimits.MaxConns),
+	}
+	l = s.cfg.limits
+	s.srv = &http.Server{
+		Handler:           JSONErrors(mux),
+		ReadHeaderTimeout: min(10*time.Second, l.ReadTimeout),
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+	}
 	return s
 }
 
@@ -103,7 +148,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		wg.Go(func() {
 			msg := "ok"
 			err := c(ctx)
-			if err != nil {
+			switch {
+			case err != nil && s.cfg.terseReady:
+				msg = "unavailable"
+			case err != nil:
 				msg = err.Error()
 			}
 			mu.Lock()
@@ -190,7 +238,7 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.addr, err)
 	}
-	s.ln = ln
+	s.ln = netutil.LimitListener(ln, s.cfg.limits.MaxConns)
 	return nil
 }
 

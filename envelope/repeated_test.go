@@ -1,7 +1,6 @@
-package api
+package envelope
 
 import (
-	"strings"
 	"testing"
 )
 
@@ -24,31 +23,9 @@ func TestRepeatedKey(t *testing.T) {
 		{`{"outer":{"a":1},"a":1,"outer2":{"a":1,"a":2}}`, "/outer2/a"},
 	}
 	for _, tt := range tests {
-		ptr, ok := repeatedKey([]byte(tt.json))
+		ptr, ok := RepeatedKey([]byte(tt.json))
 		if ok != (tt.ptr != "") || ptr != tt.ptr {
-			t.Errorf("repeatedKey(%s) = %q, %v; want %q", tt.json, ptr, ok, tt.ptr)
-		}
-	}
-}
-
-func TestNestedTooDeep(t *testing.T) {
-	tests := []struct {
-		json string
-		deep bool
-	}{
-		{`{}`, false},
-		{`[[[]]]`, false},
-		{`[[[[]]]]`, true},
-		{`[[[1],[2]],[[3]]]`, false},
-		{`{"a":{"b":{"c":{}}}}`, true},
-		{`["[[[[", "{{{{"]`, false},
-		{`["\"[[[["]`, false},
-		{`["\\", [[[]]]]`, true},
-		{`[[[` + strings.Repeat("]", 10) + `[[[`, false}, // invalid JSON: left to the parser
-	}
-	for _, tt := range tests {
-		if got := nestedTooDeep([]byte(tt.json), 3); got != tt.deep {
-			t.Errorf("nestedTooDeep(%s, 3) = %v, want %v", tt.json, got, tt.deep)
+			t.Errorf("RepeatedKey(%s) = %q, %v; want %q", tt.json, ptr, ok, tt.ptr)
 		}
 	}
 }

@@ -1,0 +1,7 @@
+//go:build unix
+
+package kafkaserver
+
+import "syscall"
+
+func restrictUmask() { syscall.Umask(0o077) }
