@@ -146,3 +146,70 @@ func printAttempts(c *endpointsClient, body []byte) error {
 	}
 	return nil
 }
+
+const eventsUsage = `Usage: hookstream events get evt_... [--json]
+
+  The event's deliveries from the delivery log: each endpoint it matched,
+  with its status, attempts and last status code.
+
+Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
+`
+
+// runEvents shows an event's deliveries from the delivery log.
+func runEvents(ctx context.Context, env Env, args []string) error {
+	if len(args) == 0 || args[0] != "get" {
+		fmt.Fprint(env.Stderr, eventsUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%w: want `events get ID`", ErrUsage)
+	}
+	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
+	fs := flag.NewFlagSet("events get", flag.ContinueOnError)
+	c.register(fs)
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	id, err := parseWithID(fs, env, args[1:], true)
+	if err != nil {
+		return err
+	}
+	path := "/v1/events/" + url.PathEscape(id)
+	if *asJSON {
+		return c.do(ctx, http.MethodGet, path, nil, nil)
+	}
+	b, err := c.call(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	var ev struct {
+		Event struct {
+			ID     string `json:"id"`
+			Event  string `json:"event"`
+			Status string `json:"status"`
+		} `json:"event"`
+		Deliveries []struct {
+			EndpointID     string     `json:"endpoint_id"`
+			Status         string     `json:"status"`
+			Attempts       int        `json:"attempts"`
+			LastStatusCode *int       `json:"last_status_code"`
+			LastAttemptAt  *time.Time `json:"last_attempt_at"`
+			Error          string     `json:"error"`
+		} `json:"deliveries"`
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return fmt.Errorf("reading the API's answer: %w", err)
+	}
+	fmt.Fprintf(c.out, "%s %s: %s\n", ev.Event.ID, ev.Event.Event, ev.Event.Status)
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tSTATUS\tATTEMPTS\tLAST CODE\tLAST ATTEMPT\tERROR")
+	for _, d := range ev.Deliveries {
+		code, at := "-", "-"
+		if d.LastStatusCode != nil && *d.LastStatusCode != 0 {
+			code = fmt.Sprint(*d.LastStatusCode)
+		}
+		if d.LastAttemptAt != nil {
+			at = d.LastAttemptAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", d.EndpointID, d.Status, d.Attempts, code, at, d.Error)
+	}
+	return tw.Flush()
+}

@@ -77,6 +77,14 @@ func TestAttemptsCommand(t *testing.T) {
 		t.Errorf("--json --code-class 5xx: exit %d, %s %s", code, out, errOut)
 	}
 
+	code, out, errOut = run("events", "get", "evt_1")
+	if code != 0 || !strings.Contains(out, "evt_1 agent.created: delivered") || !strings.Contains(out, ep.ID) || !strings.Contains(out, "delivered") {
+		t.Errorf("events get: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := run("events", "get", "evt_nope"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("events get of an unknown event: exit %d, %s", code, errOut)
+	}
+
 	bad := []struct {
 		args []string
 		code int

@@ -47,6 +47,7 @@ func commands() []command {
 		{"deliverer", "delivery records -> signed POSTs, with retries", runDeliverer},
 		{"indexer", "attempts topic -> the delivery log's index in Redis", runIndexer},
 		{"attempts", "list delivery attempts from the delivery log", runAttempts},
+		{"events", "an event's deliveries from the delivery log", runEvents},
 		{"kafka", "the embedded Kafka broker alone", runKafka},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},

@@ -93,6 +93,9 @@ func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Att
 	}
 	k := eventDeliveriesKey(a.Tenant, a.EventID)
 	p.HSet(ctx, k, "last:"+a.EndpointID, v)
+	if a.EventType != "" {
+		p.HSetNX(ctx, k, "type", a.EventType)
+	}
 	p.PExpireAt(ctx, k, expires)
 }
 
