@@ -77,7 +77,7 @@ func runStore(ctx context.Context, brokers, redisURL string) (store *subscriptio
 
 // createEndpointsStore creates the endpoints as the api role does, through
 // subscription.Store in this process; see createEndpoints for the layout.
-func createEndpointsStore(ctx context.Context, brokers, redisURL string, rs *receivers, n, fanout int) (endpointsCreated, error) {
+func createEndpointsStore(ctx context.Context, brokers, redisURL string, rs *receivers, n, fanout, tenants int) (endpointsCreated, error) {
 	out := endpointsCreated{ids: make([]string, n), secrets: make([]string, n)}
 	store, closeStore, err := runStore(ctx, brokers, redisURL)
 	if err != nil {
@@ -95,7 +95,7 @@ func createEndpointsStore(ctx context.Context, brokers, redisURL string, rs *rec
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				ep, err := store.Create(ctx, tenantName(i/fanout), subscription.EndpointInput{
+				ep, err := store.Create(ctx, tenantName(endpointTenant(i, fanout, tenants)), subscription.EndpointInput{
 					URL:       rs.url(i),
 					Events:    []string{"*"},
 					Signature: subscription.SchemeStandard,

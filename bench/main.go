@@ -16,6 +16,7 @@
 //	b             latency at 50% of (a)'s rate
 //	c-blackhole   10% of endpoints never answer
 //	c-500         10% of endpoints answer 500
+//	c2            (b) beside one more tenant whose many endpoints never answer
 //	d             (a) with 2 deliverer processes
 package main
 
@@ -59,7 +60,7 @@ type config struct {
 	pprof          bool // profile the processes during each delivery scenario
 }
 
-var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "d"}
+var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d"}
 
 func defaultConfig() config {
 	return config{

@@ -15,7 +15,15 @@ type deliverySpec struct {
 	deliverers     int
 	delivererArgs  []string
 	rate           float64 // events/s, open loop; 0: closed loop at the pipeline's own pace
+	// hung > 0 adds one more tenant with hung endpoints, every one
+	// black-holed, that gets its share of the events (needs rate > 0: its
+	// events never complete a closed loop's window).
+	hung int
 }
+
+// hungRequestTimeout is the deliverer's request timeout in (c2): long, as
+// in the probe, so the hung tenant's requests hold their slots.
+const hungRequestTimeout = 60 * time.Second
 
 // delivererArgs are the flags every deliverer process gets.
 func (b *bench) delivererArgs() []string {
@@ -35,6 +43,9 @@ func (b *bench) drainTimeout() time.Duration {
 // by the receivers.
 func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResult, error) {
 	cfg := b.cfg
+	if spec.hung > 0 && spec.rate == 0 {
+		return nil, errors.New("hung endpoints need an open-loop rate")
+	}
 	tenants := cfg.endpoints / cfg.fanout
 	modes := make([]behaviour, cfg.endpoints)
 	unhealthy := 0
@@ -46,6 +57,13 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 				modes[ep] = spec.unhealthy
 				unhealthy++
 			}
+		}
+	}
+	if spec.hung > 0 {
+		// The last tenant: its endpoints come after the others'.
+		tenants++
+		for range spec.hung {
+			modes = append(modes, blackhole)
 		}
 	}
 	b.logf("%s: starting kafka, redis, fanout and %d deliverer(s)", spec.name, spec.deliverers)
@@ -62,9 +80,9 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	}
 	defer cl.stop()
 
-	b.logf("%s: creating %d endpoints (via %s)", spec.name, cfg.endpoints, cfg.endpointsVia)
+	b.logf("%s: creating %d endpoints (via %s)", spec.name, len(modes), cfg.endpointsVia)
 	start := time.Now()
-	eps, err := b.createEndpoints(ctx, cl, cfg.endpoints, cfg.fanout)
+	eps, err := b.createEndpoints(ctx, cl, len(modes), cfg.fanout, tenants)
 	if err != nil {
 		return nil, errors.Join(err, cl.alive())
 	}
@@ -82,7 +100,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		loop = newClosedLoop(cfg.window)
 		complete = loop.release
 	}
-	rec := newRecorder(modes, cfg.fanout, cfg.maxEvents, complete)
+	rec := newRecorder(modes, cfg.fanout, tenants, cfg.maxEvents, complete)
 	rec.secrets, rec.verifyEvery = eps.secrets, cfg.verifyEvery
 	b.rs.record(rec)
 	defer b.rs.record(nil)
@@ -153,9 +171,13 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		Connections:  b.rs.conns.Load() - conns0,
 	}
 	s.Notes = append(s.Notes, fmt.Sprintf("%d endpoints created (via %s) in %.1fs; %d events published in %.1fs (%.0f events/s); measured from %.1fs on",
-		cfg.endpoints, cfg.endpointsVia, created.Seconds(), res.published, res.end.Sub(res.start).Seconds(), s.PublishRate, warm.Seconds()))
+		len(modes), cfg.endpointsVia, created.Seconds(), res.published, res.end.Sub(res.start).Seconds(), s.PublishRate, warm.Seconds()))
 	if unhealthy > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d of %d endpoints %s; they got %d requests", unhealthy, cfg.endpoints, spec.unhealthy, s.Unhealthy))
+	}
+	if spec.hung > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("tenant %s: %d of its %d black-holed endpoints got a request (%d requests); while others need slots the deliverer lets one tenant hold --max-in-flight less its --tenant-share (%d - %d), so the rest wait for a slot",
+			tenantName(tenants-1), rec.blackholedEndpoints.Load(), spec.hung, rec.blackholed.Load(), cfg.inflight, max(1, cfg.inflight/8)))
 	}
 	if res.firstErr != nil {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d publishes failed, first: %v", len(res.failed), res.firstErr))
@@ -178,13 +200,14 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	return s, nil
 }
 
-// createEndpoints creates n endpoints, endpoint i for tenant i/fanout with
-// URL b.rs.url(i), subscribed to every type with strict ordering.
-func (b *bench) createEndpoints(ctx context.Context, cl *cluster, n, fanout int) (endpointsCreated, error) {
+// createEndpoints creates n endpoints, endpoint i for tenant
+// endpointTenant(i, fanout, tenants) with URL b.rs.url(i), subscribed to
+// every type with strict ordering.
+func (b *bench) createEndpoints(ctx context.Context, cl *cluster, n, fanout, tenants int) (endpointsCreated, error) {
 	if cl.api != nil {
-		return createEndpoints(ctx, cl.apiURL, b.rs, n, fanout)
+		return createEndpoints(ctx, cl.apiURL, b.rs, n, fanout, tenants)
 	}
-	return createEndpointsStore(ctx, cl.brokers, cl.redisURL, b.rs, n, fanout)
+	return createEndpointsStore(ctx, cl.brokers, cl.redisURL, b.rs, n, fanout, tenants)
 }
 
 // throughput is scenario (a).
@@ -199,26 +222,62 @@ func (b *bench) throughput(ctx context.Context) error {
 	return b.add(s, err, "")
 }
 
+// pacedRate is the events/s of (b) and (c2), and how it was chosen:
+// -latency-rate, or half of (a)'s deliveries/s over the fan-out.
+func (b *bench) pacedRate() (float64, string, error) {
+	if rate := b.cfg.latencyRate; rate > 0 {
+		return rate, fmt.Sprintf("%.0f/s (-latency-rate)", rate), nil
+	}
+	a := b.rep.scenario("a")
+	if a == nil || a.Rate == 0 {
+		return 0, "", fmt.Errorf("needs (a)'s rate: run scenario a too, or set -latency-rate: %w", errSkipped)
+	}
+	rate := a.Rate / 2 / float64(b.cfg.fanout)
+	return rate, fmt.Sprintf("%.0f/s (50%% of (a)'s deliveries/s / fan-out %d)", rate, b.cfg.fanout), nil
+}
+
 // latency is scenario (b): a paced publisher at half of (a)'s rate.
 func (b *bench) latency(ctx context.Context) error {
-	rate := b.cfg.latencyRate
-	name, desc := "(b) latency", fmt.Sprintf("events published open loop at %.0f/s (-latency-rate)", rate)
-	if rate == 0 {
-		a := b.rep.scenario("a")
-		if a == nil || a.Rate == 0 {
-			return fmt.Errorf("needs (a)'s rate: run scenario a too, or set -latency-rate: %w", errSkipped)
-		}
-		rate = a.Rate / 2 / float64(b.cfg.fanout)
-		name, desc = "(b) latency at 50%", fmt.Sprintf("events published open loop at %.0f/s (50%% of (a)'s deliveries/s / fan-out %d)", rate, b.cfg.fanout)
+	rate, how, err := b.pacedRate()
+	if err != nil {
+		return err
+	}
+	name := "(b) latency"
+	if b.cfg.latencyRate == 0 {
+		name += " at 50%"
 	}
 	s, err := b.delivery(ctx, deliverySpec{
 		id:         "b",
 		name:       name,
-		desc:       desc + "; latency = receive time - publish call time",
+		desc:       "events published open loop at " + how + "; latency = receive time - publish call time",
 		deliverers: 1,
 		rate:       rate,
 	})
 	return b.add(s, err, "a")
+}
+
+// fairness is scenario (c2): (b) beside one more tenant that owns more
+// black-holed endpoints than the deliverer has request slots.
+func (b *bench) fairness(ctx context.Context) error {
+	rate, how, err := b.pacedRate()
+	if err != nil {
+		return err
+	}
+	tenants := b.cfg.endpoints / b.cfg.fanout
+	hung := max(300, b.cfg.inflight+50)
+	s, err := b.delivery(ctx, deliverySpec{
+		id:   "c2",
+		name: fmt.Sprintf("(c2) beside %d hung endpoints", hung),
+		desc: fmt.Sprintf("as (b), the %d tenants getting %s, plus one more tenant getting every %d-th event whose %d endpoints (more than --max-in-flight %d) all accept and never answer; deliverer --request-timeout %v; the other tenants only",
+			tenants, how, tenants+1, hung, b.cfg.inflight, hungRequestTimeout),
+		deliverers: 1,
+		// --drain-timeout: stopping the deliverer need not wait for the hung requests.
+		delivererArgs: []string{"--request-timeout", hungRequestTimeout.String(), "--drain-timeout", "1s"},
+		// The other tenants get (b)'s rate; the hung one its share on top.
+		rate: rate * float64(tenants+1) / float64(tenants),
+		hung: hung,
+	})
+	return b.add(s, err, "b")
 }
 
 // isolation is scenario (c): 10% of endpoints black-holed or failing.

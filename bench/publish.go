@@ -25,6 +25,11 @@ type publisher interface {
 
 func tenantName(t int) string { return fmt.Sprintf("bench-t%04d", t) }
 
+// endpointTenant is the tenant of endpoint i: i/fanout, except that the last
+// of tenants has every endpoint from (tenants-1)*fanout on (in (c2) the one
+// tenant of many hung endpoints; elsewhere exactly fanout of them).
+func endpointTenant(i, fanout, tenants int) int { return min(i/fanout, tenants-1) }
+
 // httpPublisher publishes through POST /v1/events, batch events per request.
 type httpPublisher struct {
 	base   string
@@ -88,9 +93,9 @@ type endpointsCreated struct {
 }
 
 // createEndpoints creates n endpoints through the API: endpoint i belongs to
-// tenant i/fanout, subscribes to every type ("*"), strict ordering, Standard
-// Webhooks signatures, URL rs.url(i).
-func createEndpoints(ctx context.Context, apiURL string, rs *receivers, n, fanout int) (endpointsCreated, error) {
+// tenant endpointTenant(i, fanout, tenants), subscribes to every type ("*"),
+// strict ordering, Standard Webhooks signatures, URL rs.url(i).
+func createEndpoints(ctx context.Context, apiURL string, rs *receivers, n, fanout, tenants int) (endpointsCreated, error) {
 	out := endpointsCreated{ids: make([]string, n), secrets: make([]string, n)}
 	client := &http.Client{Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
@@ -105,7 +110,7 @@ func createEndpoints(ctx context.Context, apiURL string, rs *receivers, n, fanou
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				id, secret, err := createEndpoint(ctx, client, apiURL, tenantName(i/fanout), rs.url(i))
+				id, secret, err := createEndpoint(ctx, client, apiURL, tenantName(endpointTenant(i, fanout, tenants)), rs.url(i))
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("endpoint %d: %w", i, err))

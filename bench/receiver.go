@@ -88,6 +88,9 @@ func (rs *receivers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rec.modes[ep] {
 	case blackhole:
 		rec.blackholed.Add(1)
+		if !rec.hit[ep].Swap(true) {
+			rec.blackholedEndpoints.Add(1)
+		}
 		select {
 		case <-r.Context().Done():
 		case <-rs.stop:
@@ -117,7 +120,7 @@ func (rs *receivers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // recorder collects what the receivers got during one scenario.
 type recorder struct {
 	modes   []behaviour
-	fanout  int // endpoints per tenant: endpoint ep belongs to tenant ep/fanout
+	fanout  int // endpoints per tenant: endpoint ep belongs to tenant endpointTenant(ep, fanout, tenants)
 	tenants int
 	// seen[seq] has bit ep%fanout set once that endpoint got event seq.
 	seen []atomic.Uint32
@@ -137,10 +140,17 @@ type recorder struct {
 	verified, badSignature                         atomic.Int64
 	blackholed, failed                             atomic.Int64
 	bodyBytes                                      atomic.Int64
+	// hit[ep] is set once endpoint ep got a request it black-holed;
+	// blackholedEndpoints counts them.
+	hit                 []atomic.Bool
+	blackholedEndpoints atomic.Int64
 }
 
-func newRecorder(modes []behaviour, fanout, maxEvents int, complete func(int64)) *recorder {
-	tenants := len(modes) / fanout
+// newRecorder records deliveries to len(modes) endpoints of tenants tenants
+// (see endpointTenant). Only the first tenants*fanout endpoints may be
+// healthy: a last tenant with more, (c2)'s, is all black-holed, so its
+// events are complete without any delivery.
+func newRecorder(modes []behaviour, fanout, tenants, maxEvents int, complete func(int64)) *recorder {
 	r := &recorder{
 		modes:    modes,
 		fanout:   fanout,
@@ -149,6 +159,7 @@ func newRecorder(modes []behaviour, fanout, maxEvents int, complete func(int64))
 		want:     make([]uint32, tenants),
 		complete: complete,
 		samples:  make([]sample, 0, 1<<16),
+		hit:      make([]atomic.Bool, len(modes)),
 	}
 	for ep, m := range modes {
 		if m == healthy {
@@ -174,7 +185,7 @@ func (r *recorder) receive(ep int, body []byte, h http.Header, now int64) {
 		return
 	}
 	t := r.tenantOf(seq)
-	if ep/r.fanout != t {
+	if endpointTenant(ep, r.fanout, r.tenants) != t {
 		r.misrouted.Add(1)
 		return
 	}

@@ -44,7 +44,7 @@ type machine struct {
 	MemGiB int    `json:"mem_gib,omitempty"`
 }
 
-// scenarioResult is one delivery scenario: (a) to (e).
+// scenarioResult is one delivery scenario: (a) to (e), (c2).
 type scenarioResult struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
@@ -172,6 +172,10 @@ func (r *report) judge() {
 			y := c.Latency.P99 / a.Latency.P99
 			r.Targets = append(r.Targets, target{"(" + id + ") healthy p99 vs (a)", "<= 2x", fmt.Sprintf("%.2fx (%.1f vs %.1f ms)", y, c.Latency.P99, a.Latency.P99), y <= 2})
 		}
+	}
+	if c := r.scenario("c2"); c != nil && c.Latency.Count > 0 && b != nil && b.Latency.P99 > 0 {
+		y := c.Latency.P99 / b.Latency.P99
+		r.Targets = append(r.Targets, target{"(c2) other tenants' p99 vs (b)", "<= 2x", fmt.Sprintf("%.2fx (%.1f vs %.1f ms)", y, c.Latency.P99, b.Latency.P99), y <= 2})
 	}
 }
 

@@ -119,6 +119,8 @@ func (b *bench) scenario(ctx context.Context, id string) error {
 		return b.isolation(ctx, blackhole)
 	case "c-500":
 		return b.isolation(ctx, failing)
+	case "c2":
+		return b.fairness(ctx)
 	case "d":
 		return b.scale(ctx)
 	}
@@ -143,7 +145,7 @@ func (b *bench) baseline(ctx context.Context) error {
 	b.logf("(e) baseline: %d POSTs of %d bytes from %d keep-alive goroutines to %d endpoints", count, b.cfg.bodySize, b.cfg.inflight, b.cfg.endpoints)
 	modes := make([]behaviour, b.cfg.endpoints)
 	events := int((count + int64(b.cfg.fanout) - 1) / int64(b.cfg.fanout))
-	rec := newRecorder(modes, b.cfg.fanout, events, nil)
+	rec := newRecorder(modes, b.cfg.fanout, b.cfg.endpoints/b.cfg.fanout, events, nil)
 	b.rs.record(rec)
 	defer b.rs.record(nil)
 	conns0 := b.rs.conns.Load()

@@ -242,7 +242,7 @@ func (b *bench) fanoutAlone(ctx context.Context) error {
 
 func (b *bench) fanoutRun(ctx context.Context, cl *cluster, f, tenants int, events int64) (*fanoutResult, error) {
 	resetPeakRSS()
-	if _, err := b.createEndpoints(ctx, cl, tenants*f, f); err != nil {
+	if _, err := b.createEndpoints(ctx, cl, tenants*f, f, tenants); err != nil {
 		return nil, err
 	}
 	pub, err := newLibPublisher(ctx, cl.brokers)
