@@ -88,19 +88,7 @@ func TestChurnKillLoop(t *testing.T) {
 		time.Sleep(every)
 	}
 	last := time.Now()
-	testenv.Eventually(t, 30*time.Second, "every event at every endpoint within 30s of the last restart", func() bool {
-		for _, rc := range rcs {
-			if rc.delivered() < events {
-				return false
-			}
-		}
-		return true
-	})
-	dups := 0
-	for k, rc := range rcs {
-		_, ok := rc.receipts()
-		dups += checkOrder(t, fmt.Sprintf("endpoint %d", k), ok, events)
-	}
+	dups := allDelivered(t, 30*time.Second, "every event at every endpoint within 30s of the last restart", rcs, events)
 	t.Logf("%d kill-restart rounds every %v: all %d deliveries %v after the last restart; %d duplicates",
 		rounds, every, endpoints*events, time.Since(last).Round(100*time.Millisecond), dups)
 	for i, p := range procs {

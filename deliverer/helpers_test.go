@@ -372,3 +372,22 @@ func (e *env) readAtLeast(t *testing.T, topicName string, n int) []*kgo.Record {
 	})
 	return recs
 }
+
+// allDelivered waits until every receiver got events 1..events, then checks
+// each one's order and returns the duplicates among them.
+func allDelivered(t *testing.T, timeout time.Duration, what string, rcs []*receiver, events int) (dups int) {
+	t.Helper()
+	testenv.Eventually(t, timeout, what, func() bool {
+		for _, rc := range rcs {
+			if rc.delivered() < events {
+				return false
+			}
+		}
+		return true
+	})
+	for k, rc := range rcs {
+		_, ok := rc.receipts()
+		dups += checkOrder(t, fmt.Sprintf("endpoint %d", k), ok, events)
+	}
+	return dups
+}

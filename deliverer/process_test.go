@@ -1,7 +1,6 @@
 package deliverer_test
 
 import (
-	"fmt"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -106,19 +105,7 @@ func TestProcessesKill(t *testing.T) {
 	for k := range endpoints {
 		e.deliver(t, eps[k], k, events/2+1, events)
 	}
-	testenv.Eventually(t, 45*time.Second, "every event at every endpoint", func() bool {
-		for _, rc := range rcs {
-			if rc.delivered() < events {
-				return false
-			}
-		}
-		return true
-	})
-	dups := 0
-	for k, rc := range rcs {
-		_, ok := rc.receipts()
-		dups += checkOrder(t, fmt.Sprintf("endpoint %d", k), ok, events)
-	}
+	dups := allDelivered(t, 45*time.Second, "every event at every endpoint", rcs, events)
 	t.Logf("killed one of 3 processes (serving %d endpoints) after %d of %d deliveries; %d duplicate deliveries",
 		served, killedAt, endpoints*events, dups)
 
