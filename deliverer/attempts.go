@@ -1,6 +1,7 @@
 package deliverer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -28,6 +29,11 @@ type Attempt struct {
 	ResponseBody string    `json:"response_body,omitempty"` // first MaxLoggedBody bytes
 	Outcome      string    `json:"outcome"`                 // delivered, failed, gone, refused, deleted
 	At           time.Time `json:"at"`
+	// ErrorClass is sender.Class of the attempt: what an operator filters on.
+	ErrorClass        string            `json:"error_class,omitempty"`
+	Trigger           string            `json:"trigger"` // why the delivery was made: scheduled, resend, recover, replay, test
+	ResponseTruncated bool              `json:"response_truncated,omitempty"`
+	RequestHeaders    map[string]string `json:"request_headers,omitempty"` // signatures redacted
 }
 
 // MaxLoggedBody caps Attempt.ResponseBody.
@@ -46,6 +52,14 @@ func (d *Deliverer) logAttempt(ctx context.Context, del record.Delivery, n int, 
 		LatencyMS:  res.Latency.Milliseconds(),
 		Outcome:    outcome,
 		At:         time.Now().UTC(),
+		ErrorClass: sender.Class(res),
+		Trigger:    cmp.Or(del.Trigger, record.TriggerScheduled),
+
+		ResponseTruncated: res.BodyTruncated || len(res.Body) > MaxLoggedBody,
+		RequestHeaders:    res.Headers,
+	}
+	if outcome == "deleted" {
+		a.ErrorClass = "endpoint_deleted"
 	}
 	if res.Err != nil {
 		a.Error = res.Err.Error()

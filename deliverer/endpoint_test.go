@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -61,6 +62,12 @@ func TestEndpointTimeoutAndAttempts(t *testing.T) {
 		if a.EndpointID != ep.ID || a.EventID != eventID(0, 1) || a.EventType != "agent.created" || a.Tenant != tenant || a.At.IsZero() {
 			t.Errorf("attempt %+v: want endpoint, event, type, tenant and time", a)
 		}
+		if a.Trigger != "scheduled" || a.RequestHeaders["Webhook-Id"] != eventID(0, 1) || a.RequestHeaders["Webhook-Signature"] != sender.Redacted {
+			t.Errorf("attempt %+v: want trigger scheduled and the request headers, signature redacted", a)
+		}
+	}
+	if first.ErrorClass != sender.ClassTimeout || second.ErrorClass != "" {
+		t.Errorf("error classes %q, %q, want %q, none", first.ErrorClass, second.ErrorClass, sender.ClassTimeout)
 	}
 }
 

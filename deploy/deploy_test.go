@@ -48,7 +48,7 @@ const (
 
 // roles maps each long-running role to the port its HTTP server listens on by
 // default (api: API + health; workers: health + metrics only).
-var roles = map[string]string{"api": "8080", "fanout": "9090", "deliverer": "9090"}
+var roles = map[string]string{"api": "8080", "fanout": "9090", "deliverer": "9090", "indexer": "9090"}
 
 // ---------------------------------------------------------------- compose
 
@@ -180,7 +180,7 @@ func portOf(addr string) string {
 
 func TestCompose(t *testing.T) {
 	p := loadCompose(t)
-	for _, name := range []string{"kafka", "redis", "api", "fanout", "deliverer", "otel-collector", "jaeger"} {
+	for _, name := range []string{"kafka", "redis", "api", "fanout", "deliverer", "indexer", "otel-collector", "jaeger"} {
 		if _, ok := p.Services[name]; !ok {
 			t.Errorf("service %s missing", name)
 		}

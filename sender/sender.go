@@ -115,8 +115,12 @@ type Result struct {
 	// invalid or in the past.
 	RetryAfter time.Duration
 	// Body holds the first LoggedBody bytes of the response body, for the
-	// attempts log.
-	Body []byte
+	// attempts log; BodyTruncated says the response had more.
+	Body          []byte
+	BodyTruncated bool
+	// Headers are the request headers sent, signatures and credentials
+	// redacted, for the attempts log; nil when nothing was sent.
+	Headers map[string]string
 	// Err says why an attempt without an answer failed: ErrTimeout,
 	// netguard.ErrDenied, ErrInvalidRequest, context.Canceled or a
 	// transport error. For a 3xx it wraps ErrRedirect; for other answers it
@@ -249,12 +253,13 @@ func (s *Sender) send(ctx context.Context, req Request) Result {
 		return Result{Outcome: Refused, Err: err}
 	}
 
+	sent := redactedHeaders(hreq.Header, s.signer.Brand())
 	start := time.Now()
 	resp, err := s.transport.RoundTrip(hreq)
 	if err != nil {
-		return Result{Outcome: transportOutcome(err), Latency: time.Since(start), Err: transportError(err, timeout)}
+		return Result{Outcome: transportOutcome(err), Latency: time.Since(start), Err: transportError(err, timeout), Headers: sent}
 	}
-	res := Result{Status: resp.StatusCode}
+	res := Result{Status: resp.StatusCode, Headers: sent}
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:
 		res.Outcome = Delivered
@@ -267,7 +272,7 @@ func (s *Sender) send(ctx context.Context, req Request) Result {
 	}
 	// An error reading the body does not change the outcome: the status
 	// has already answered; the connection is just not reused.
-	res.Body = s.readBody(resp.Body)
+	res.Body, res.BodyTruncated = s.readBody(resp.Body)
 	res.Latency = time.Since(start)
 	return res
 }
@@ -360,9 +365,9 @@ func transportError(err error, timeout time.Duration) error {
 var bodyBufs = sync.Pool{New: func() any { return new([LoggedBody]byte) }}
 
 // readBody reads up to maxBody bytes of body, returns a copy of the first
-// LoggedBody of them, and closes body. A body read to its end leaves the
-// connection reusable.
-func (s *Sender) readBody(body io.ReadCloser) []byte {
+// LoggedBody of them, and whether there was more, and closes body. A body
+// read to its end leaves the connection reusable.
+func (s *Sender) readBody(body io.ReadCloser) ([]byte, bool) {
 	defer body.Close()
 	buf := bodyBufs.Get().(*[LoggedBody]byte)
 	defer bodyBufs.Put(buf)
@@ -372,10 +377,14 @@ func (s *Sender) readBody(body io.ReadCloser) []byte {
 	if n > 0 {
 		out = bytes.Clone(buf[:n])
 	}
-	if err == nil && s.maxBody > int64(keep) {
-		_, _ = io.CopyN(io.Discard, body, s.maxBody-int64(keep))
+	more := false
+	if err == nil {
+		// One byte past the cap, so that a body of exactly maxBody bytes
+		// does not read as truncated.
+		rest, _ := io.CopyN(io.Discard, body, max(s.maxBody-int64(keep), 0)+1)
+		more = rest > 0
 	}
-	return out
+	return out, more
 }
 
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.

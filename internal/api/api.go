@@ -76,7 +76,9 @@ type cfg struct {
 	catalog   *schemas.Catalog
 	publisher Publisher
 	endpoints Endpoints
-	maxBody   int64
+	// deliveryLog serves the delivery log routes; nil: they answer 503.
+	deliveryLog DeliveryLog
+	maxBody     int64
 	// backendTimeout bounds how long a request waits for Kafka or Redis
 	// (WithBackendTimeout, events.go).
 	backendTimeout time.Duration
@@ -149,6 +151,10 @@ func (s *Server) Routes() map[string]http.Handler {
 		"PATCH /v1/endpoints/{id}":              s.updateEndpoint,
 		"DELETE /v1/endpoints/{id}":             s.deleteEndpoint,
 		"POST /v1/endpoints/{id}/rotate-secret": s.rotateSecret,
+		"GET /v1/endpoints/{id}/attempts":       s.endpointAttempts,
+		"GET /v1/events/{id}/attempts":          s.eventAttempts,
+		"GET /v1/attempts/{id}":                 s.getAttempt,
+		"GET /v1/events/{id}":                   s.getEvent,
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
 		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
 		"GET /docs/events":                      s.serveEventsPage,

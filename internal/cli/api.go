@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
@@ -25,6 +26,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	c.register(fs, ":8080")
 	tokenList := fs.String("api-tokens", "", "bearer tokens: token=tenant,token2=tenant2 (token=* is an admin token for every tenant)")
 	maxEventSize := fs.Int("max-event-size", envelope.DefaultMaxSize, "largest encoded event envelope accepted, in bytes")
+	logRetention := fs.Duration("log-retention", deliverylog.DefaultRetention, "the delivery log's window, as the indexer keeps it (lists say which window they covered)")
 	backendTimeout := fs.Duration("backend-timeout", api.DefaultBackendTimeout, "how long POST /v1/events waits for Kafka, and an endpoint request for Kafka and Redis, before answering 503")
 	readTimeout := fs.Duration("http-read-timeout", ops.DefaultLimits.ReadTimeout, "longest a client may take to send one whole request, body included")
 	idleTimeout := fs.Duration("http-idle-timeout", ops.DefaultLimits.IdleTimeout, "how long an unused keep-alive connection stays open")
@@ -84,7 +86,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand})
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention})
 	// A request may take its read timeout to arrive and the backend
 	// timeout to be answered.
 	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,

@@ -23,6 +23,7 @@ import (
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/demo"
 	"github.com/hookstream/hookstream/internal/kafkaserver"
 	"github.com/hookstream/hookstream/internal/supervisor"
@@ -169,6 +170,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		{Name: "http", Worker: srv},
 		fan,
 		{Name: "deliverer", Worker: del},
+		newIndexer(d, deliverylog.DefaultRetention),
 		{Name: "dev", Worker: supervisor.Func(func(ctx context.Context) error {
 			// The store waits for its first build from the endpoints topic;
 			// once it answers, the API does too.

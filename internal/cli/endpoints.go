@@ -247,6 +247,23 @@ func splitList(s string) []string {
 // do sends one request and prints the JSON answer, indented; an error
 // answer becomes an error naming the status, code, message and field.
 func (c *endpointsClient) do(ctx context.Context, method, path string, q url.Values, body map[string]any) error {
+	b, err := c.call(ctx, method, path, q, body)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err // or a 204
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		_, err = c.out.Write(b)
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = c.out.Write(out.Bytes())
+	return err
+}
+
+// call sends one request and returns the answer's body; an error answer
+// becomes an error naming the status, code, message and field.
+func (c *endpointsClient) call(ctx context.Context, method, path string, q url.Values, body map[string]any) ([]byte, error) {
 	if c.tenant != "" {
 		if q == nil {
 			q = url.Values{}
@@ -261,13 +278,13 @@ func (c *endpointsClient) do(ctx context.Context, method, path string, q url.Val
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return fmt.Errorf("%w: --api-url: %w", ErrUsage, err)
+		return nil, fmt.Errorf("%w: --api-url: %w", ErrUsage, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
@@ -275,35 +292,25 @@ func (c *endpointsClient) do(ctx context.Context, method, path string, q url.Val
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("calling the API: %w", err)
+		return nil, fmt.Errorf("calling the API: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("reading the API's answer: %w", err)
+		return nil, fmt.Errorf("reading the API's answer: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
 			Error struct{ Code, Message, Field string }
 		}
 		if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
-			return fmt.Errorf("%w: %s: %s", errAPI, resp.Status, bytes.TrimSpace(b))
+			return nil, fmt.Errorf("%w: %s: %s", errAPI, resp.Status, bytes.TrimSpace(b))
 		}
 		field := ""
 		if e.Error.Field != "" {
 			field = " (field " + e.Error.Field + ")"
 		}
-		return fmt.Errorf("%w: %d %s: %s%s", errAPI, resp.StatusCode, e.Error.Code, e.Error.Message, field)
+		return nil, fmt.Errorf("%w: %d %s: %s%s", errAPI, resp.StatusCode, e.Error.Code, e.Error.Message, field)
 	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil // 204
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		_, err = c.out.Write(b)
-		return err
-	}
-	out.WriteByte('\n')
-	_, err = c.out.Write(out.Bytes())
-	return err
+	return b, nil
 }

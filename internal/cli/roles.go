@@ -13,6 +13,7 @@ import (
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/api"
+	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
@@ -119,7 +120,8 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 type apiSettings struct {
 	tokens         api.Tokens
 	backendTimeout time.Duration
-	brand          string // "": signature.DefaultBrand
+	logRetention   time.Duration // the delivery log's window; 0: the default
+	brand          string        // "": signature.DefaultBrand
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -133,6 +135,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithPublisher(pub),
 		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
+		api.WithDeliveryLog(deliverylog.NewIndex(d.rdb, s.logRetention)),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),

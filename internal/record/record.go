@@ -25,9 +25,15 @@ const (
 	HeaderFirstTry  = "hookstream-first-attempt"
 	HeaderReason    = "hookstream-reason" // dead letters: why
 	HeaderSource    = "hookstream-source" // dead letters: topic/partition/offset
+	// HeaderTrigger says why a delivery record was written (resend,
+	// recover, replay, test); absent means TriggerScheduled.
+	HeaderTrigger   = "hookstream-trigger"
 	HeaderTrace     = "traceparent"
 	HeaderTraceMeta = "tracestate"
 )
+
+// TriggerScheduled is the trigger of a delivery fanout wrote.
+const TriggerScheduled = "scheduled"
 
 // ErrMalformed is wrapped by Parse when a record lacks a required header or
 // has an unreadable one.
@@ -43,6 +49,7 @@ type Delivery struct {
 	Attempt    int       // attempts already made
 	NotBefore  time.Time // zero: due now
 	FirstTry   time.Time // zero: not tried yet; used for "failing since"
+	Trigger    string    // "" reads as TriggerScheduled
 	// Trace carries traceparent/tracestate so the deliverer continues the
 	// producer's trace.
 	Trace []kgo.RecordHeader
@@ -66,6 +73,9 @@ func (d *Delivery) Record(topic string) *kgo.Record {
 	}
 	if !d.FirstTry.IsZero() {
 		h = append(h, kgo.RecordHeader{Key: HeaderFirstTry, Value: strconv.AppendInt(nil, d.FirstTry.UnixMilli(), 10)})
+	}
+	if d.Trigger != "" && d.Trigger != TriggerScheduled {
+		h = append(h, kgo.RecordHeader{Key: HeaderTrigger, Value: []byte(d.Trigger)})
 	}
 	h = append(h, d.Trace...)
 	return &kgo.Record{Topic: topic, Key: []byte(d.EndpointID), Value: d.Body, Headers: h}
@@ -101,6 +111,8 @@ func Parse(r *kgo.Record) (Delivery, error) {
 			} else {
 				d.FirstTry = time.UnixMilli(ms)
 			}
+		case HeaderTrigger:
+			d.Trigger = string(h.Value)
 		case HeaderTrace, HeaderTraceMeta:
 			d.Trace = append(d.Trace, h)
 		}

@@ -12,7 +12,7 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	now := time.UnixMilli(time.Now().UnixMilli())
 	d := Delivery{
 		EndpointID: "ep_1", Tenant: "acme", EventID: "evt_1", EventType: "agent.created",
-		Body: []byte(`{"id":"evt_1"}`), Attempt: 3, NotBefore: now, FirstTry: now.Add(-time.Hour),
+		Body: []byte(`{"id":"evt_1"}`), Attempt: 3, NotBefore: now, FirstTry: now.Add(-time.Hour), Trigger: "recover",
 		Trace: []kgo.RecordHeader{{Key: HeaderTrace, Value: []byte("00-abc-def-01")}},
 	}
 	r := d.Record("t")
@@ -25,8 +25,21 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	}
 	if got.EndpointID != d.EndpointID || got.Tenant != d.Tenant || got.EventID != d.EventID ||
 		got.EventType != d.EventType || string(got.Body) != string(d.Body) || got.Attempt != 3 ||
-		!got.NotBefore.Equal(now) || !got.FirstTry.Equal(d.FirstTry) || len(got.Trace) != 1 {
+		!got.NotBefore.Equal(now) || !got.FirstTry.Equal(d.FirstTry) || len(got.Trace) != 1 || got.Trigger != "recover" {
 		t.Fatalf("round trip: got %+v, want %+v", got, d)
+	}
+}
+
+// A record written by fanout carries no trigger header: scheduled is the
+// default, so older records read the same.
+func TestTriggerScheduledIsImplicit(t *testing.T) {
+	d := Delivery{EndpointID: "ep_1", EventID: "evt_1", Body: []byte("{}"), Trigger: TriggerScheduled}
+	r := d.Record("t")
+	if v := Header(r, HeaderTrigger); v != nil {
+		t.Fatalf("scheduled delivery has %s=%q, want no header", HeaderTrigger, v)
+	}
+	if got, err := Parse(r); err != nil || got.Trigger != "" {
+		t.Fatalf("Parse = %q, %v, want no trigger", got.Trigger, err)
 	}
 }
 

@@ -1,0 +1,326 @@
+// Package deliverylog is the searchable delivery log: an index in Redis of
+// every delivery attempt, kept for a retention window and rebuilt from the
+// attempts topic, which stays the source of truth. Index writes are
+// idempotent (an attempt's id is its Kafka coordinates), so replaying a
+// topic after a crash or a flush never doubles an entry.
+package deliverylog
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/deliverer"
+)
+
+// ErrNotFound: no such entry or cursor for this tenant. Another tenant's
+// ids and cursors are not found either.
+var ErrNotFound = errors.New("deliverylog: not found")
+
+// ErrBadCursor: the cursor is not one this index handed out.
+var ErrBadCursor = errors.New("deliverylog: invalid cursor")
+
+// DefaultRetention is how long attempts stay queryable.
+const DefaultRetention = 72 * time.Hour
+
+// Entry is one indexed attempt.
+type Entry struct {
+	ID string `json:"id"`
+	deliverer.Attempt
+}
+
+// Index reads and writes the delivery log in Redis. Every key of one
+// tenant shares the hash tag {dl:<tenant>}, so multi-key commands stay in
+// one Cluster slot.
+type Index struct {
+	rdb       redis.UniversalClient
+	retention time.Duration
+	now       func() time.Time
+}
+
+// NewIndex returns an Index keeping entries for retention (0: the default).
+func NewIndex(rdb redis.UniversalClient, retention time.Duration) *Index {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	return &Index{rdb: rdb, retention: retention, now: time.Now}
+}
+
+// member orders entries by time, then by Kafka coordinates: fixed-width hex
+// compares like the numbers, so a lexicographic range is a time range.
+func member(at time.Time, partition int32, offset int64) string {
+	return fmt.Sprintf("%012x%04x%012x", max(at.UnixMilli(), 0), uint16(partition), offset)
+}
+
+// memberTime is the lowest member at or after t.
+func memberTime(t time.Time) string { return fmt.Sprintf("%012x", max(t.UnixMilli(), 0)) }
+
+func tag(tenant string) string { return "dl:{" + tenant + "}:" }
+
+func entryKey(tenant, m string) string           { return tag(tenant) + "a:" + m }
+func endpointKey(tenant, endpoint string) string { return tag(tenant) + "ep:" + endpoint }
+func eventKey(tenant, event string) string       { return tag(tenant) + "ev:" + event }
+
+// AttemptID is the public id of the attempt at partition/offset.
+func attemptID(m string) string { return "att_" + m }
+
+// Add indexes a at Kafka partition/offset of the attempts topic. Entries
+// older than the retention window are not indexed.
+func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliverer.Attempt) error {
+	_, err := ix.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		ix.add(ctx, p, partition, offset, a)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deliverylog: add: %w", err)
+	}
+	return nil
+}
+
+func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, offset int64, a deliverer.Attempt) {
+	expires := a.At.Add(ix.retention)
+	if !expires.After(ix.now()) {
+		return
+	}
+	m := member(a.At, partition, offset)
+	v, err := json.Marshal(Entry{ID: attemptID(m), Attempt: a})
+	if err != nil {
+		return
+	}
+	p.Set(ctx, entryKey(a.Tenant, m), v, 0)
+	p.PExpireAt(ctx, entryKey(a.Tenant, m), expires)
+	ix.addLast(ctx, p, a, expires)
+	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
+	for _, k := range []string{endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID)} {
+		p.ZAdd(ctx, k, redis.Z{Member: m})
+		// Trimmed on write and expiring when idle, so memory stays
+		// bounded by the window.
+		p.ZRemRangeByLex(ctx, k, "-", oldest)
+		p.PExpireAt(ctx, k, expires)
+	}
+}
+
+// Attempt returns the tenant's attempt id.
+func (ix *Index) Attempt(ctx context.Context, tenant, id string) (Entry, error) {
+	m, ok := strings.CutPrefix(id, "att_")
+	if !ok || len(m) != 28 {
+		return Entry{}, ErrNotFound
+	}
+	v, err := ix.rdb.Get(ctx, entryKey(tenant, m)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Entry{}, ErrNotFound
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("deliverylog: get: %w", err)
+	}
+	var e Entry
+	if err := json.Unmarshal(v, &e); err != nil {
+		return Entry{}, fmt.Errorf("deliverylog: entry %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// Filter selects attempts; zero fields match everything.
+type Filter struct {
+	Outcome    string
+	StatusCode int
+	CodeClass  int // 2, 4 or 5 for 2xx, 4xx, 5xx
+	ErrorClass string
+	Type       string
+	EventID    string
+	Trigger    string
+	Since      time.Time
+	Until      time.Time
+}
+
+func (f Filter) match(e *Entry) bool {
+	switch {
+	case f.Outcome != "" && e.Outcome != f.Outcome,
+		f.StatusCode != 0 && e.Status != f.StatusCode,
+		f.CodeClass != 0 && e.Status/100 != f.CodeClass,
+		f.ErrorClass != "" && e.ErrorClass != f.ErrorClass,
+		f.Type != "" && e.EventType != f.Type,
+		f.EventID != "" && e.EventID != f.EventID,
+		f.Trigger != "" && e.Trigger != f.Trigger:
+		return false
+	}
+	return true
+}
+
+// Query asks for one page.
+type Query struct {
+	Filter
+	Limit  int    // default 50, at most 250
+	Cursor string // from a Page's Next or Prev; "" = newest
+}
+
+// Page is one page of entries, newest first. Next pages to older entries,
+// Prev to newer ones; "" when there are none (yet). Since/Until is the
+// window the page covered: the filter's, bounded by retention.
+type Page struct {
+	Data  []Entry
+	Next  string
+	Prev  string
+	Since time.Time
+	Until time.Time
+}
+
+// EndpointAttempts pages the attempts of the tenant's endpoint.
+func (ix *Index) EndpointAttempts(ctx context.Context, tenant, endpointID string, q Query) (Page, error) {
+	return ix.page(ctx, tenant, endpointKey(tenant, endpointID), "ep:"+endpointID, q)
+}
+
+// EventAttempts pages the attempts of the tenant's event, all endpoints.
+func (ix *Index) EventAttempts(ctx context.Context, tenant, eventID string, q Query) (Page, error) {
+	return ix.page(ctx, tenant, eventKey(tenant, eventID), "ev:"+eventID, q)
+}
+
+// cursor binds a position to a tenant and list, so that a cursor used
+// elsewhere is not found rather than paging someone else's list.
+func cursor(tenant, scope string, older bool, m string) string {
+	dir := "p"
+	if older {
+		dir = "n"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(dir + "|" + m + "|" + scope + "|" + tenant))
+}
+
+func parseCursor(c, tenant, scope string) (older bool, m string, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return false, "", ErrBadCursor
+	}
+	parts := strings.SplitN(string(b), "|", 4)
+	if len(parts) != 4 || len(parts[1]) != 28 || parts[0] != "n" && parts[0] != "p" {
+		return false, "", ErrBadCursor
+	}
+	if parts[2] != scope || parts[3] != tenant {
+		return false, "", ErrNotFound
+	}
+	return parts[0] == "n", parts[1], nil
+}
+
+// scanBatch is how many members one round trip looks at while filtering.
+const scanBatch = 500
+
+func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 250)
+	now := ix.now()
+	pg := Page{Since: now.Add(-ix.retention), Until: now}
+	if !q.Since.IsZero() && q.Since.After(pg.Since) {
+		pg.Since = q.Since
+	}
+	if !q.Until.IsZero() && q.Until.Before(pg.Until) {
+		pg.Until = q.Until
+	}
+	// Members run oldest to newest; the window is [lo, hi).
+	lo, hi := "["+memberTime(pg.Since), "("+memberTime(pg.Until.Add(time.Millisecond))
+	if q.Until.IsZero() {
+		// Unbounded above: an attempt stamped by a host whose clock runs
+		// a little ahead is still listed.
+		hi = "+"
+	}
+	older := true
+	if q.Cursor != "" {
+		var m string
+		var err error
+		if older, m, err = parseCursor(q.Cursor, tenant, scope); err != nil {
+			return Page{}, err
+		}
+		if older {
+			hi = "(" + m
+		} else {
+			lo = "(" + m
+		}
+	}
+	var got []Entry
+	more := false
+	for len(got) <= limit {
+		var ms []string
+		var err error
+		if older {
+			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+		} else {
+			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+		}
+		if err != nil {
+			return Page{}, fmt.Errorf("deliverylog: range: %w", err)
+		}
+		if len(ms) == 0 {
+			break
+		}
+		es, err := ix.entries(ctx, tenant, ms)
+		if err != nil {
+			return Page{}, err
+		}
+		for i := range es {
+			if len(got) == limit {
+				more = true
+				break
+			}
+			if es[i].ID != "" && q.match(&es[i]) {
+				got = append(got, es[i])
+			}
+		}
+		if more || len(ms) < scanBatch {
+			break
+		}
+		if older {
+			hi = "(" + ms[len(ms)-1]
+		} else {
+			lo = "(" + ms[len(ms)-1]
+		}
+	}
+	if !older {
+		// Read oldest first to page newer; shown newest first all the same.
+		for i, j := 0, len(got)-1; i < j; i, j = i+1, j-1 {
+			got[i], got[j] = got[j], got[i]
+		}
+	}
+	pg.Data = got
+	switch {
+	case len(got) > 0:
+		// Newer entries may always arrive, so Prev is always there; Next
+		// only when older ones are left (or, paging newer, were passed).
+		pg.Prev = cursor(tenant, scope, false, got[0].ID[4:])
+		if more || !older {
+			pg.Next = cursor(tenant, scope, true, got[len(got)-1].ID[4:])
+		}
+	case !older:
+		pg.Prev = q.Cursor // nothing newer yet: poll again from there
+	}
+	return pg, nil
+}
+
+// entries loads members; an expired one comes back with an empty ID.
+func (ix *Index) entries(ctx context.Context, tenant string, ms []string) ([]Entry, error) {
+	keys := make([]string, len(ms))
+	for i, m := range ms {
+		keys[i] = entryKey(tenant, m)
+	}
+	vs, err := ix.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("deliverylog: mget: %w", err)
+	}
+	out := make([]Entry, len(vs))
+	for i, v := range vs {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
+			return nil, fmt.Errorf("deliverylog: entry %s: %w", ms[i], err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,242 @@
+package deliverylog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+)
+
+// Keys of the indexer's own state. The generation marks an index built
+// from the topic's start of window: when Redis was flushed it is gone, and
+// the indexer starts over rather than trust offsets that outlived the
+// entries they stand for.
+const (
+	keyOffsets    = "dl:indexer:offsets"
+	keyGeneration = "dl:indexer:generation"
+)
+
+// errFlushed: Redis lost the index under the indexer.
+var errFlushed = errors.New("deliverylog: index flushed")
+
+// IndexerConfig configures an Indexer.
+type IndexerConfig struct {
+	Seeds []string
+	Topic string // the attempts topic
+	// Deliveries and Dead, when set, are read too: what each event matched
+	// (fanout's transactional output, with the Kafka location of its bytes)
+	// and which deliveries went dead.
+	Deliveries string
+	Dead       string
+	Retention  time.Duration
+	Log        *slog.Logger
+	KafkaOpts  []kgo.Opt // extra client options (TLS, SASL, tracing)
+	// CheckEvery is how often a quiet indexer checks that Redis still
+	// holds the index; 0 = every second.
+	CheckEvery time.Duration
+}
+
+func (c IndexerConfig) checkEvery() time.Duration {
+	if c.CheckEvery > 0 {
+		return c.CheckEvery
+	}
+	return time.Second
+}
+
+// Indexer consumes the attempts topic into an Index. It keeps its own
+// offsets in Redis next to the index, written after the entries they
+// cover: a crash replays a little, and replays are idempotent.
+type Indexer struct {
+	cfg IndexerConfig
+	rdb redis.UniversalClient
+	ix  *Index
+}
+
+// NewIndexer returns an Indexer writing to rdb.
+func NewIndexer(cfg IndexerConfig, rdb redis.UniversalClient) *Indexer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Indexer{cfg: cfg, rdb: rdb, ix: NewIndex(rdb, cfg.Retention)}
+}
+
+// Index returns the index the indexer writes.
+func (x *Indexer) Index() *Index { return x.ix }
+
+// Run indexes until ctx ends, starting over from the retention window
+// whenever Redis was flushed.
+func (x *Indexer) Run(ctx context.Context) error {
+	for {
+		err := x.run(ctx)
+		switch {
+		case errors.Is(err, errFlushed):
+			x.cfg.Log.Warn("deliverylog: index flushed, rebuilding from the attempts topic")
+			continue
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			x.cfg.Log.Error("deliverylog: indexer", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (x *Indexer) run(ctx context.Context) error {
+	gen, starts, err := x.resume(ctx)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(x.cfg.Seeds...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(starts),
+	}, x.cfg.KafkaOpts...)...)
+	if err != nil {
+		return fmt.Errorf("deliverylog: kafka client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		// Polls time out, so that a flush is noticed while the topic is
+		// quiet too.
+		pctx, cancel := context.WithTimeout(ctx, x.cfg.checkEvery())
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("deliverylog: fetch: %w", ferr)
+		}
+		if err := x.apply(ctx, gen, fs); err != nil {
+			return err
+		}
+	}
+}
+
+// resume reads where to start each partition: after the stored offsets,
+// or, with no generation (first start, or Redis flushed), from the start
+// of the retention window under a new generation.
+func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.Offset, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(x.cfg.Seeds...)}, x.cfg.KafkaOpts...)...)
+	if err != nil {
+		return "", nil, fmt.Errorf("deliverylog: kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics := x.topics()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return "", nil, fmt.Errorf("deliverylog: partitions of %v: %w", topics, err)
+	}
+	gen, err := x.rdb.Get(ctx, keyGeneration).Result()
+	fresh := errors.Is(err, redis.Nil)
+	if err != nil && !fresh {
+		return "", nil, fmt.Errorf("deliverylog: generation: %w", err)
+	}
+	stored := map[string]string{}
+	if fresh {
+		gen = strconv.FormatInt(time.Now().UnixNano(), 36)
+		if err := x.rdb.Del(ctx, keyOffsets).Err(); err != nil {
+			return "", nil, fmt.Errorf("deliverylog: reset offsets: %w", err)
+		}
+		if err := x.rdb.Set(ctx, keyGeneration, gen, 0).Err(); err != nil {
+			return "", nil, fmt.Errorf("deliverylog: generation: %w", err)
+		}
+	} else if stored, err = x.rdb.HGetAll(ctx, keyOffsets).Result(); err != nil {
+		return "", nil, fmt.Errorf("deliverylog: offsets: %w", err)
+	}
+	windowStart := time.Now().Add(-x.ix.retention).UnixMilli()
+	starts := map[string]map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			return
+		}
+		if starts[o.Topic] == nil {
+			starts[o.Topic] = map[int32]kgo.Offset{}
+		}
+		starts[o.Topic][o.Partition] = kgo.NewOffset().AfterMilli(windowStart)
+		if v, ok := stored[offsetField(o.Topic, o.Partition)]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				starts[o.Topic][o.Partition] = kgo.NewOffset().At(n)
+			}
+		}
+	})
+	return gen, starts, nil
+}
+
+// apply indexes one poll's records, then stores the offsets after them,
+// then checks the generation: a flush between two polls is seen here and
+// the index rebuilt, whatever the offsets now say.
+func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
+	next := map[string]any{}
+	_, err := x.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		fs.EachRecord(func(r *kgo.Record) {
+			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
+			switch r.Topic {
+			case x.cfg.Deliveries:
+				x.ix.addDelivery(ctx, p, r)
+				return
+			case x.cfg.Dead:
+				x.ix.addDead(ctx, p, r)
+				return
+			}
+			var a deliverer.Attempt
+			if err := json.Unmarshal(r.Value, &a); err != nil || a.Tenant == "" || a.EndpointID == "" {
+				x.cfg.Log.Warn("deliverylog: skip unreadable attempt record", "partition", r.Partition, "offset", r.Offset)
+				return
+			}
+			x.ix.add(ctx, p, r.Partition, r.Offset, a)
+		})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deliverylog: index: %w", err)
+	}
+	if len(next) > 0 {
+		if err := x.rdb.HSet(ctx, keyOffsets, next).Err(); err != nil {
+			return fmt.Errorf("deliverylog: store offsets: %w", err)
+		}
+	}
+	got, err := x.rdb.Get(ctx, keyGeneration).Result()
+	if errors.Is(err, redis.Nil) || err == nil && got != gen {
+		return errFlushed
+	}
+	if err != nil {
+		return fmt.Errorf("deliverylog: generation: %w", err)
+	}
+	return nil
+}
+
+// topics are the topics the indexer reads.
+func (x *Indexer) topics() []string {
+	ts := []string{x.cfg.Topic}
+	for _, t := range []string{x.cfg.Deliveries, x.cfg.Dead} {
+		if t != "" {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
+func offsetField(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
+}

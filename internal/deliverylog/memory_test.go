@@ -1,0 +1,58 @@
+package deliverylog_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/testenv"
+)
+
+// BenchmarkIndexMemory reports Redis memory per indexed attempt (a failed
+// attempt with typical request headers and a short response body) and how
+// long an endpoint's first page takes with them indexed.
+func BenchmarkIndexMemory(b *testing.B) {
+	r := testenv.StartRedis(b)
+	ix := deliverylog.NewIndex(r.Client, 0)
+	ctx := context.Background()
+	used := func() int64 {
+		info, err := r.Client.Info(ctx, "memory").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		b.Fatal("no used_memory")
+		return 0
+	}
+	const n = 20000
+	before := used()
+	now := time.Now()
+	for i := range n {
+		a := deliverer.Attempt{Tenant: "acme", EndpointID: fmt.Sprintf("ep_%024x", i%50), EventID: fmt.Sprintf("evt_%024x", i/3),
+			EventType: "agent.created", Attempt: i%3 + 1, Status: 500, LatencyMS: 42, Outcome: "failed", ErrorClass: "http_status",
+			Trigger: "scheduled", ResponseBody: `{"error":"internal"}`, At: now.Add(time.Duration(i) * time.Millisecond),
+			RequestHeaders: map[string]string{"Content-Type": "application/json", "User-Agent": "Hookstream/dev", "Webhook-Id": fmt.Sprintf("evt_%024x", i/3),
+				"Webhook-Timestamp": "1764880000", "Webhook-Signature": "[redacted]", "Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+		if err := ix.Add(ctx, int32(i%6), int64(i), a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perAttempt := float64(used()-before) / n
+	b.ResetTimer()
+	for range b.N {
+		if _, err := ix.EndpointAttempts(ctx, "acme", fmt.Sprintf("ep_%024x", 7), deliverylog.Query{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(perAttempt, "redis-bytes/attempt")
+}
