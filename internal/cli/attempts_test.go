@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -21,21 +20,7 @@ func TestAttemptsCommand(t *testing.T) {
 	r := testenv.StartRedis(t)
 	base, _ := startRole(t, "api", map[string]string{"HOOKSTREAM_API_TOKENS": "tok=acme"},
 		"--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", freeAddr(t), "--shutdown-grace", "2s")
-	run := func(args ...string) (int, string, string) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: func(k string) (string, bool) {
-			switch k {
-			case "HOOKSTREAM_API_URL":
-				return base, true
-			case "HOOKSTREAM_TOKEN":
-				return "tok", true
-			}
-			return "", false
-		}}
-		code := Main(context.Background(), args, env)
-		return code, out.String(), errb.String()
-	}
+	run := apiCLI(t, base, "tok")
 	code, out, errOut := run("endpoints", "create", "--url", "https://93.184.215.14/hook", "--events", "*")
 	if code != 0 {
 		t.Fatalf("create exited %d: %s", code, errOut)

@@ -20,20 +20,10 @@ func TestEndpointsCommand(t *testing.T) {
 		"--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", freeAddr(t), "--shutdown-grace", "2s")
 
 	// The URL and token come from the environment, as documented.
+	cli := apiCLI(t, base, "tok")
 	run := func(args ...string) (int, string, string) {
 		t.Helper()
-		var out, errb bytes.Buffer
-		env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: func(k string) (string, bool) {
-			switch k {
-			case "HOOKSTREAM_API_URL":
-				return base, true
-			case "HOOKSTREAM_TOKEN":
-				return "tok", true
-			}
-			return "", false
-		}}
-		code := Main(context.Background(), append([]string{"endpoints"}, args...), env)
-		return code, out.String(), errb.String()
+		return cli(append([]string{"endpoints"}, args...)...)
 	}
 	type endpoint struct {
 		ID, URL, Secret, Description, Ordering string
@@ -123,5 +113,25 @@ func TestEndpointsCommand(t *testing.T) {
 	code, _, errOut = run("get", ep.ID)
 	if code != 1 || !strings.Contains(errOut, "404 not_found") {
 		t.Errorf("get after delete: exit %d, %q", code, errOut)
+	}
+}
+
+// apiCLI returns a runner of `hookstream args...` that finds the API's URL
+// and token in the environment, as documented.
+func apiCLI(t *testing.T, base, token string) func(args ...string) (code int, stdout, stderr string) {
+	return func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, LookupEnv: func(k string) (string, bool) {
+			switch k {
+			case "HOOKSTREAM_API_URL":
+				return base, true
+			case "HOOKSTREAM_TOKEN":
+				return token, true
+			}
+			return "", false
+		}}
+		code := Main(context.Background(), args, env)
+		return code, out.String(), errb.String()
 	}
 }
