@@ -101,11 +101,11 @@ func TestGroupCheck(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 1)
 	const bound = 500 * time.Millisecond
-	lag := groupwatch.KafkaLag(kadm.NewClient(r.raw), fanout.Group)
+	probe := groupwatch.NewKafka(kadm.NewClient(r.raw), fanout.Group)
 	start := func(m fanout.Matcher) (func(context.Context) error, *groupwatch.Watch) {
 		w := groupwatch.New(time.Now)
 		r.startOn(t, r.names, fanout.Group, m, w.ClientOpts(), fanout.WithWatch(w))
-		return w.Check(bound, lag), w
+		return w.Check(bound, probe), w
 	}
 	r.endpoint(t, "acme", "*")
 	m := &downMatcher{Store: r.store(t)}

@@ -59,11 +59,12 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeDeps()
-	// As the deliverer's: a member without partitions, or without a
-	// commit while its lag grows, for twice a rebalance's longest.
+	// As the deliverer's: a member without partitions, a group
+	// rebalancing, or no commit while the lag grows, for twice a
+	// rebalance's longest.
 	watch := groupwatch.New(time.Now)
-	lag := groupwatch.KafkaLag(kadm.NewClient(d.kafka), fanout.Group)
-	srv := d.opsServer(c.httpAddr, ops.WithCheck("group", watch.Check(2*(group.session+group.rebalance), lag)))
+	probe := groupwatch.NewKafka(kadm.NewClient(d.kafka), fanout.Group)
+	srv := d.opsServer(c.httpAddr, ops.WithCheck("group", watch.Check(2*(group.session+group.rebalance), probe)))
 	if err := srv.Listen(); err != nil {
 		return err
 	}

@@ -3,6 +3,17 @@
 // see otherwise: a group stuck rebalancing (every member without
 // partitions while each process looks healthy), or a member that holds
 // partitions and stops committing while their lag grows.
+//
+// Stuck groups are reported, not repaired: on the embedded broker (kfake)
+// a group of dynamic members killed and restarted faster than they time
+// out never finishes its join phase, because kfake restarts the phase's
+// deadline at every join and drops members waiting in JoinGroup whose
+// session runs out without answering them (the client waits out its
+// request timeout, then rejoins and restarts the phase); see
+// internal/kafkaserver/groups_test.go. Leaving and rejoining would only
+// add joins. What avoids it is static membership (--instance-id): a
+// restarted member replaces its old self instead of joining beside a dead
+// one, so no member waits for one that will not rejoin.
 package groupwatch
 
 import (
@@ -26,9 +37,21 @@ var ErrUnassigned = errors.New("no partitions assigned")
 // has not committed for longer than its bound while their lag grew.
 var ErrStalled = errors.New("no commit while lag grows")
 
-// Lag returns the records of the partitions held (topic => partitions)
-// that the group has not committed.
-type Lag func(ctx context.Context, held map[string][]int32) (int64, error)
+// ErrRebalancing is the readiness error of a member whose group has been
+// rebalancing for longer than its bound: stuck, so that the partitions of
+// a member that left or crashed may have no consumer while the members
+// left keep their own.
+var ErrRebalancing = errors.New("group rebalancing")
+
+// Probe reads what the member cannot see from its own client.
+type Probe interface {
+	// Lag returns the records of the partitions held (topic =>
+	// partitions) that the group has not committed.
+	Lag(ctx context.Context, held map[string][]int32) (int64, error)
+	// State returns the group's state as Kafka names it ("Stable",
+	// "PreparingRebalance", "CompletingRebalance", "Empty", "Dead").
+	State(ctx context.Context) (string, error)
+}
 
 // Watch is one member's assignment and commit history. Its methods are
 // safe for concurrent use.
@@ -50,6 +73,9 @@ type Watch struct {
 	// gen counts assignment changes and commits: a lag read across one
 	// compares different things.
 	gen int
+	// When a check first saw the group rebalancing, since it last saw it
+	// settled.
+	rebalancingAt time.Time
 }
 
 // New returns a Watch whose clock is now (time.Now in production).
@@ -141,97 +167,156 @@ func (w *Watch) SinceCommit() time.Duration {
 }
 
 // Check is a readiness check. It fails with ErrUnassigned once the member
-// has held no partitions for longer than bound, and with ErrStalled once
-// it has held partitions without committing for longer than bound after
-// lag (nil: not checked) first grew. A lag that cannot be read passes:
-// Kafka's own readiness check reports an unreachable Kafka. Set bound
-// above the session plus rebalance timeouts, so an ordinary rebalance
-// passes, and above the longest a record may hold a commit back.
-func (w *Watch) Check(bound time.Duration, lag Lag) func(context.Context) error {
+// has held no partitions for longer than bound; with ErrRebalancing once
+// every check for longer than bound saw its group rebalancing; and with
+// ErrStalled once it has held partitions without committing for longer
+// than bound after their lag first grew. What probe (nil: none) cannot read
+// passes: Kafka's own readiness check reports an unreachable Kafka. Set
+// bound above the session plus rebalance timeouts, so an ordinary
+// rebalance passes, and above the longest a record may hold a commit back.
+func (w *Watch) Check(bound time.Duration, probe Probe) func(context.Context) error {
 	return func(ctx context.Context) error {
 		w.mu.Lock()
 		if !w.holding() {
-			defer w.mu.Unlock()
-			if d := w.now().Sub(w.heldAt); d > bound {
+			d := w.now().Sub(w.heldAt)
+			w.mu.Unlock()
+			if d > bound {
 				return fmt.Errorf("%w for %v (bound %v)", ErrUnassigned, d.Round(time.Second), bound)
 			}
-			return nil
-		}
-		if lag == nil {
+		} else {
 			w.mu.Unlock()
+		}
+		if probe == nil {
 			return nil
 		}
-		held := map[string][]int32{}
-		for t, ps := range w.held {
-			for p := range ps {
-				held[t] = append(held[t], p)
-			}
+		if err := w.checkState(ctx, bound, probe); err != nil {
+			return err
 		}
-		gen := w.gen
-		w.mu.Unlock()
-
-		n, err := lag(ctx, held)
-		if err != nil {
-			return nil
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.gen != gen {
-			return nil // committed or reassigned meanwhile: n is stale
-		}
-		now := w.now()
-		switch {
-		case !w.baseSet:
-			w.base, w.baseSet = n, true
-		case n > w.base && w.grewAt.IsZero():
-			w.grewAt = now
-		}
-		if !w.grewAt.IsZero() && now.Sub(w.grewAt) > bound {
-			return fmt.Errorf("%w: none for %v, lag up from %d to %d (bound %v)",
-				ErrStalled, now.Sub(w.committedAt).Round(time.Second), w.base, n, bound)
-		}
-		return nil
+		return w.checkLag(ctx, bound, probe)
 	}
 }
 
-// KafkaLag is the Lag of group's committed offsets against the end
-// offsets, read through adm.
-func KafkaLag(adm *kadm.Client, group string) Lag {
-	return func(ctx context.Context, held map[string][]int32) (int64, error) {
-		var topics []string
-		for t := range held {
-			topics = append(topics, t)
-		}
-		ends, err := adm.ListEndOffsets(ctx, topics...)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err != nil {
-			return 0, fmt.Errorf("end offsets: %w", err)
-		}
-		committed, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
-		if err == nil {
-			err = committed.Error()
-		}
-		if err != nil {
-			return 0, fmt.Errorf("committed offsets of %s: %w", group, err)
-		}
-		var sum int64
-		for t, ps := range held {
-			for _, p := range ps {
-				end, ok := ends.Lookup(t, p)
-				if !ok || end.Err != nil {
-					continue
-				}
-				at := int64(0)
-				if o, ok := committed.Lookup(t, p); ok && o.At > 0 {
-					at = o.At
-				}
-				sum += max(0, end.Offset-at)
-			}
-		}
-		return sum, nil
+func (w *Watch) checkState(ctx context.Context, bound time.Duration, probe Probe) error {
+	state, err := probe.State(ctx)
+	if err != nil {
+		return nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	switch {
+	case state != "PreparingRebalance" && state != "CompletingRebalance":
+		w.rebalancingAt = time.Time{}
+	case w.rebalancingAt.IsZero():
+		w.rebalancingAt = now
+	case now.Sub(w.rebalancingAt) > bound:
+		return fmt.Errorf("%w (%s) for %v (bound %v)", ErrRebalancing, state, now.Sub(w.rebalancingAt).Round(time.Second), bound)
+	}
+	return nil
+}
+
+func (w *Watch) checkLag(ctx context.Context, bound time.Duration, probe Probe) error {
+	w.mu.Lock()
+	if !w.holding() {
+		w.mu.Unlock()
+		return nil
+	}
+	held := map[string][]int32{}
+	for t, ps := range w.held {
+		for p := range ps {
+			held[t] = append(held[t], p)
+		}
+	}
+	gen := w.gen
+	w.mu.Unlock()
+
+	n, err := probe.Lag(ctx, held)
+	if err != nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen != gen {
+		return nil // committed or reassigned meanwhile: n is stale
+	}
+	now := w.now()
+	switch {
+	case !w.baseSet:
+		w.base, w.baseSet = n, true
+	case n > w.base && w.grewAt.IsZero():
+		w.grewAt = now
+	}
+	if !w.grewAt.IsZero() && now.Sub(w.grewAt) > bound {
+		return fmt.Errorf("%w: none for %v, lag up from %d to %d (bound %v)",
+			ErrStalled, now.Sub(w.committedAt).Round(time.Second), w.base, n, bound)
+	}
+	return nil
+}
+
+// Kafka is the Probe of group through adm.
+type Kafka struct {
+	adm   *kadm.Client
+	group string
+}
+
+// NewKafka returns the Probe of group through adm.
+func NewKafka(adm *kadm.Client, group string) *Kafka { return &Kafka{adm: adm, group: group} }
+
+// State describes the group.
+func (k *Kafka) State(ctx context.Context) (string, error) {
+	gs, err := k.adm.DescribeGroups(ctx, k.group)
+	if err != nil {
+		return "", fmt.Errorf("describe %s: %w", k.group, err)
+	}
+	g, ok := gs[k.group]
+	if !ok || g.Err != nil {
+		return "", fmt.Errorf("describe %s: %w", k.group, orNotDescribed(g.Err))
+	}
+	return g.State, nil
+}
+
+func orNotDescribed(err error) error {
+	if err == nil {
+		return errors.New("not described")
+	}
+	return err
+}
+
+// Lag is the group's committed offsets of held against the end offsets.
+func (k *Kafka) Lag(ctx context.Context, held map[string][]int32) (int64, error) {
+	var topics []string
+	for t := range held {
+		topics = append(topics, t)
+	}
+	ends, err := k.adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("end offsets: %w", err)
+	}
+	committed, err := k.adm.FetchOffsetsForTopics(ctx, k.group, topics...)
+	if err == nil {
+		err = committed.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("committed offsets of %s: %w", k.group, err)
+	}
+	var sum int64
+	for t, ps := range held {
+		for _, p := range ps {
+			end, ok := ends.Lookup(t, p)
+			if !ok || end.Err != nil {
+				continue
+			}
+			at := int64(0)
+			if o, ok := committed.Lookup(t, p); ok && o.At > 0 {
+				at = o.At
+			}
+			sum += max(0, end.Offset-at)
+		}
+	}
+	return sum, nil
 }
 
 // Register observes w's durations as two gauges of m:

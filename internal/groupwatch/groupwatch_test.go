@@ -77,9 +77,8 @@ func TestWatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			w := New(func() time.Time { return now })
-			var lag int64
-			var lagErr error
-			check := w.Check(bound, func(context.Context, map[string][]int32) (int64, error) { return lag, lagErr })
+			p := &fakeProbe{state: "Stable"}
+			check := w.Check(bound, p)
 			for i, s := range tt.steps {
 				now = now.Add(s.after)
 				if s.assign != nil {
@@ -94,9 +93,9 @@ func TestWatch(t *testing.T) {
 				if !s.check {
 					continue
 				}
-				lag, lagErr = s.lag, nil
+				p.lag, p.err = s.lag, nil
 				if s.lagFails {
-					lagErr = errors.New("kafka unreachable")
+					p.err = errors.New("kafka unreachable")
 				}
 				err := check(context.Background())
 				if s.wantErr == nil && err != nil || s.wantErr != nil && !errors.Is(err, s.wantErr) {
@@ -108,6 +107,55 @@ func TestWatch(t *testing.T) {
 			}
 			if got := w.SinceCommit(); got != tt.wantAge {
 				t.Errorf("SinceCommit = %v, want %v", got, tt.wantAge)
+			}
+		})
+	}
+}
+
+type fakeProbe struct {
+	lag   int64
+	state string
+	err   error
+}
+
+func (p *fakeProbe) Lag(context.Context, map[string][]int32) (int64, error) { return p.lag, p.err }
+func (p *fakeProbe) State(context.Context) (string, error)                  { return p.state, p.err }
+
+func TestWatchRebalancing(t *testing.T) {
+	const bound = 10 * time.Second
+	type step struct {
+		after   time.Duration
+		state   string
+		wantErr bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"stable", []step{{state: "Stable"}, {after: 20 * time.Second, state: "Stable"}}},
+		{"an ordinary rebalance", []step{{state: "Stable"}, {after: time.Second, state: "PreparingRebalance"},
+			{after: 5 * time.Second, state: "CompletingRebalance"}, {after: 3 * time.Second, state: "Stable"}}},
+		{"stuck", []step{{state: "PreparingRebalance"}, {after: 5 * time.Second, state: "PreparingRebalance"},
+			{after: 6 * time.Second, state: "PreparingRebalance", wantErr: true}}},
+		{"stuck between the two rebalancing states", []step{{state: "PreparingRebalance"}, {after: 6 * time.Second, state: "CompletingRebalance"},
+			{after: 6 * time.Second, state: "PreparingRebalance", wantErr: true}}},
+		{"settled, then rebalancing again: counted afresh", []step{{state: "PreparingRebalance"}, {after: 9 * time.Second, state: "Stable"},
+			{after: time.Second, state: "PreparingRebalance"}, {after: 9 * time.Second, state: "PreparingRebalance"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			w := New(func() time.Time { return now })
+			w.Assigned(map[string][]int32{"t": {0}})
+			p := &fakeProbe{}
+			check := w.Check(bound, p)
+			for i, s := range tt.steps {
+				now = now.Add(s.after)
+				p.state = s.state
+				err := check(context.Background())
+				if s.wantErr != (err != nil) || err != nil && !errors.Is(err, ErrRebalancing) {
+					t.Errorf("step %d: check = %v, want ErrRebalancing %v", i, err, s.wantErr)
+				}
 			}
 		})
 	}
