@@ -206,8 +206,10 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 	f := fanout.New(sess, d.store, d.catalog, fopts...)
 	return supervisor.Named{Name: "fanout", Worker: supervisor.Func(func(ctx context.Context) error {
 		// Run ends its transaction before returning; closing here leaves
-		// the group within the shutdown grace, so the partitions move at
-		// once instead of after a session timeout.
+		// the group within the shutdown grace (a static member only with
+		// --leave-on-shutdown), so the partitions move at once instead of
+		// after a session timeout.
+		defer s.group.leaveGroup(ctx, d.kafka, fanout.Group, d.log)
 		defer sess.Close()
 		return f.Run(ctx)
 	})}, nil
