@@ -55,7 +55,9 @@ func TestRedisFlags(t *testing.T) {
 				return o.MasterName == "mymaster" && len(o.Addrs) == 2 && o.SentinelPassword == testRedisSecret && !o.IsClusterMode
 			}},
 		{name: "tls server name implies tls", args: []string{"--redis-tls-server-name", "redis.example"},
-			check: func(o *redis.UniversalOptions) bool { return o.TLSConfig != nil && o.TLSConfig.ServerName == "redis.example" }},
+			check: func(o *redis.UniversalOptions) bool {
+				return o.TLSConfig != nil && o.TLSConfig.ServerName == "redis.example"
+			}},
 		{name: "bad url never quoted", args: []string{"--redis-url", "redis://u:" + testRedisSecret + "@host:notaport/0"}, wantErr: "--redis-url is not a valid Redis URL"},
 		{name: "cluster and url", args: []string{"--redis-cluster-addrs", "a:1", "--redis-url", "redis://b:2/0"}, wantErr: "not both"},
 		{name: "cluster and sentinel", args: []string{"--redis-cluster-addrs", "a:1", "--redis-sentinel-master", "m", "--redis-sentinel-addrs", "s:1"}, wantErr: "exclude each other"},

@@ -23,7 +23,7 @@ import (
 // certificate, signed by a CA of the test's own. The PEM files are in the
 // test's temporary directory.
 type RedisTLS struct {
-	*Redis          // URL is rediss://; Client is a TLS client with the client certificate
+	*Redis               // URL is rediss://; Client is a TLS client with the client certificate
 	CA, Cert, Key string // CA certificate, client certificate and key files
 }
 
