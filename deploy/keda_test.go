@@ -242,8 +242,10 @@ func TestKEDAChecksCatchMistakes(t *testing.T) {
 			t.Fatalf("unmodified: %v", err)
 		}
 		for name, edit := range map[string]func(string) string{
-			"unknown field":   func(s string) string { return strings.Replace(s, "  pollingInterval:", "  pollingIntervall:", 1) },
-			"wrong type":      func(s string) string { return strings.Replace(s, "maxReplicaCount: 12", `maxReplicaCount: "twelve"`, 1) },
+			"unknown field": func(s string) string { return strings.Replace(s, "  pollingInterval:", "  pollingIntervall:", 1) },
+			"wrong type": func(s string) string {
+				return strings.Replace(s, "maxReplicaCount: 12", `maxReplicaCount: "twelve"`, 1)
+			},
 			"no trigger type": func(s string) string { return strings.Replace(s, "- type: kafka", "- name: kafka", 1) },
 		} {
 			bad := edit(string(doc))
