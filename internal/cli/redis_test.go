@@ -164,3 +164,40 @@ func TestRedisPasswordFileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisSentinelFailover reaches Redis through a Sentinel, as a role
+// does with --redis-sentinel-master and --redis-sentinel-addrs, and keeps
+// working after the Sentinel promotes the replica.
+func TestRedisSentinelFailover(t *testing.T) {
+	s := testenv.StartRedisSentinel(t)
+	r, err := parseRedisFlags(t, nil, map[string]string{
+		"HOOKSTREAM_REDIS_SENTINEL_MASTER": s.Master,
+		"HOOKSTREAM_REDIS_SENTINEL_ADDRS":  s.Sentinel,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := r.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := rdb.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Primary.Client.Get(ctx, "before").Result(); err != nil || v != "1" {
+		t.Fatalf("the write did not reach the primary: %q, %v", v, err)
+	}
+	s.Failover(t)
+	// The client learns of the switch from the Sentinel; a write racing it
+	// may still reach the old primary before that becomes a replica.
+	testenv.Eventually(t, 30*time.Second, "writes through the client reaching the promoted replica", func() bool {
+		if rdb.Set(ctx, "after", "2", 0).Err() != nil {
+			return false
+		}
+		v, err := s.Replica.Client.Get(ctx, "after").Result()
+		return err == nil && v == "2"
+	})
+}

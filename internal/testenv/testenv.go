@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,8 +181,9 @@ func StartRedis(t testing.TB) *Redis {
 	return startRedis(t, FreePort(t), nil, &redis.Options{})
 }
 
-// startRedis runs redis-server on 127.0.0.1:port with extra arguments and
-// waits until a client built from o (its Addr set here) answers PING.
+// startRedis runs redis-server on 127.0.0.1:port with extra arguments (the
+// first may be a configuration file) and waits until a client built from o
+// (its Addr set here) answers PING.
 func startRedis(t testing.TB, port int, extra []string, o *redis.Options) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -190,8 +192,12 @@ func startRedis(t testing.TB, port int, extra []string, o *redis.Options) *Redis
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var logs Output
-	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, extra...)
+	var args []string
+	if len(extra) > 0 && !strings.HasPrefix(extra[0], "-") {
+		args, extra = append(args, extra[0]), extra[1:]
+	}
+	args = append(append(args, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"), extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
