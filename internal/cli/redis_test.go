@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hookstream/hookstream/internal/testenv"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/subscription"
+	"github.com/hookstream/hookstream/topic"
 )
 
 const testRedisSecret = "s3cr3t-never-logged"
@@ -200,4 +204,56 @@ func TestRedisSentinelFailover(t *testing.T) {
 		v, err := s.Replica.Client.Get(ctx, "after").Result()
 		return err == nil && v == "2"
 	})
+}
+
+// redisACL is the least-privileged ACL README documents for Hookstream's
+// Redis user.
+var redisACL = []any{"~hookstream:*", "~dl:*", "&hookstream:*",
+	"+@read", "+@write", "+@scripting", "+@transaction", "+@pubsub", "+@connection", "-@dangerous"}
+
+// TestRedisLeastPrivilegeACL runs the endpoint store (Lua scripts,
+// MULTI/EXEC, pub/sub) through a client built from the flags as an ACL user
+// holding only redisACL: endpoints are created and matched. A key outside
+// the documented patterns is refused, so the ACL does restrict.
+func TestRedisLeastPrivilegeACL(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := append([]any{"ACL", "SETUSER", "hookstream", "on", ">" + testRedisSecret}, redisACL...)
+	if err := rd.Client.Do(ctx, args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(testRedisSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseRedisFlags(t, []string{"--redis-url", rd.URL, "--redis-username", "hookstream", "--redis-password-file", pw}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := r.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() }) // after the store's Run stopped
+	if err := rdb.Set(ctx, "other:key", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("a key outside the ACL: %v, want NOPERM", err)
+	}
+	k := testenv.StartKafka(t)
+	k.CreateTopics(t, topic.DefaultPrefix, topic.Partitions{Events: 1, Deliveries: 1, Other: 1})
+	cat, err := schemas.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := subscription.NewStore(k.Client(t), rdb, cat, subscription.WithAllowPrivate(true),
+		subscription.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	testenv.Run(t, store)
+	ep, err := store.Create(ctx, "acme", subscription.EndpointInput{URL: "http://127.0.0.1:9/hook", Events: []string{"agent.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := store.Match(ctx, "acme", "agent.created")
+	if err != nil || !slices.Equal(ids, []string{ep.ID}) {
+		t.Fatalf("Match = %v, %v; want [%s]", ids, err, ep.ID)
+	}
 }
