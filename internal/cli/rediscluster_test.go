@@ -40,12 +40,12 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 
 	type endpoint struct {
 		tenant, token, id string
-		rc                *orderReceiver
+		rc                *clusterReceiver
 	}
 	var eps []*endpoint
 	for _, tenant := range []string{"acme", "globex"} {
 		for range 2 {
-			rc := newOrderReceiver(t)
+			rc := newClusterReceiver(t)
 			var created struct{ ID, Secret string }
 			if code := apiCall(t, http.MethodPost, base+"/v1/endpoints", "tok-"+tenant,
 				map[string]any{"url": rc.srv.URL + "/hook", "events": []string{"agent.*"}}, &created); code != http.StatusCreated {
@@ -85,7 +85,7 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 		})
 		if got := ep.rc.delivered(); !slices.Equal(got, want) {
 			t.Errorf("endpoint %s (%s): %d deliveries, want %d in publication order; first difference at %d",
-				ep.id, ep.tenant, len(got), len(want), firstDiff(got, want))
+				ep.id, ep.tenant, len(got), len(want), firstDifference(got, want))
 		}
 		if bad := ep.rc.unverified(); bad > 0 {
 			t.Errorf("endpoint %s: %d requests failed signature verification", ep.id, bad)
@@ -93,7 +93,7 @@ func TestPipelineOnRedisCluster(t *testing.T) {
 	}
 }
 
-func firstDiff(a, b []string) int {
+func firstDifference(a, b []string) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
 			return i
@@ -102,10 +102,10 @@ func firstDiff(a, b []string) int {
 	return min(len(a), len(b))
 }
 
-// orderReceiver verifies each webhook's signature, fails the first attempt
+// clusterReceiver verifies each webhook's signature, fails the first attempt
 // of every fifth event (500), and records the event ids it accepted in
 // arrival order.
-type orderReceiver struct {
+type clusterReceiver struct {
 	srv *httptest.Server
 
 	mu      sync.Mutex
@@ -115,8 +115,8 @@ type orderReceiver struct {
 	badSigs int
 }
 
-func newOrderReceiver(t *testing.T) *orderReceiver {
-	rc := &orderReceiver{tries: map[string]int{}}
+func newClusterReceiver(t *testing.T) *clusterReceiver {
+	rc := &clusterReceiver{tries: map[string]int{}}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
@@ -139,14 +139,14 @@ func newOrderReceiver(t *testing.T) *orderReceiver {
 	return rc
 }
 
-func (rc *orderReceiver) setSecret(s string) { rc.mu.Lock(); rc.secret = s; rc.mu.Unlock() }
+func (rc *clusterReceiver) setSecret(s string) { rc.mu.Lock(); rc.secret = s; rc.mu.Unlock() }
 
-func (rc *orderReceiver) count() int { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.ok) }
+func (rc *clusterReceiver) count() int { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.ok) }
 
-func (rc *orderReceiver) delivered() []string {
+func (rc *clusterReceiver) delivered() []string {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return slices.Clone(rc.ok)
 }
 
-func (rc *orderReceiver) unverified() int { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.badSigs }
+func (rc *clusterReceiver) unverified() int { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.badSigs }
