@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/testenv"
@@ -20,12 +18,11 @@ func newClusterEnv(t *testing.T) *env {
 	return e.withTopics(t)
 }
 
-// rdb is the env's Redis client: the single node's or the cluster's.
-func (e *env) rdb() redis.UniversalClient {
-	if e.cluster != nil {
-		return e.cluster.Client
-	}
-	return e.redis.Client
+// clusterIndexer is env.indexer writing to the env's Redis Cluster.
+func (e *env) clusterIndexer() *deliverylog.Indexer {
+	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
+		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
+	}, e.cluster.Client)
 }
 
 // TestClusterRebuildAfterFlush indexes several tenants' attempts in a
@@ -35,7 +32,7 @@ func (e *env) rdb() redis.UniversalClient {
 // per tenant and no tenant sees another's.
 func TestClusterRebuildAfterFlush(t *testing.T) {
 	e := newClusterEnv(t)
-	x := e.indexer(t)
+	x := e.clusterIndexer()
 	testenv.Run(t, x)
 	ix := x.Index()
 	tenants := []string{"acme", "globex", "initech", "umbrella", "hooli", "stark"}

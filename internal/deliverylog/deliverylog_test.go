@@ -47,7 +47,7 @@ func (e *env) withTopics(t *testing.T) *env {
 func (e *env) indexer(t *testing.T) *deliverylog.Indexer {
 	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
 		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
-	}, e.rdb())
+	}, e.redis.Client)
 }
 
 // produce writes n attempts of the tenant's endpoint and waits for the acks.
