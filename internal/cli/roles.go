@@ -34,7 +34,7 @@ type roleDeps struct {
 	prefix  string // topic prefix
 	brokers []string
 	kafka   *kgo.Client // plain client: the endpoint store, topic creation, endpoint.disabled events
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	catalog *schemas.Catalog
 	store   *subscription.Store
 	tel     *telemetry.Telemetry
