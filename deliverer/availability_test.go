@@ -38,6 +38,7 @@ type availability struct {
 	events   int // published per tenant
 
 	dynamic bool // no --instance-id
+	leave   bool // --leave-on-shutdown
 
 	stopPub chan struct{}
 	pubDone chan struct{}
@@ -97,6 +98,9 @@ func (a *availability) args(role, id string) []string {
 	}
 	if !a.dynamic {
 		args = append(args, "--instance-id", id)
+	}
+	if a.leave {
+		args = append(args, "--leave-on-shutdown")
 	}
 	if role == "deliverer" {
 		args = append(args, "--allow-private-destinations", "--retry-schedule", "0s,100ms,200ms", "--drain-timeout", "2s")
@@ -339,34 +343,48 @@ func TestAvailability(t *testing.T) {
 			t.Logf("fanout SIGTERM and restart (dynamic %v): longest gap %s (per endpoint %v); %d duplicates", dynamic, ms(maxOf(gaps)), gaps, dups)
 		})
 	}
-	t.Run("rolling SIGTERM restart of every role", func(t *testing.T) {
-		a := newAvailability(t)
-		a.up(2, 2)
-		time.Sleep(2 * time.Second)
-		begin := time.Now()
-		for _, id := range []string{"f-0", "f-1", "d-0", "d-1"} {
-			role := "fanout"
-			if id[0] == 'd' {
-				role = "deliverer"
+	// A Deployment's rollout: every replacement has a new name, so a new
+	// instance id; with and without --leave-on-shutdown.
+	for _, v := range []struct {
+		name   string
+		rename bool
+		leave  bool
+	}{{"same names", false, false}, {"new names", true, false}, {"new names, --leave-on-shutdown", true, true}} {
+		t.Run("rolling SIGTERM restart of every role, "+v.name, func(t *testing.T) {
+			a := newAvailability(t)
+			a.leave = v.leave
+			a.up(2, 2)
+			time.Sleep(2 * time.Second)
+			begin := time.Now()
+			for _, id := range []string{"f-0", "f-1", "d-0", "d-1"} {
+				role := "fanout"
+				if id[0] == 'd' {
+					role = "deliverer"
+				}
+				stop := time.Now()
+				if exited, err := a.procs[id].Stop(syscall.SIGTERM, 15*time.Second); !exited || err != nil {
+					t.Errorf("%s after SIGTERM: exited %v, %v", id, exited, err)
+				}
+				stopped := time.Since(stop)
+				next := id
+				if v.rename {
+					delete(a.procs, id)
+					next = id + "-new"
+				}
+				p := a.start(role, next)
+				p.WaitOutput(t, role+" starting", 30*time.Second)
+				if role == "deliverer" {
+					p.WaitFor(t, id+" holding partitions", 30*time.Second, func() bool { return owns(p.Out.String()) })
+				}
+				t.Logf("%s: stopped in %s, back after %s", id, ms(stopped), ms(time.Since(stop)))
+				time.Sleep(3 * time.Second)
 			}
-			stop := time.Now()
-			if exited, err := a.procs[id].Stop(syscall.SIGTERM, 15*time.Second); !exited || err != nil {
-				t.Errorf("%s after SIGTERM: exited %v, %v", id, exited, err)
+			gaps := a.gaps(begin, time.Now())
+			dups := a.finish()
+			t.Logf("rolling restart, %s: longest gap %s (per endpoint %v); %d duplicates", v.name, ms(maxOf(gaps)), gaps, dups)
+			if dups != 0 {
+				t.Errorf("rolling restart: %d duplicates, want 0", dups)
 			}
-			stopped := time.Since(stop)
-			p := a.start(role, id)
-			p.WaitOutput(t, role+" starting", 30*time.Second)
-			if role == "deliverer" {
-				p.WaitFor(t, id+" holding partitions", 30*time.Second, func() bool { return owns(p.Out.String()) })
-			}
-			t.Logf("%s: stopped in %s, back after %s", id, ms(stopped), ms(time.Since(stop)))
-			time.Sleep(3 * time.Second)
-		}
-		gaps := a.gaps(begin, time.Now())
-		dups := a.finish()
-		t.Logf("rolling restart: longest gap %s (per endpoint %v); %d duplicates", ms(maxOf(gaps)), gaps, dups)
-		if dups != 0 {
-			t.Errorf("rolling restart: %d duplicates, want 0", dups)
-		}
-	})
+		})
+	}
 }
