@@ -119,6 +119,7 @@ type common struct {
 	logLevel  string
 	grace     time.Duration
 	storeOpts []subscription.Option // set by the roles that write endpoints
+	kafkaSec  kafkaSecFlags
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
@@ -130,6 +131,7 @@ func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.grace, "shutdown-grace", 25*time.Second, "how long in-flight work may finish after SIGTERM")
+	c.kafkaSec.register(fs)
 }
 
 func (c *common) validate() error {
