@@ -81,6 +81,10 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		closeDeps()
 		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
 	}
+	if err := d.checkTopics(ctx, c.topicChk.requirements()); err != nil {
+		closeDeps()
+		return nil, nil, err
+	}
 	d.store = d.newStore(allowPrivate, c.storeOpts...)
 	return d, closeDeps, nil
 }

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,4 +162,32 @@ func selfSignedTLS(t testing.TB) (caPEM []byte, server tls.Certificate) {
 	must(err)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
+}
+
+// StartKafkaBrokers starts a plain cluster of n brokers (the embedded
+// broker has one), so that topics can have a replication factor above 1.
+func StartKafkaBrokers(t testing.TB, n int) *Kafka {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatalf("testenv: kafka cluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	return &Kafka{Addr: strings.Join(addrs, ","), opts: []kgo.Opt{kgo.SeedBrokers(addrs...)}}
+}
+
+// allowUnsafeTopics lets the roles a test starts run on the embedded
+// broker's replication factor 1, unless the test decided otherwise.
+func allowUnsafeTopics(cmd *exec.Cmd) {
+	const name = "HOOKSTREAM_ALLOW_UNSAFE_TOPICS"
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	for _, kv := range cmd.Env {
+		if strings.HasPrefix(kv, name+"=") {
+			return
+		}
+	}
+	cmd.Env = append(cmd.Env, name+"=true")
 }
