@@ -50,6 +50,7 @@ func commands() []command {
 		{"events", "an event's deliveries from the delivery log", runEvents},
 		{"kafka", "the embedded Kafka broker alone", runKafka},
 		{"topics", "plan, create or check the Kafka topics (partitions, replication, retention)", runTopics},
+		{"kafka-acls", "print or apply the Kafka ACLs a role needs", runKafkaACLs},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
 		{"verify", "verify a received webhook against a secret", runVerify},
@@ -122,6 +123,7 @@ type common struct {
 	storeOpts []subscription.Option // set by the roles that write endpoints
 	kafkaSec  kafkaSecFlags
 	topicChk  topicCheckFlags
+	txnID     string // the role's transactional id, for the ACL probe
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {

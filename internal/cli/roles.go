@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -80,6 +81,10 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 	if err := d.ensureTopics(ctx, p); err != nil {
 		closeDeps()
 		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
+	}
+	if err := d.probeACLs(ctx, strings.TrimPrefix(service, "hookstream-"), c.txnID); err != nil {
+		closeDeps()
+		return nil, nil, err
 	}
 	if err := d.checkTopics(ctx, c.topicChk.requirements()); err != nil {
 		closeDeps()
