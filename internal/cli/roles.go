@@ -78,13 +78,13 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		stopTelemetry()
 	}
 	d = &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, sec: sec, kafka: kc, rdb: rdb, catalog: catalog, tel: tel}
-	if err := d.ensureTopics(ctx, p); err != nil {
-		closeDeps()
-		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
-	}
 	if err := d.probeACLs(ctx, strings.TrimPrefix(service, "hookstream-"), c.txnID); err != nil {
 		closeDeps()
 		return nil, nil, err
+	}
+	if err := d.ensureTopics(ctx, p); err != nil {
+		closeDeps()
+		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
 	}
 	if err := d.checkTopics(ctx, c.topicChk.requirements()); err != nil {
 		closeDeps()

@@ -227,12 +227,17 @@ func Probe(ctx context.Context, cl *kgo.Client, gs []Grant, n topic.Names, txnID
 		req.TransactionalID = &txnID
 		req.TransactionTimeoutMillis = 60000
 		req.ProducerID, req.ProducerEpoch = -1, -1
+		// Finding the transaction coordinator already needs Describe,
+		// so the refusal may come as the request's error.
 		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			return fmt.Errorf("probe transactional id %s: %w", txnID, err)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
 		}
-		if err := kerr.ErrorForCode(resp.ErrorCode); errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		switch {
+		case errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
 			miss(g, kmsg.ACLOperationWrite, txnID)
+		case err != nil && !kerr.IsRetriable(err):
+			return fmt.Errorf("probe transactional id %s: %w", txnID, err)
 		}
 	}
 	if len(missing) > 0 {
@@ -278,8 +283,12 @@ func probeTopics(ctx context.Context, cl *kgo.Client, grants map[string][]Grant,
 				if g.Prefixed && !strings.HasPrefix(tn, g.Name) {
 					continue
 				}
-				t := byName[tn]
-				denied := errors.Is(kerr.ErrorForCode(t.ErrorCode), kerr.TopicAuthorizationFailed)
+				t, ok := byName[tn]
+				terr := kerr.ErrorForCode(t.ErrorCode)
+				if !ok || errors.Is(terr, kerr.UnknownTopicOrPartition) {
+					continue // missing: the topic check names it
+				}
+				denied := errors.Is(terr, kerr.TopicAuthorizationFailed)
 				checkOps(g, t.AuthorizedOperations, denied, tn, miss)
 			}
 		}
