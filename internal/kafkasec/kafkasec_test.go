@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/internal/kafkasec"
@@ -114,5 +115,48 @@ func TestSCRAMOverTLS(t *testing.T) {
 	}
 	if _, err := (kafkasec.Config{TLS: kafkasec.TLS{Enabled: true, CAFile: filepath.Join(dir, "missing.pem")}}).Opts(); err == nil || !strings.Contains(err.Error(), "--kafka-tls-ca") {
 		t.Fatalf("missing CA file: err = %v, want one naming --kafka-tls-ca", err)
+	}
+}
+
+// TestMechanismsAgainstBrokers connects with each mechanism kfake serves,
+// and with mutual TLS, to brokers that require it.
+func TestMechanismsAgainstBrokers(t *testing.T) {
+	k := testenv.StartSecureKafka(t, 1, testenv.WithClientCerts(), testenv.WithKfake(
+		kfake.Superuser("PLAIN", "plain-user", "plain-pw"),
+		kfake.Superuser("SCRAM-SHA-512", "scram512-user", "scram512-pw"),
+	))
+	lit := func(s string) kafkasec.Value { return kafkasec.Value{Literal: kafkasec.Secret(s)} }
+	mtls := kafkasec.TLS{Enabled: true, CAFile: k.CAFile, CertFile: k.ClientCertFile, KeyFile: k.ClientKeyFile}
+	tests := []struct {
+		name string
+		cfg  kafkasec.Config
+		ok   bool
+	}{
+		{"plain", kafkasec.Config{TLS: mtls, SASL: kafkasec.SASL{Mechanism: kafkasec.Plain, Username: lit("plain-user"), Password: lit("plain-pw")}}, true},
+		{"scram-sha-512", kafkasec.Config{TLS: mtls, SASL: kafkasec.SASL{Mechanism: kafkasec.ScramSHA512, Username: lit("scram512-user"), Password: lit("scram512-pw")}}, true},
+		{"scram-sha-256 with the 512 user", kafkasec.Config{TLS: mtls, SASL: kafkasec.SASL{Mechanism: kafkasec.ScramSHA256, Username: lit("scram512-user"), Password: lit("scram512-pw")}}, false},
+		{"without the client certificate", kafkasec.Config{TLS: kafkasec.TLS{Enabled: true, CAFile: k.CAFile}, SASL: kafkasec.SASL{Mechanism: kafkasec.Plain, Username: lit("plain-user"), Password: lit("plain-pw")}}, false},
+		{"server name not in the certificate", kafkasec.Config{TLS: kafkasec.TLS{Enabled: true, CAFile: k.CAFile, CertFile: k.ClientCertFile, KeyFile: k.ClientKeyFile, ServerName: "kafka.example"},
+			SASL: kafkasec.SASL{Mechanism: kafkasec.Plain, Username: lit("plain-user"), Password: lit("plain-pw")}}, false},
+		{"server name in the certificate", kafkasec.Config{TLS: kafkasec.TLS{Enabled: true, CAFile: k.CAFile, CertFile: k.ClientCertFile, KeyFile: k.ClientKeyFile, ServerName: "localhost"},
+			SASL: kafkasec.SASL{Mechanism: kafkasec.Plain, Username: lit("plain-user"), Password: lit("plain-pw")}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := tt.cfg.Opts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(k.Addrs...))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := cl.Ping(ctx); (err == nil) != tt.ok {
+				t.Fatalf("ping: %v, want success %v", err, tt.ok)
+			}
+		})
 	}
 }

@@ -34,6 +34,9 @@ type SecureKafka struct {
 	Addrs   []string // every broker
 	CAFile  string   // PEM of the CA that signed the brokers' certificate
 	CA      *x509.CertPool
+	// With WithClientCerts: a client certificate and key signed by the CA.
+	ClientCertFile, ClientKeyFile string
+	clientCert                    *tls.Certificate
 }
 
 // Superuser of a SecureKafka: it bypasses every ACL.
@@ -42,53 +45,106 @@ const (
 	SecureAdminPass = "admin-secret"
 )
 
+// SecureOption changes what StartSecureKafka starts.
+type SecureOption func(*secureCfg)
+
+type secureCfg struct {
+	mtls  bool
+	extra []kfake.Opt
+}
+
+// WithClientCerts makes the brokers require a client certificate signed by
+// the CA (mutual TLS); the SecureKafka's ClientCertFile and ClientKeyFile
+// hold one.
+func WithClientCerts() SecureOption { return func(c *secureCfg) { c.mtls = true } }
+
+// WithKfake adds kfake options, e.g. kfake.Superuser("PLAIN", user, pass)
+// for other SASL mechanisms.
+func WithKfake(opts ...kfake.Opt) SecureOption {
+	return func(c *secureCfg) { c.extra = append(c.extra, opts...) }
+}
+
 // StartSecureKafka starts a secured cluster of brokers brokers for t, with
 // a CA and server certificate made in t.TempDir, and closes it when t ends.
-func StartSecureKafka(t testing.TB, brokers int) *SecureKafka {
+func StartSecureKafka(t testing.TB, brokers int, opts ...SecureOption) *SecureKafka {
 	t.Helper()
-	dir := t.TempDir()
-	caPEM, serverCert := selfSignedTLS(t)
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		t.Fatalf("testenv: %v", err)
+	var cfg secureCfg
+	for _, o := range opts {
+		o(&cfg)
 	}
+	dir := t.TempDir()
+	pki := newTestPKI(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	writeFile(t, caFile, pki.caPEM)
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	c, err := kfake.NewCluster(
+	pool.AppendCertsFromPEM(pki.caPEM)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "kafka", true)}, MinVersion: tls.VersionTLS12}
+	k := &SecureKafka{CAFile: caFile, CA: pool}
+	if cfg.mtls {
+		serverTLS.ClientAuth, serverTLS.ClientCAs = tls.RequireAndVerifyClientCert, pool
+		k.ClientCertFile, k.ClientKeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+		cert := pki.leaf(t, "hookstream", false)
+		key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		writeFile(t, k.ClientCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}))
+		writeFile(t, k.ClientKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))
+		k.clientCert = &cert
+	}
+	c, err := kfake.NewCluster(append([]kfake.Opt{
 		kfake.NumBrokers(brokers),
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}),
+		kfake.TLS(serverTLS),
 		kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-256", SecureAdminUser, SecureAdminPass),
 		kfake.EnableACLs(),
-		kfake.GroupMinSessionTimeout(500*time.Millisecond),
-	)
+		kfake.GroupMinSessionTimeout(500 * time.Millisecond),
+	}, cfg.extra...)...)
 	if err != nil {
 		t.Fatalf("testenv: secure kafka: %v", err)
 	}
 	t.Cleanup(c.Close)
-	addrs := c.ListenAddrs()
-	k := &SecureKafka{Cluster: c, Addrs: addrs, CAFile: caFile, CA: pool}
-	k.Kafka = &Kafka{Addr: strings.Join(addrs, ","), opts: k.ClientOpts(SecureAdminUser, SecureAdminPass)}
+	k.Cluster, k.Addrs = c, c.ListenAddrs()
+	k.Kafka = &Kafka{Addr: strings.Join(k.Addrs, ","), opts: k.ClientOpts(SecureAdminUser, SecureAdminPass)}
 	return k
+}
+
+func writeFile(t testing.TB, name string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 }
 
 // ClientOpts are the options of a client authenticating as user.
 func (k *SecureKafka) ClientOpts(user, pass string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(k.Addrs...),
-		kgo.DialTLSConfig(&tls.Config{RootCAs: k.CA, MinVersion: tls.VersionTLS12}),
+		kgo.DialTLSConfig(k.clientTLS()),
 		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()),
 	}
 }
 
+func (k *SecureKafka) clientTLS() *tls.Config {
+	c := &tls.Config{RootCAs: k.CA, MinVersion: tls.VersionTLS12}
+	if k.clientCert != nil {
+		c.Certificates = []tls.Certificate{*k.clientCert}
+	}
+	return c
+}
+
 // Flags are the hookstream flags that connect as user.
 func (k *SecureKafka) Flags(user, pass string) []string {
-	return []string{
+	f := []string{
 		"--kafka-brokers", strings.Join(k.Addrs, ","),
 		"--kafka-tls", "--kafka-tls-ca", k.CAFile,
 		"--kafka-sasl-mechanism", "scram-sha-256",
 		"--kafka-sasl-username", user, "--kafka-sasl-password", pass,
 	}
+	if k.clientCert != nil {
+		f = append(f, "--kafka-tls-cert", k.ClientCertFile, "--kafka-tls-key", k.ClientKeyFile)
+	}
+	return f
 }
 
 // AddUser creates a SCRAM-SHA-256 user with no ACLs.
@@ -121,19 +177,21 @@ func (k *SecureKafka) Grant(t testing.TB, b *kadm.ACLBuilder) {
 	}
 }
 
-// selfSignedTLS makes a CA and a certificate for 127.0.0.1 and localhost
-// signed by it.
-func selfSignedTLS(t testing.TB) (caPEM []byte, server tls.Certificate) {
+// testPKI is a CA that signs the test certificates.
+type testPKI struct {
+	ca    *x509.Certificate
+	key   *ecdsa.PrivateKey
+	caPEM []byte
+}
+
+func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	must := func(err error) {
-		if err != nil {
-			t.Fatalf("testenv: tls: %v", err)
-		}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("testenv: tls: %v", err)
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
 	now := time.Now()
-	ca := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "hookstream test CA"},
 		NotBefore:             now.Add(-time.Hour),
@@ -142,26 +200,44 @@ func selfSignedTLS(t testing.TB) (caPEM []byte, server tls.Certificate) {
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	must(err)
-	ca, err = x509.ParseCertificate(caDER)
-	must(err)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("testenv: tls: %v", err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("testenv: tls: %v", err)
+	}
+	return &testPKI{ca: ca, key: key, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// leaf is a certificate signed by the CA: a server's for 127.0.0.1, ::1
+// and localhost, or a client's.
+func (p *testPKI) leaf(t testing.TB, name string, server bool) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "kafka"},
+	if err != nil {
+		t.Fatalf("testenv: tls: %v", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:     []string{"localhost"},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	must(err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+		tmpl.DNSNames = []string{"localhost"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
+	if err != nil {
+		t.Fatalf("testenv: tls: %v", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // StartKafkaBrokers starts a plain cluster of n brokers (the embedded
