@@ -42,7 +42,14 @@ func (d *roleDeps) probeACLs(ctx context.Context, role, txnID string) error {
 	if txnID == "" && role == "api" {
 		txnID = txnid.New("producer") // under the api's prefix, as its batches' ids are
 	}
-	if err := kafkaacl.Probe(ctx, d.kafka, gs, d.topics(), txnID); err != nil {
+	// A client of its own: franz-go caches what a metadata request
+	// answered, and the probe sees topics before they are created.
+	cl, err := kgo.NewClient(d.kafkaOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	if err := kafkaacl.Probe(ctx, cl, gs, d.topics(), txnID); err != nil {
 		return fmt.Errorf("%w (`hookstream kafka-acls --role %s --principal User:<name>` prints what the %s role needs)", err, role, role)
 	}
 	return nil
