@@ -66,9 +66,10 @@ var Roles = []string{"api", "fanout", "deliverer", "indexer", "topics"}
 var ErrUnknownRole = errors.New("kafkaacl: unknown role")
 
 var (
-	read     = []kmsg.ACLOperation{kmsg.ACLOperationRead}
-	write    = []kmsg.ACLOperation{kmsg.ACLOperationWrite}
-	describe = []kmsg.ACLOperation{kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs}
+	read      = []kmsg.ACLOperation{kmsg.ACLOperationRead}
+	write     = []kmsg.ACLOperation{kmsg.ACLOperationWrite}
+	readWrite = []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationWrite}
+	describe  = []kmsg.ACLOperation{kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs}
 )
 
 // Grants returns exactly the ACLs role needs. Read and Write imply
@@ -80,9 +81,9 @@ func Grants(role string, n Names) ([]Grant, error) {
 	endpoints := Grant{Topic, t.Endpoints, false, read, "the endpoint cache is rebuilt from the endpoints topic"}
 	switch role {
 	case "api":
-		return []Grant{all, endpoints,
+		return []Grant{all,
+			{Topic, t.Endpoints, false, readWrite, "create, update and delete endpoints; rebuild the endpoint cache"},
 			{Topic, t.Events, false, write, "publish events"},
-			{Topic, t.Endpoints, false, write, "create, update and delete endpoints"},
 			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes are transactions"},
 		}, nil
 	case "fanout":
@@ -94,13 +95,13 @@ func Grants(role string, n Names) ([]Grant, error) {
 			{TransactionalID, n.FanoutTxnPrefix, true, write, "consume-transform-produce transactions"},
 		}, nil
 	case "deliverer":
-		return []Grant{all, endpoints,
+		return []Grant{all,
+			{Topic, t.Endpoints, false, readWrite, "rebuild the endpoint cache; disable an endpoint failing past --disable-after"},
 			{Topic, t.Deliveries, false, read, "consume delivery records"},
-			{Topic, t.Retries, false, []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationWrite}, "park and read back long retries"},
+			{Topic, t.Retries, false, readWrite, "park and read back long retries"},
 			{Group, n.DelivererGroup, false, read, "the consumer group"},
 			{Topic, t.Attempts, false, write, "record every attempt"},
 			{Topic, t.Dead, false, write, "dead-letter exhausted deliveries"},
-			{Topic, t.Endpoints, false, write, "disable an endpoint failing past --disable-after"},
 			{Topic, t.Events, false, write, "publish endpoint.disabled events"},
 		}, nil
 	case "indexer":
@@ -111,7 +112,7 @@ func Grants(role string, n Names) ([]Grant, error) {
 		}, nil
 	case "topics":
 		return []Grant{
-			{Topic, n.TopicPrefix, true, []kmsg.ACLOperation{kmsg.ACLOperationCreate, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs}, "`hookstream topics create|check`"},
+			{Topic, n.TopicPrefix, true, []kmsg.ACLOperation{kmsg.ACLOperationCreate, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs}, "`hookstream topics create` and `check`"},
 		}, nil
 	}
 	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownRole, role, strings.Join(Roles, ", "))
