@@ -114,7 +114,7 @@ func parse(fs *flag.FlagSet, env Env, args []string) error {
 // common holds the flags every long-running role shares.
 type common struct {
 	brokers   config.StringList
-	redisURL  string
+	redis     redisFlags
 	prefix    string
 	httpAddr  string
 	logFormat string
@@ -129,7 +129,7 @@ type common struct {
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
 	c.brokers = config.StringList{"127.0.0.1:9092"}
 	fs.Var(&c.brokers, "kafka-brokers", "comma-separated Kafka seed brokers")
-	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (go-redis syntax)")
+	c.redis.register(fs)
 	fs.StringVar(&c.prefix, "topic-prefix", topic.DefaultPrefix, "prefix of every Kafka topic name")
 	fs.StringVar(&c.httpAddr, "http-addr", defaultHTTP, "listen address for health, readiness and metrics (and the API)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
@@ -143,8 +143,8 @@ func (c *common) validate() error {
 	if len(c.brokers) == 0 {
 		return fmt.Errorf("%w: --kafka-brokers is empty", ErrUsage)
 	}
-	if _, err := redis.ParseURL(c.redisURL); err != nil {
-		return fmt.Errorf("%w: --redis-url: %w", ErrUsage, err)
+	if err := c.redis.validate(); err != nil {
+		return err
 	}
 	return checkLogFlags(c.logFormat, c.logLevel)
 }
@@ -214,13 +214,7 @@ func setupTelemetry(ctx context.Context, env Env, service string) (tel *telemetr
 // must not hold up a stopping role.
 const telemetryFlush = 5 * time.Second
 
-func (c *common) redisClient() (*redis.Client, error) {
-	o, err := redis.ParseURL(c.redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("--redis-url: %w", err)
-	}
-	return redis.NewClient(o), nil
-}
+func (c *common) redisClient() (redis.UniversalClient, error) { return c.redis.client() }
 
 // serve runs workers under one supervisor with the configured grace.
 func (c *common) serve(ctx context.Context, log *slog.Logger, workers ...supervisor.Named) error {

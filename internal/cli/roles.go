@@ -36,7 +36,7 @@ type roleDeps struct {
 	brokers []string
 	sec     []kgo.Opt   // TLS and SASL of every Kafka client
 	kafka   *kgo.Client // plain client: the endpoint store, topic creation, endpoint.disabled events
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	catalog *schemas.Catalog
 	store   *subscription.Store
 	tel     *telemetry.Telemetry

@@ -5,7 +5,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,22 +187,35 @@ type Redis struct {
 // installed (`make test` installs it).
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, FreePort(t), nil, &redis.Options{})
+}
+
+// startRedis runs redis-server on 127.0.0.1:port with extra arguments (the
+// first may be a configuration file) and waits until a client built from o
+// (its Addr set here) answers PING.
+func startRedis(t testing.TB, port int, extra []string, o *redis.Options) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testenv: redis-server not found on PATH (run `make test`, which installs it): %v", err)
 	}
-	port := FreePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	var logs Output
+	var args []string
+	if len(extra) > 0 && !strings.HasPrefix(extra[0], "-") {
+		args, extra = append(args, extra[0]), extra[1:]
+	}
+	args = append(append(args, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"), extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start redis-server: %v", err)
 	}
 	r := &Redis{Addr: addr, URL: "redis://" + addr + "/0", cmd: cmd}
 	t.Cleanup(r.Stop)
-	r.Client = redis.NewClient(&redis.Options{Addr: addr})
+	o.Addr = addr
+	r.Client = redis.NewClient(o)
 	t.Cleanup(func() { _ = r.Client.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for r.Client.Ping(context.Background()).Err() != nil {
