@@ -39,7 +39,8 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) indexer(t *testing.T) *deliverylog.Indexer {
 	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
+		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead,
+		Matches: e.topics.Matches, Retries: e.topics.Retries, CheckEvery: 100 * time.Millisecond,
 	}, e.redis.Client)
 }
 
