@@ -45,9 +45,9 @@ type IndexerConfig struct {
 	Retention time.Duration
 	// Schedule is the deliverers' retry schedule, to estimate the next
 	// attempt of a failed delivery (default deliverer.DefaultSchedule).
-	Schedule deliverer.Schedule
-	Log        *slog.Logger
-	KafkaOpts  []kgo.Opt // extra client options (TLS, SASL, tracing)
+	Schedule  deliverer.Schedule
+	Log       *slog.Logger
+	KafkaOpts []kgo.Opt // extra client options (TLS, SASL, tracing)
 	// CheckEvery is how often a quiet indexer checks that Redis still
 	// holds the index; 0 = every second.
 	CheckEvery time.Duration
