@@ -165,13 +165,14 @@ func (ix *Index) pageEvents(ctx context.Context, tenant, key, scope string, q Ev
 	var got []Event
 	var members []string
 	more := false
+	batch := int64(min(limit+1, eventBatch))
 	for len(got) <= limit {
 		var ms []string
 		var err error
 		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: eventBatch}).Result()
+			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
 		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: eventBatch}).Result()
+			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
 		}
 		if err != nil {
 			return EventPage{}, fmt.Errorf("deliverylog: range: %w", err)
@@ -193,9 +194,10 @@ func (ix *Index) pageEvents(ctx context.Context, tenant, key, scope string, q Ev
 				members = append(members, ms[i])
 			}
 		}
-		if more || len(ms) < eventBatch {
+		if more || int64(len(ms)) < batch {
 			break
 		}
+		batch = min(4*batch, eventBatch)
 		if older {
 			hi = "(" + ms[len(ms)-1]
 		} else {

@@ -256,13 +256,17 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 	}
 	var got []Entry
 	more := false
+	// The first round reads one more than a page, which is all an
+	// unfiltered page needs; a filter that skips entries widens later
+	// rounds up to scanBatch.
+	batch := int64(limit + 1)
 	for len(got) <= limit {
 		var ms []string
 		var err error
 		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
 		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
 		}
 		if err != nil {
 			return Page{}, fmt.Errorf("deliverylog: range: %w", err)
@@ -283,9 +287,10 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 				got = append(got, es[i])
 			}
 		}
-		if more || len(ms) < scanBatch {
+		if more || int64(len(ms)) < batch {
 			break
 		}
+		batch = min(4*batch, scanBatch)
 		if older {
 			hi = "(" + ms[len(ms)-1]
 		} else {
