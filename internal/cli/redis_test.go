@@ -257,3 +257,41 @@ func TestRedisLeastPrivilegeACL(t *testing.T) {
 		t.Fatalf("Match = %v, %v; want [%s]", ids, err, ep.ID)
 	}
 }
+
+// TestRedisSecretsNeverLogged runs a role whose Redis refuses it (nothing
+// listening; a wrong password from a file) at debug level: what it logs
+// while it retries, and says when it stops, never holds the password.
+func TestRedisSecretsNeverLogged(t *testing.T) {
+	k := testenv.StartKafka(t)
+	rd := testenv.StartRedis(t)
+	if err := rd.Client.Do(context.Background(), "ACL", "SETUSER", "hookstream", "on", ">another-password", "+@all", "~*", "&*").Err(); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(testRedisSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, failure string
+		redisArgs     []string
+	}{
+		{"password in an unreachable URL", "connection refused", []string{"--redis-url", "redis://hookstream:" + testRedisSecret + "@" + freeAddr(t) + "/0"}},
+		{"wrong password from a file", "WRONGPASS", []string{"--redis-url", "redis://hookstream@" + rd.Addr + "/0", "--redis-password-file", pw}},
+	} {
+		name, redisArgs := tt.name, tt.redisArgs
+		t.Run(name, func(t *testing.T) {
+			var out testenv.Output
+			env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, LookupEnv: func(string) (string, bool) { return "", false }}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			args := append([]string{"fanout", "--kafka-brokers", k.Addr, "--http-addr", freeAddr(t), "--log-level", "debug", "--shutdown-grace", "1s"}, redisArgs...)
+			Main(ctx, args, env)
+			if strings.Contains(out.String(), testRedisSecret) {
+				t.Fatalf("the output holds the password:\n%s", out.String())
+			}
+			if !strings.Contains(out.String(), tt.failure) {
+				t.Fatalf("the role logged no %q, so the test saw no failure:\n%s", tt.failure, out.String())
+			}
+		})
+	}
+}
