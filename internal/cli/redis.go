@@ -82,7 +82,7 @@ func (r *redisFlags) options() (*redis.UniversalOptions, error) {
 	case (cluster || sentinel) && r.url != defaultRedisURL:
 		return nil, errors.New("--redis-url names a single node: give it, or --redis-cluster-addrs, or --redis-sentinel-*, not both")
 	case sentinel && (r.sentinelMaster == "" || len(r.sentinelAddrs) == 0):
-		return nil, errors.New("Sentinel needs both --redis-sentinel-master and --redis-sentinel-addrs")
+		return nil, errors.New("--redis-sentinel-master and --redis-sentinel-addrs go together")
 	case cluster:
 		o.Addrs, o.IsClusterMode = r.clusterAddrs, true
 	case sentinel:

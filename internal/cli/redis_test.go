@@ -65,7 +65,7 @@ func TestRedisFlags(t *testing.T) {
 		{name: "bad url never quoted", args: []string{"--redis-url", "redis://u:" + testRedisSecret + "@host:notaport/0"}, wantErr: "--redis-url is not a valid Redis URL"},
 		{name: "cluster and url", args: []string{"--redis-cluster-addrs", "a:1", "--redis-url", "redis://b:2/0"}, wantErr: "not both"},
 		{name: "cluster and sentinel", args: []string{"--redis-cluster-addrs", "a:1", "--redis-sentinel-master", "m", "--redis-sentinel-addrs", "s:1"}, wantErr: "exclude each other"},
-		{name: "sentinel without addrs", args: []string{"--redis-sentinel-master", "m"}, wantErr: "--redis-sentinel-addrs"},
+		{name: "sentinel without addrs", args: []string{"--redis-sentinel-master", "m"}, wantErr: "--redis-sentinel-master and --redis-sentinel-addrs go together"},
 		{name: "password twice", args: []string{"--redis-password", testRedisSecret, "--redis-password-file", "/x"}, wantErr: "not both"},
 		{name: "cert without key", args: []string{"--redis-tls-cert", "/c.pem"}, wantErr: "go together"},
 	}
