@@ -49,6 +49,8 @@ func commands() []command {
 		{"attempts", "list delivery attempts from the delivery log", runAttempts},
 		{"events", "an event's deliveries from the delivery log", runEvents},
 		{"kafka", "the embedded Kafka broker alone", runKafka},
+		{"topics", "plan, create or check the Kafka topics (partitions, replication, retention)", runTopics},
+		{"kafka-acls", "print or apply the Kafka ACLs a role needs", runKafkaACLs},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
 		{"verify", "verify a received webhook against a secret", runVerify},
@@ -119,6 +121,9 @@ type common struct {
 	logLevel  string
 	grace     time.Duration
 	storeOpts []subscription.Option // set by the roles that write endpoints
+	kafkaSec  kafkaSecFlags
+	topicChk  topicCheckFlags
+	txnID     string // the role's transactional id, for the ACL probe
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
@@ -130,6 +135,8 @@ func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.grace, "shutdown-grace", 25*time.Second, "how long in-flight work may finish after SIGTERM")
+	c.kafkaSec.register(fs)
+	c.topicChk.register(fs)
 }
 
 func (c *common) validate() error {
@@ -226,12 +233,14 @@ type groupFlags struct {
 	session   time.Duration
 	rebalance time.Duration
 	instance  string
+	leave     bool
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.session, "session-timeout", defaultSessionTimeout, "consumer group session timeout: how soon a dead member's partitions move")
 	fs.DurationVar(&g.rebalance, "rebalance-timeout", defaultRebalanceTimeout, "consumer group rebalance timeout")
 	fs.StringVar(&g.instance, "instance-id", "", "static group membership: a name unique in the group and kept across restarts (the pod name); a restart within the session timeout then keeps its partitions without a rebalance")
+	fs.BoolVar(&g.leave, "leave-on-shutdown", false, "with --instance-id: leave the group on SIGTERM, so the partitions move at once, for replicas whose names do not survive a restart (Deployment pods); a crash still keeps them for the restart")
 }
 
 func (g groupFlags) validate() error {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ import (
 type Kafka struct {
 	Addr   string
 	Server *kafkaserver.Server
+	opts   []kgo.Opt // of every client; a SecureKafka's credentials
 }
 
 // StartKafka starts an embedded broker for t and closes it when t ends.
@@ -65,12 +67,19 @@ func StartKafkaProcess(t testing.TB, bin string) *Kafka {
 // Client returns a franz-go client seeded with the broker, closed when t ends.
 func (k *Kafka) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addr)}, opts...)...)
+	cl, err := kgo.NewClient(append(k.baseOpts(), opts...)...)
 	if err != nil {
 		t.Fatalf("testenv: kafka client: %v", err)
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+func (k *Kafka) baseOpts() []kgo.Opt {
+	if k.opts != nil {
+		return slices.Clone(k.opts)
+	}
+	return []kgo.Opt{kgo.SeedBrokers(k.Addr)}
 }
 
 // CreateTopics creates Hookstream's topics under prefix with the given
@@ -99,7 +108,7 @@ func (k *Kafka) ReadAll(t testing.TB, topicName string) []*kgo.Record {
 	// Closed on return rather than at the end of the test: tests call
 	// ReadAll in polling loops.
 	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addr)}, opts...)...)
+		cl, err := kgo.NewClient(append(k.baseOpts(), opts...)...)
 		if err != nil {
 			t.Fatalf("testenv: kafka client: %v", err)
 		}
