@@ -152,3 +152,26 @@ func TestCredentialProblemsCatchesMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticMembershipFromPodName: fanout and deliverer join their groups
+// as static members named after their pods, and, being Deployments (pods
+// renamed when replaced), leave the group on SIGTERM.
+func TestStaticMembershipFromPodName(t *testing.T) {
+	for _, dir := range renderings {
+		objs, err := render(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, role := range []string{"fanout", "deliverer"} {
+			d := objs["Deployment/hookstream-"+role].(*appsv1.Deployment)
+			env := d.Spec.Template.Spec.Containers[0].Env
+			i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == "HOOKSTREAM_INSTANCE_ID" })
+			if i < 0 || env[i].ValueFrom == nil || env[i].ValueFrom.FieldRef == nil || env[i].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("%s: %s: HOOKSTREAM_INSTANCE_ID is not the pod name (fieldRef metadata.name)", dir, role)
+			}
+			if v := containerEnv(d, objs, "HOOKSTREAM_LEAVE_ON_SHUTDOWN"); v != "true" {
+				t.Errorf("%s: %s: HOOKSTREAM_LEAVE_ON_SHUTDOWN=%q, want true: a replaced pod's name never comes back", dir, role, v)
+			}
+		}
+	}
+}
