@@ -149,6 +149,16 @@ func (r *redisFlags) client() (redis.UniversalClient, error) {
 			return nil, err
 		}
 	}
+	if len(r.clusterAddrs) == 0 && r.sentinelMaster == "" {
+		// A single node keeps everything its URL says (unix sockets, pool
+		// and timeout parameters), which UniversalOptions cannot carry.
+		so, err := redis.ParseURL(r.url)
+		if err != nil {
+			return nil, errRedisURL
+		}
+		so.Username, so.Password, so.TLSConfig = o.Username, o.Password, o.TLSConfig
+		return redis.NewClient(so), nil
+	}
 	return redis.NewUniversalClient(o), nil
 }
 

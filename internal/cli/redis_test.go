@@ -152,6 +152,34 @@ func TestRedisClientModes(t *testing.T) {
 	}
 }
 
+// TestRedisURLKeepsItsParameters: a single node's URL keeps what go-redis
+// reads from it beyond the address (pool and timeouts, a unix socket).
+func TestRedisURLKeepsItsParameters(t *testing.T) {
+	for _, tt := range []struct {
+		url   string
+		check func(o *redis.Options) bool
+	}{
+		{"redis://h:6379/3?pool_size=7&dial_timeout=2s", func(o *redis.Options) bool {
+			return o.PoolSize == 7 && o.DialTimeout == 2*time.Second && o.DB == 3 && o.Addr == "h:6379"
+		}},
+		{"unix:///run/redis.sock?db=2", func(o *redis.Options) bool { return o.Network == "unix" && o.Addr == "/run/redis.sock" && o.DB == 2 }},
+	} {
+		r, err := parseRedisFlags(t, []string{"--redis-url", tt.url, "--redis-username", "u"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb, err := r.client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := rdb.(*redis.Client)
+		if !ok || !tt.check(c.Options()) || c.Options().Username != "u" {
+			t.Errorf("%s: client options %+v", tt.url, c.Options())
+		}
+		_ = rdb.Close()
+	}
+}
+
 func TestRedisPasswordFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
