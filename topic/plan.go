@@ -70,7 +70,7 @@ func Plan(n Names, s Settings) []Spec {
 		{n.Retries, s.Partitions.Deliveries, s.ReplicationFactor, del(r.Retries)},
 		{n.Attempts, s.Partitions.Other, s.ReplicationFactor, del(r.Attempts)},
 		{n.Dead, s.Partitions.Other, s.ReplicationFactor, del(r.Dead)},
-		// The delivery log's record of each event, kept like the attempts.
+		// The delivery log indexes matches beside attempts: same window.
 		{n.Matches, s.Partitions.Other, s.ReplicationFactor, del(r.Attempts)},
 	}
 	if s.MinInsyncReplicas > 0 {
