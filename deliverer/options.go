@@ -15,6 +15,7 @@ const (
 	DefaultMaxInFlight          = 256
 	DefaultUnorderedConcurrency = 10
 	DefaultMaxBuffered          = 10000
+	DefaultMaxBufferedBytes     = 4 << 20
 	DefaultDisableAfter         = 5 * 24 * time.Hour
 	DefaultDrainTimeout         = 20 * time.Second
 	DefaultCommitInterval       = 500 * time.Millisecond
@@ -28,11 +29,14 @@ type config struct {
 	tenantShare int
 	unordered   int
 	maxBuffered int
-	drain       time.Duration
-	commitEvery time.Duration
-	publisher   EventPublisher
-	log         *slog.Logger
-	meter       metric.MeterProvider
+	// maxBufferedBytes bounds the same by bytes: a count alone let 1 KiB
+	// records of 12 partitions take over 300 MiB.
+	maxBufferedBytes int64
+	drain            time.Duration
+	commitEvery      time.Duration
+	publisher        EventPublisher
+	log              *slog.Logger
+	meter            metric.MeterProvider
 }
 
 // Option configures a Deliverer.
@@ -71,6 +75,12 @@ func WithUnorderedConcurrency(n int) Option { return func(c *config) { c.unorder
 // partition may be held in memory before its fetching pauses; a lane in
 // backoff with a tenth of that queued parks (default DefaultMaxBuffered).
 func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n } }
+
+// WithMaxBufferedBytes bounds the same records by bytes (key, value,
+// headers and a fixed overhead per record): fetching pauses at n bytes, and
+// a lane in backoff holding a tenth of n parks (default
+// DefaultMaxBufferedBytes, 4 MiB).
+func WithMaxBufferedBytes(n int64) Option { return func(c *config) { c.maxBufferedBytes = n } }
 
 // WithDisableAfter disables an endpoint whose attempts have all failed for d
 // (default DefaultDisableAfter; 0 never disables).

@@ -122,8 +122,32 @@ func (w *worker) checkpoint() {
 	}
 }
 
-// spillAt is the queue length at which a lane in backoff parks.
-func (w *worker) spillAt() int { return max(w.d.cfg.maxBuffered/10, 1) }
+// spills reports whether a lane in backoff holds enough to park: a tenth
+// of what its partition may hold, by count or by bytes.
+func (w *worker) spills(l *lane) bool {
+	if len(l.queue) >= max(w.d.cfg.maxBuffered/10, 1) {
+		return true
+	}
+	var n int64
+	for _, it := range l.queue {
+		n += itemSize(it.rec)
+	}
+	return n >= w.d.cfg.maxBufferedBytes/10
+}
+
+// itemOverhead approximates what holding a record costs beyond its key,
+// value and headers: the kgo.Record, the item, its parsed routing strings.
+const itemOverhead = 512
+
+// itemSize is what holding r in memory costs, roughly: what the
+// buffered-bytes bounds count.
+func itemSize(r *kgo.Record) int64 {
+	n := len(r.Key) + len(r.Value) + itemOverhead
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 32
+	}
+	return int64(n)
+}
 
 // park moves the lane to retries: it (due at until) first, then the rest of
 // the lane in order. A lane in memory gets a marker ahead of its records,

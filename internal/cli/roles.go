@@ -211,6 +211,7 @@ type delivererSettings struct {
 	tenantShare  int
 	unordered    int
 	maxBuffered  int
+	maxBufferedB int64
 	connect      time.Duration
 	request      time.Duration
 	allowPrivate bool
@@ -227,6 +228,7 @@ func defaultDelivererSettings() delivererSettings {
 		maxInFlight:  deliverer.DefaultMaxInFlight,
 		unordered:    deliverer.DefaultUnorderedConcurrency,
 		maxBuffered:  deliverer.DefaultMaxBuffered,
+		maxBufferedB: deliverer.DefaultMaxBufferedBytes,
 		connect:      sender.DefaultConnectTimeout,
 		request:      sender.DefaultTimeout,
 		signer:       signature.NewSigner(),
@@ -261,6 +263,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		deliverer.WithTenantShare(s.tenantShare),
 		deliverer.WithUnorderedConcurrency(s.unordered),
 		deliverer.WithMaxBuffered(s.maxBuffered),
+		deliverer.WithMaxBufferedBytes(s.maxBufferedB),
 		deliverer.WithDisableAfter(s.disableAfter),
 		deliverer.WithDrainTimeout(s.drain),
 		deliverer.WithPublisher(pub),
