@@ -135,20 +135,6 @@ func (w *worker) spills(l *lane) bool {
 	return n >= w.d.cfg.maxBufferedBytes/10
 }
 
-// itemOverhead approximates what holding a record costs beyond its key,
-// value and headers: the kgo.Record, the item, its parsed routing strings.
-const itemOverhead = 512
-
-// itemSize is what holding r in memory costs, roughly: what the
-// buffered-bytes bounds count.
-func itemSize(r *kgo.Record) int64 {
-	n := len(r.Key) + len(r.Value) + itemOverhead
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value) + 32
-	}
-	return int64(n)
-}
-
 // park moves the lane to retries: it (due at until) first, then the rest of
 // the lane in order. A lane in memory gets a marker ahead of its records,
 // which are produced to retries; a reading lane's records are in retries

@@ -234,6 +234,7 @@ func (w *worker) onDeliveries(recs []*kgo.Record) {
 	items := make([]*item, len(recs))
 	w.tmu.Lock()
 	for i, r := range recs {
+		r = detach(r)
 		items[i] = &item{rec: r, ticket: w.live.add(r.Offset)}
 		w.liveBytes += itemSize(r)
 	}
