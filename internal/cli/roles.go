@@ -159,6 +159,7 @@ type fanoutSettings struct {
 	txnTimeout time.Duration
 	group      groupFlags
 	maxBatch   int
+	linger     time.Duration
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -167,6 +168,7 @@ func defaultFanoutSettings() fanoutSettings {
 		txnTimeout: fanout.DefaultTransactionTimeout,
 		group:      groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout},
 		maxBatch:   fanout.DefaultMaxBatch,
+		linger:     fanout.DefaultLinger,
 	}
 }
 
@@ -192,6 +194,7 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		fanout.WithDedupe(d.rdb),
 		fanout.WithDedupeWindow(s.window),
 		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithLinger(s.linger),
 		fanout.WithMeterProvider(d.tel.Meter),
 	)
 	return supervisor.Named{Name: "fanout", Worker: supervisor.Func(func(ctx context.Context) error {
