@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/hookstream/hookstream/deliverer"
 )
 
 // Scenarios (g) and (h): a deployment's size rather than its speed.
@@ -77,7 +79,8 @@ func (b *bench) slowReceivers(ctx context.Context) error {
 			slow:          slowAnswer,
 		})
 	}
-	s, err := run("h-default", "(h) 200 ms, defaults", defaultMaxInFlight, nil)
+	// The process runs with its own default; the window is sized for it.
+	s, err := run("h-default", "(h) 200 ms, defaults", deliverer.DefaultMaxInFlight, nil)
 	if err := b.add(s, err, ""); err != nil {
 		return err
 	}
@@ -104,10 +107,6 @@ func (b *bench) slowReceivers(ctx context.Context) error {
 	b.rep.Scenarios = append(b.rep.Scenarios, bare)
 	return nil
 }
-
-// defaultMaxInFlight mirrors deliverer.DefaultMaxInFlight for (h)'s
-// window; the deliverer process itself runs with its own default.
-const defaultMaxInFlight = 256
 
 // inflightSampler samples the requests the receivers are serving.
 type inflightSampler struct {

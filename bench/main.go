@@ -85,7 +85,7 @@ func defaultConfig() config {
 		maxEvents:      4_000_000,
 		scenarios:      allScenarios,
 		endpointsVia:   "store",
-		slowInflight:   2048,
+		slowInflight:   4096,
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // Defaults of the options.
 const (
 	DefaultParkThreshold        = 30 * time.Second
-	DefaultMaxInFlight          = 256
+	DefaultMaxInFlight          = 2048
 	DefaultUnorderedConcurrency = 10
 	DefaultMaxBuffered          = 10000
 	DefaultMaxBufferedBytes     = 4 << 20
@@ -56,7 +56,10 @@ func WithSchedule(s Schedule) Option { return func(c *config) { c.policy.schedul
 func WithParkThreshold(d time.Duration) Option { return func(c *config) { c.policy.park = d } }
 
 // WithMaxInFlight bounds the requests in flight across all lanes (default
-// DefaultMaxInFlight).
+// DefaultMaxInFlight). A request in flight mostly waits for its receiver,
+// at the cost of a goroutine and a pooled connection: with receivers
+// answering in 200 ms, as on the internet, 2048 allow about 10,000
+// deliveries/s, where 256 capped a process at 1,280.
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
 
 // WithTenantShare sets the in-flight slots one tenant may hold while
