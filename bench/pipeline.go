@@ -103,6 +103,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		fanout:        true,
 		deliverers:    spec.deliverers,
 		delivererArgs: args,
+		indexer:       true,
 		pprof:         cfg.pprof,
 	})
 	if err != nil {
