@@ -4,8 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/hookstream/hookstream/fanout"
+	"github.com/hookstream/hookstream/internal/groupwatch"
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 )
 
@@ -47,6 +52,7 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 	if *txnID == "" {
 		*txnID = fanout.TransactionalID()
 	}
+	c.txnID = *txnID
 	log := c.logger(env)
 
 	// A plain client for topic creation and the subscription store; the
@@ -57,12 +63,17 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeDeps()
-	srv := d.opsServer(c.httpAddr)
+	// As the deliverer's: a member without partitions, a group
+	// rebalancing, or no commit while the lag grows, for twice a
+	// rebalance's longest.
+	watch := groupwatch.New(time.Now)
+	probe := groupwatch.NewKafka(kadm.NewClient(d.kafka), fanout.Group)
+	srv := d.opsServer(c.httpAddr, ops.WithCheck("group", watch.Check(2*(group.session+group.rebalance), probe)))
 	if err := srv.Listen(); err != nil {
 		return err
 	}
 	fan, err := newFanout(d, fanoutSettings{
-		txnID: *txnID, window: *window, txnTimeout: *txnTimeout, group: group, maxBatch: *maxBatch, linger: *linger,
+		txnID: *txnID, window: *window, txnTimeout: *txnTimeout, group: group, maxBatch: *maxBatch, linger: *linger, watch: watch,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,6 +16,7 @@ import (
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
@@ -32,8 +35,9 @@ type roleDeps struct {
 	log     *slog.Logger
 	prefix  string // topic prefix
 	brokers []string
+	sec     []kgo.Opt   // TLS and SASL of every Kafka client
 	kafka   *kgo.Client // plain client: the endpoint store, topic creation, endpoint.disabled events
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	catalog *schemas.Catalog
 	store   *subscription.Store
 	tel     *telemetry.Telemetry
@@ -45,6 +49,10 @@ type roleDeps struct {
 // topics that are missing with the partition counts p. closeDeps releases
 // what it built once the role has stopped.
 func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service string, p topic.Partitions, allowPrivate bool, extra ...kgo.Opt) (d *roleDeps, closeDeps func(), err error) {
+	sec, err := c.kafkaSec.opts(env)
+	if err != nil {
+		return nil, nil, err
+	}
 	catalog, err := schemas.Load()
 	if err != nil {
 		return nil, nil, err
@@ -59,7 +67,7 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		_ = rdb.Close()
 		return nil, nil, err
 	}
-	kc, err := kgo.NewClient(c.kafkaOpts(tel, extra...)...)
+	kc, err := kgo.NewClient(c.kafkaOpts(tel, append(slices.Clone(sec), extra...)...)...)
 	if err != nil {
 		stopTelemetry()
 		_ = rdb.Close()
@@ -70,10 +78,18 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		kc.Close()
 		stopTelemetry()
 	}
-	d = &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, kafka: kc, rdb: rdb, catalog: catalog, tel: tel}
+	d = &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, sec: sec, kafka: kc, rdb: rdb, catalog: catalog, tel: tel}
+	if err := d.probeACLs(ctx, strings.TrimPrefix(service, "hookstream-"), c.txnID); err != nil {
+		closeDeps()
+		return nil, nil, err
+	}
 	if err := d.ensureTopics(ctx, p); err != nil {
 		closeDeps()
 		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
+	}
+	if err := d.checkTopics(ctx, c.topicChk.requirements()); err != nil {
+		closeDeps()
+		return nil, nil, err
 	}
 	d.store = d.newStore(allowPrivate, c.storeOpts...)
 	return d, closeDeps, nil
@@ -102,7 +118,7 @@ func (d *roleDeps) ensureTopics(ctx context.Context, p topic.Partitions) error {
 
 // kafkaOpts are the client options every role's clients start from.
 func (d *roleDeps) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
-	return kafkaOpts(d.brokers, d.tel, extra...)
+	return kafkaOpts(d.brokers, d.tel, append(slices.Clone(d.sec), extra...)...)
 }
 
 // opsServer is a role's HTTP server: /healthz, /readyz (Kafka and Redis
@@ -160,6 +176,7 @@ type fanoutSettings struct {
 	group      groupFlags
 	maxBatch   int
 	linger     time.Duration
+	watch      *groupwatch.Watch // nil: no readiness check of the group
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -180,6 +197,22 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 	}
 	topics := d.topics()
 	opts := append(fanout.ClientOpts(topics, fanout.Group, s.txnID), kgo.TransactionTimeout(s.txnTimeout))
+	fopts := []fanout.Option{
+		fanout.WithTopics(topics),
+		fanout.WithLogger(d.log),
+		fanout.WithDedupe(d.rdb),
+		fanout.WithDedupeWindow(s.window),
+		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithLinger(s.linger),
+		fanout.WithMeterProvider(d.tel.Meter),
+	}
+	if s.watch != nil {
+		if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
+			return supervisor.Named{}, err
+		}
+		opts = append(opts, s.watch.ClientOpts()...)
+		fopts = append(fopts, fanout.WithWatch(s.watch))
+	}
 	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
@@ -188,19 +221,13 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		sess.Close()
 		return supervisor.Named{}, err
 	}
-	f := fanout.New(sess, d.store, d.catalog,
-		fanout.WithTopics(topics),
-		fanout.WithLogger(d.log),
-		fanout.WithDedupe(d.rdb),
-		fanout.WithDedupeWindow(s.window),
-		fanout.WithMaxBatch(s.maxBatch),
-		fanout.WithLinger(s.linger),
-		fanout.WithMeterProvider(d.tel.Meter),
-	)
+	f := fanout.New(sess, d.store, d.catalog, fopts...)
 	return supervisor.Named{Name: "fanout", Worker: supervisor.Func(func(ctx context.Context) error {
 		// Run ends its transaction before returning; closing here leaves
-		// the group within the shutdown grace, so the partitions move at
-		// once instead of after a session timeout.
+		// the group within the shutdown grace (a static member only with
+		// --leave-on-shutdown), so the partitions move at once instead of
+		// after a session timeout.
+		defer s.group.leaveGroup(ctx, d.kafka, fanout.Group, d.log)
 		defer sess.Close()
 		return f.Run(ctx)
 	})}, nil
