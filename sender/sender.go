@@ -143,6 +143,7 @@ type Sender struct {
 	maxRetryAfter time.Duration
 	userAgent     []string
 	brand         string
+	seedSignature string // the seed scheme's signature header, canonical
 	tracer        trace.Tracer
 	propagator    propagation.TextMapPropagator
 }
@@ -198,6 +199,7 @@ func New(opts ...Option) *Sender {
 		maxRetryAfter: c.maxRetryAfter,
 		userAgent:     []string{c.userAgent},
 		brand:         c.signer.Brand(),
+		seedSignature: textproto.CanonicalMIMEHeaderKey("X-" + c.signer.Brand() + "-Signature"),
 		tracer:        c.tracer.Tracer("hookstream/sender"),
 		propagator:    c.propagator,
 	}
@@ -258,7 +260,7 @@ func (s *Sender) send(ctx context.Context, req Request) Result {
 		return Result{Outcome: Refused, Err: err}
 	}
 
-	sent := redactedHeaders(hreq.Header, s.signer.Brand())
+	sent := redactedHeaders(hreq.Header, s.seedSignature)
 	start := time.Now()
 	if addr, host, ok := h1Target(hreq); ok {
 		resp, body, more, err := s.h1.roundTrip(ctx, hreq, addr, host, req.Body, s.maxBody)
