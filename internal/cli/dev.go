@@ -25,7 +25,6 @@ import (
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/demo"
-	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/kafkaserver"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
@@ -151,9 +150,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("%w (see --http-addr)", err)
 	}
-	fset := defaultFanoutSettings()
-	fset.watch = groupwatch.New(time.Now) // its gauges, as the fanout role shows them
-	fan, err := newFanout(d, fset)
+	fan, err := newFanout(d, defaultFanoutSettings())
 	if err != nil {
 		return err
 	}

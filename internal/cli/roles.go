@@ -176,6 +176,7 @@ type fanoutSettings struct {
 	txnTimeout time.Duration
 	group      groupFlags
 	maxBatch   int
+	linger     time.Duration
 	watch      *groupwatch.Watch // its group's readiness check uses it; nil: a watch of its own
 }
 
@@ -185,6 +186,7 @@ func defaultFanoutSettings() fanoutSettings {
 		txnTimeout: fanout.DefaultTransactionTimeout,
 		group:      groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout},
 		maxBatch:   fanout.DefaultMaxBatch,
+		linger:     fanout.DefaultLinger,
 	}
 }
 
@@ -202,6 +204,7 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		fanout.WithDedupe(d.rdb),
 		fanout.WithDedupeWindow(s.window),
 		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithLinger(s.linger),
 		fanout.WithMeterProvider(d.tel.Meter),
 	}
 	if s.watch == nil {
@@ -240,6 +243,7 @@ type delivererSettings struct {
 	tenantShare  int
 	unordered    int
 	maxBuffered  int
+	maxBufferedB int64
 	connect      time.Duration
 	request      time.Duration
 	allowPrivate bool
@@ -256,6 +260,7 @@ func defaultDelivererSettings() delivererSettings {
 		maxInFlight:  deliverer.DefaultMaxInFlight,
 		unordered:    deliverer.DefaultUnorderedConcurrency,
 		maxBuffered:  deliverer.DefaultMaxBuffered,
+		maxBufferedB: deliverer.DefaultMaxBufferedBytes,
 		connect:      sender.DefaultConnectTimeout,
 		request:      sender.DefaultTimeout,
 		signer:       signature.NewSigner(),
@@ -290,6 +295,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		deliverer.WithTenantShare(s.tenantShare),
 		deliverer.WithUnorderedConcurrency(s.unordered),
 		deliverer.WithMaxBuffered(s.maxBuffered),
+		deliverer.WithMaxBufferedBytes(s.maxBufferedB),
 		deliverer.WithDisableAfter(s.disableAfter),
 		deliverer.WithDrainTimeout(s.drain),
 		deliverer.WithPublisher(pub),
