@@ -4,3 +4,7 @@
 // one-time links (Sessions) exchanged for a session cookie; what a
 // session may do is checked on the server for every route.
 package portal
+
+// StartPath is where a link lands: /portal/start?token=..., exchanged for
+// the session cookie.
+const StartPath = "/portal/start"
