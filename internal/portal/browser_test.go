@@ -362,6 +362,8 @@ func TestPortalInBrowser(t *testing.T) {
 	acme.screenshot("endpoints")
 	acme.do("endpoint", chromedp.Navigate(p.api+"/portal/endpoints/"+epID), chromedp.WaitVisible(chromedp.ID("log")))
 	acme.screenshot("endpoint")
+	eval[bool](acme, `document.getElementById("log").scrollIntoView(), true`)
+	acme.screenshot("log")
 
 	// A phone's width: no page needs sideways scrolling.
 	acme.do("phone", chromedp.EmulateViewport(390, 844))
