@@ -301,3 +301,52 @@ func TestTextOnAccent(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointForm: the form creates and edits an endpoint; a value the
+// store refuses comes back on the form (422) next to its field, with what
+// was typed kept; a masked header value is kept on save.
+func TestEndpointForm(t *testing.T) {
+	s := startStack(t)
+	v := s.signIn(t, "acme", ManageEndpoints)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		form  url.Values
+		field string
+	}{
+		{"private URL", url.Values{"url": {"http://127.0.0.1/hook"}, "events": {"*"}}, `id="url-error"`},
+		{"no events", url.Values{"url": {"https://93.184.215.14/hook"}}, `id="events-error"`},
+		{"unknown type", url.Values{"url": {"https://93.184.215.14/hook"}, "events_other": {"nope.*"}}, `id="events-error"`},
+		{"rate limit", url.Values{"url": {"https://93.184.215.14/hook"}, "events": {"*"}, "rate_limit": {"fast"}}, `id="rate-error"`},
+		{"header line", url.Values{"url": {"https://93.184.215.14/hook"}, "events": {"*"}, "headers": {"no colon"}}, `id="headers-error"`},
+	} {
+		st, body := v.post("/portal/endpoints", tt.form)
+		if st != http.StatusUnprocessableEntity || !strings.Contains(body, tt.field) || !strings.Contains(body, `value="`+tt.form.Get("url")+`"`) {
+			t.Errorf("%s: %d, want 422 with %s and the URL kept", tt.name, st, tt.field)
+		}
+	}
+	if eps, _, _ := s.store.List(ctx, "acme", "", 10); len(eps) != 0 {
+		t.Fatalf("refused forms created %d endpoints", len(eps))
+	}
+
+	st, _ := v.post("/portal/endpoints", url.Values{"url": {"https://93.184.215.14/hook"}, "events": {"agent.*", "call.started"},
+		"signature": {"seed"}, "ordering": {"none"}, "rate_limit": {"5"}, "headers": {"X-Api-Key: k1\nX-Team: blue"}, "description": {"crm"}})
+	eps, _, _ := s.store.List(ctx, "acme", "", 10)
+	if st != http.StatusSeeOther || len(eps) != 1 {
+		t.Fatalf("create: %d, %d endpoints", st, len(eps))
+	}
+	e := eps[0]
+	if e.Signature != "seed" || e.Ordering != "none" || e.RateLimit != 5 || e.Headers["X-Api-Key"] != "k1" || len(e.Events) != 2 || e.Description != "crm" {
+		t.Errorf("created %+v", e)
+	}
+	st, body := v.get("/portal/endpoints/" + e.ID + "/edit")
+	if st != 200 || strings.Contains(body, "k1") || !strings.Contains(body, "X-Api-Key: "+subscription.MaskedValue) {
+		t.Fatalf("edit form: %d; the credential header must show masked", st)
+	}
+	st, _ = v.post("/portal/endpoints/"+e.ID, url.Values{"url": {"https://93.184.215.14/v2"}, "events": {"agent.*"}, "signature": {"standard"},
+		"ordering": {"strict"}, "headers": {"X-Api-Key: " + subscription.MaskedValue}})
+	got, _ := s.store.Get(ctx, "acme", e.ID)
+	if st != http.StatusSeeOther || got.URL != "https://93.184.215.14/v2" || got.Headers["X-Api-Key"] != "k1" || got.Headers["X-Team"] != "" || got.RateLimit != 0 {
+		t.Errorf("edit: %d, %+v; want the new URL, the masked header kept, X-Team removed, no rate limit", st, got)
+	}
+}
