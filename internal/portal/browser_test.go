@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/segmentio/encoding/json"
 
@@ -375,6 +377,27 @@ func TestPortalInBrowser(t *testing.T) {
 		}
 	}
 	acme.do("desktop", chromedp.EmulateViewport(1280, 900))
+
+	// Without JavaScript every page still reads (a view-only link here:
+	// no control it may not use is offered).
+	nojs := newPage(t, browser)
+	nojs.do("scripts off", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	nojs.do("view-only sign-in without scripts", chromedp.Navigate(p.link(t, "tok-acme")), chromedp.WaitVisible(chromedp.ID("row-"+epID)))
+	nojs.do("endpoint without scripts", chromedp.Navigate(p.api+"/portal/endpoints/"+epID), chromedp.WaitVisible(chromedp.ID("log")))
+	if n := eval[int](nojs, `document.querySelectorAll("tr.attempt").length`); n < 2 {
+		t.Errorf("without scripts the log shows %d attempts, want both", n)
+	}
+	if eval[bool](nojs, `typeof htmx !== "undefined"`) {
+		t.Error("scripts ran although disabled")
+	}
+	for _, sel := range []string{`form[action$="/secret"]`, `form[action$="/rotate-secret"]`, `form[action$="/delete"]`, `a[href$="/edit"]`} {
+		if eval[bool](nojs, `document.querySelector('`+sel+`') !== null`) {
+			t.Errorf("a view-only session is offered %s", sel)
+		}
+	}
 
 	// Another tenant's link, in a browser context of its own (its own
 	// cookies), sees none of it.
