@@ -91,6 +91,7 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		drain:       DefaultDrainTimeout,
 		commitEvery: DefaultCommitInterval,
 	}
+	c.recoveredAfter = DefaultRecoveredAfter
 	for _, o := range opts {
 		o(&c)
 	}

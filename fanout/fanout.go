@@ -434,6 +434,9 @@ func (f *Fanout) process(ctx context.Context, fs kgo.Fetches) ([]*kgo.Record, ba
 		}
 		st.fannedOut++
 		st.deliveries += len(ids)
+		if err := f.appendMatch(ctx, c, ids); err != nil {
+			return nil, st, err
+		}
 		for _, id := range ids {
 			d := record.Delivery{
 				EndpointID: id,

@@ -70,6 +70,8 @@ func Plan(n Names, s Settings) []Spec {
 		{n.Retries, s.Partitions.Deliveries, s.ReplicationFactor, del(r.Retries)},
 		{n.Attempts, s.Partitions.Other, s.ReplicationFactor, del(r.Attempts)},
 		{n.Dead, s.Partitions.Other, s.ReplicationFactor, del(r.Dead)},
+		// The delivery log indexes matches beside attempts: same window.
+		{n.Matches, s.Partitions.Other, s.ReplicationFactor, del(r.Attempts)},
 	}
 	if s.MinInsyncReplicas > 0 {
 		for _, sp := range specs {

@@ -20,6 +20,7 @@ type Names struct {
 	Retries    string // parked deliveries waiting for a long backoff
 	Attempts   string // one record per delivery attempt
 	Dead       string // exhausted or poison records, with the reason
+	Matches    string // one record per accepted event: the endpoints it matched (delivery log)
 }
 
 // New returns the topic names for prefix.
@@ -31,12 +32,13 @@ func New(prefix string) Names {
 		Retries:    prefix + "retries",
 		Attempts:   prefix + "attempts",
 		Dead:       prefix + "dead",
+		Matches:    prefix + "matches",
 	}
 }
 
 // All lists every topic name.
 func (n Names) All() []string {
-	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead}
+	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead, n.Matches}
 }
 
 // Partitions is how many partitions Ensure gives each topic it creates; -1

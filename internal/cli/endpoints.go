@@ -65,6 +65,8 @@ const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|dele
   update ID                   any create flag except --secret, or --disabled=true|false; only the flags given change
   delete ID
   rotate-secret ID            [--grace 24h]
+  stats ID                    [--window 1h] [--json]: outcomes, success rate, latency, state (delivery log)
+  dead ID                     [--type T] [--since/--until RFC 3339] [--limit N] [--cursor C] [--json]: dead-lettered deliveries
 
 Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
 `
@@ -80,6 +82,9 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
+	if sub == "stats" || sub == "dead" {
+		return runEndpointLog(ctx, env, sub, args) // logcmds.go
+	}
 	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
 	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
 	c.register(fs)

@@ -159,6 +159,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
 		api.WithDeliveryLog(deliverylog.NewIndex(d.rdb, s.logRetention)),
+		api.WithEventReader(deliverylog.NewReader(d.kafkaOpts()...)),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),

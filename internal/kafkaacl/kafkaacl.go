@@ -83,7 +83,8 @@ func Grants(role string, n Names) ([]Grant, error) {
 	case "api":
 		return []Grant{all,
 			{Topic, t.Endpoints, false, readWrite, "create, update and delete endpoints; rebuild the endpoint cache"},
-			{Topic, t.Events, false, write, "publish events"},
+			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log"},
+			{Topic, t.Deliveries, false, read, "read a delivery back for the delivery log"},
 			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes are transactions"},
 		}, nil
 	case "fanout":
@@ -92,6 +93,7 @@ func Grants(role string, n Names) ([]Grant, error) {
 			{Group, n.FanoutGroup, false, read, "the consumer group"},
 			{Topic, t.Deliveries, false, write, "one delivery record per matched endpoint"},
 			{Topic, t.Dead, false, write, "dead-letter undecodable events"},
+			{Topic, t.Matches, false, write, "record what each event matched, for the delivery log"},
 			{TransactionalID, n.FanoutTxnPrefix, true, write, "consume-transform-produce transactions"},
 		}, nil
 	case "deliverer":
@@ -109,6 +111,8 @@ func Grants(role string, n Names) ([]Grant, error) {
 			{Topic, t.Attempts, false, read, "index attempts"},
 			{Topic, t.Deliveries, false, read, "index what each event matched"},
 			{Topic, t.Dead, false, read, "index dead letters"},
+			{Topic, t.Matches, false, read, "index every accepted event, matched or not"},
+			{Topic, t.Retries, false, read, "index parked deliveries"},
 		}, nil
 	case "topics":
 		return []Grant{
