@@ -2,20 +2,32 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/hookstream/hookstream/internal/portal"
 )
 
+// The customer portal's contract, which the portal package follows.
+const (
+	// PortalStartPath is where a link lands: ?token= is exchanged there.
+	PortalStartPath = "/portal/start"
+	// Bounds and default of a link's lifetime.
+	PortalMinExpiry     = time.Minute
+	PortalMaxExpiry     = 7 * 24 * time.Hour
+	PortalDefaultExpiry = time.Hour
+)
+
+// PortalCapabilities are what a portal link may grant; "view" always is.
+var PortalCapabilities = []string{"view", "manage_endpoints", "view_secrets", "recover"}
+
 // PortalSessions issues and revokes customer portal links;
-// *portal.Sessions is one.
+// *portal.Sessions is one. Issue gets capabilities already checked, "view"
+// first.
 type PortalSessions interface {
-	Issue(ctx context.Context, tenant string, caps []portal.Capability, ttl time.Duration) (string, time.Time, error)
+	Issue(ctx context.Context, tenant string, caps []string, ttl time.Duration) (string, time.Time, error)
 	Revoke(ctx context.Context, tenant string) error
 }
 
@@ -50,21 +62,25 @@ func (s *Server) createPortalSession(w http.ResponseWriter, r *http.Request) {
 	}
 	var tenant string
 	var names []string
-	expiresIn := portal.DefaultExpiry.String()
+	expiresIn := PortalDefaultExpiry.String()
 	if !s.decodeObject(w, r, true, map[string]any{"tenant": &tenant, "capabilities": &names, "expires_in": &expiresIn}) {
 		return
 	}
 	ttl, err := time.ParseDuration(expiresIn)
-	if err != nil || ttl < portal.MinExpiry || ttl > portal.MaxExpiry {
+	if err != nil || ttl < PortalMinExpiry || ttl > PortalMaxExpiry {
 		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/expires_in", "expires_in must be a duration from 1m to 168h (7 days), such as \"1h\"")
 		return
 	}
-	caps, err := portal.ParseCapabilities(names)
-	var uc *portal.UnknownCapabilityError
-	if errors.As(err, &uc) {
-		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, fmt.Sprintf("/capabilities/%d", uc.Index),
-			"unknown capability %q; known: view, manage_endpoints, view_secrets, recover", uc.Name)
-		return
+	caps := []string{"view"}
+	for i, c := range names {
+		if !slices.Contains(PortalCapabilities, c) {
+			writeError(w, http.StatusUnprocessableEntity, CodeInvalid, fmt.Sprintf("/capabilities/%d", i),
+				"unknown capability %q; known: %s", c, strings.Join(PortalCapabilities, ", "))
+			return
+		}
+		if !slices.Contains(caps, c) {
+			caps = append(caps, c)
+		}
 	}
 	if tenant, ok = s.tenantFor(w, r, tok, tenant); !ok {
 		return
@@ -85,7 +101,7 @@ func (s *Server) createPortalSession(w http.ResponseWriter, r *http.Request) {
 		base = scheme + "://" + r.Host
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"url":          base + portal.StartPath + "?token=" + url.QueryEscape(token),
+		"url":          base + PortalStartPath + "?token=" + url.QueryEscape(token),
 		"token":        token,
 		"tenant":       tenant,
 		"capabilities": caps,

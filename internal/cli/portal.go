@@ -17,6 +17,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/portal"
@@ -115,7 +116,7 @@ func devPortalKey(dataDir, fixed string) (string, error) {
 // devPortalLink is the link `hookstream dev` prints: every capability,
 // for a day.
 func devPortalLink(ctx context.Context, s *portal.Sessions, apiURL, tenant string) (string, error) {
-	tok, _, err := s.Issue(ctx, tenant, portal.Capabilities, 24*time.Hour)
+	tok, _, err := s.Issue(ctx, tenant, api.PortalCapabilities, 24*time.Hour)
 	if err != nil {
 		return "", err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
@@ -60,10 +61,9 @@ func startPipeline(t *testing.T) *pipeline {
 
 // receiver keeps every webhook it gets and answers 204.
 type receiver struct {
-	url  string
-	mu   sync.Mutex
-	got  []webhook
-	fail bool
+	url string
+	mu  sync.Mutex
+	got []webhook
 }
 
 type webhook struct {
@@ -415,7 +415,7 @@ func TestPortalInBrowser(t *testing.T) {
 	// Expired, forged and revoked: the sign-in-expired page, no data.
 	old := *p.sessions
 	old.now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
-	expired, _, err := old.Issue(context.Background(), "acme", Capabilities, time.Hour)
+	expired, _, err := old.Issue(context.Background(), "acme", api.PortalCapabilities, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

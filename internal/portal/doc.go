@@ -5,6 +5,8 @@
 // session may do is checked on the server for every route.
 package portal
 
+import "github.com/hookstream/hookstream/internal/api"
+
 // StartPath is where a link lands: /portal/start?token=..., exchanged for
 // the session cookie.
-const StartPath = "/portal/start"
+const StartPath = api.PortalStartPath

@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/internal/api"
 )
 
 // Capability is what a portal session may do. View is always granted.
@@ -28,14 +30,14 @@ const (
 	Recover         Capability = "recover"
 )
 
-// Capabilities lists every capability, in the order pages show them.
+// Capabilities lists every capability, as api.PortalCapabilities does.
 var Capabilities = []Capability{View, ManageEndpoints, ViewSecrets, Recover}
 
-// Bounds and default of a link's lifetime.
+// Bounds and default of a link's lifetime (the API checks them).
 const (
-	MinExpiry     = time.Minute
-	MaxExpiry     = 7 * 24 * time.Hour
-	DefaultExpiry = time.Hour
+	MinExpiry     = api.PortalMinExpiry
+	MaxExpiry     = api.PortalMaxExpiry
+	DefaultExpiry = api.PortalDefaultExpiry
 )
 
 // MinKeyLength is the shortest signing key accepted, in bytes.
@@ -127,8 +129,13 @@ func usedKey(tenant, nonce string) string {
 	return "portal:{" + tenant + "}:used:" + nonce
 }
 
-// Issue signs a link token for tenant with caps, valid for ttl.
-func (s *Sessions) Issue(ctx context.Context, tenant string, caps []Capability, ttl time.Duration) (token string, expires time.Time, err error) {
+// Issue signs a link token for tenant with caps (View is added), valid
+// for ttl.
+func (s *Sessions) Issue(ctx context.Context, tenant string, names []string, ttl time.Duration) (token string, expires time.Time, err error) {
+	caps, err := ParseCapabilities(names)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	gen, err := s.generation(ctx, tenant)
 	if err != nil {
 		return "", time.Time{}, err

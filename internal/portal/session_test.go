@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ func TestSessionsLifecycle(t *testing.T) {
 	}
 	issue := func(tenant string) string {
 		t.Helper()
-		tok, exp, err := s.Issue(ctx, tenant, []Capability{View, ManageEndpoints}, time.Hour)
+		tok, exp, err := s.Issue(ctx, tenant, []string{"manage_endpoints"}, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,5 +128,17 @@ func TestParseCapabilities(t *testing.T) {
 	}
 	if _, err := NewSessions([]byte("short"), nil); !errors.Is(err, ErrShortKey) {
 		t.Errorf("short key: %v", err)
+	}
+}
+
+// TestCapabilitiesMatchTheAPI: the API checks links against its list;
+// the portal enforces its own; they must be one list.
+func TestCapabilitiesMatchTheAPI(t *testing.T) {
+	var names []string
+	for _, c := range Capabilities {
+		names = append(names, string(c))
+	}
+	if !slices.Equal(names, api.PortalCapabilities) {
+		t.Errorf("portal %v, api %v", names, api.PortalCapabilities)
 	}
 }
