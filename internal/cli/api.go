@@ -91,12 +91,16 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	sessions, pages, err := pf.build(d, *brand, *logRetention)
+	sessions, err := pf.build(d)
 	if err != nil {
 		return err
 	}
 	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention,
 		portal: sessions, portalURL: pf.publicURL})
+	pages, err := pf.pages(d, sessions, server, *brand, *logRetention)
+	if err != nil {
+		return err
+	}
 	// A request may take its read timeout to arrive and the backend
 	// timeout to be answered.
 	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,

@@ -146,7 +146,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	sessions, pages, err := pf.build(d, *brand, deliverylog.DefaultRetention)
+	sessions, err := pf.build(d)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,12 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	defer publish.Close()
 	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter), producer.WithPropagator(tel.Propagator))
 	defer pub.Close()
-	srv := d.opsServer(*httpAddr, append(apiRoutes(newAPI(d, pub, settings)), portalRoutes(pages)...)...)
+	server := newAPI(d, pub, settings)
+	pages, err := pf.pages(d, sessions, server, *brand, deliverylog.DefaultRetention)
+	if err != nil {
+		return err
+	}
+	srv := d.opsServer(*httpAddr, append(apiRoutes(server), portalRoutes(pages)...)...)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("%w (see --http-addr)", err)
 	}

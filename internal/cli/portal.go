@@ -56,20 +56,21 @@ func (f *portalFlags) validate() error {
 
 // build returns the portal's sessions and pages over d, or nils when no
 // key is set (no portal).
-func (f *portalFlags) build(d *roleDeps, signatureBrand string, logRetention time.Duration) (*portal.Sessions, *portal.Portal, error) {
+func (f *portalFlags) build(d *roleDeps) (*portal.Sessions, error) {
 	if f.key == "" {
-		return nil, nil, nil
+		return nil, nil
 	}
-	s, err := portal.NewSessions([]byte(f.key), d.rdb)
-	if err != nil {
-		return nil, nil, err
+	return portal.NewSessions([]byte(f.key), d.rdb)
+}
+
+// pages builds the portal's pages on the sessions and the API server, whose
+// Go methods they share; nil without sessions.
+func (f *portalFlags) pages(d *roleDeps, s *portal.Sessions, server *api.Server, signatureBrand string, logRetention time.Duration) (*portal.Portal, error) {
+	if s == nil {
+		return nil, nil
 	}
-	p, err := portal.New(portal.Deps{Sessions: s, Endpoints: d.store, Log: deliverylog.NewIndex(d.rdb, logRetention),
+	return portal.New(portal.Deps{Sessions: s, Endpoints: d.store, Log: deliverylog.NewIndex(d.rdb, logRetention), API: server,
 		Catalog: d.catalog, Logger: d.log, Branding: f.brand, SignatureBrand: signatureBrand})
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, p, nil
 }
 
 // portalRoutes mounts the portal's pages on an ops server; none for nil.

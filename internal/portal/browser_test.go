@@ -309,10 +309,18 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Error("the secret is in the URL")
 	}
 
-	// The event and the attempt.
-	acme.do("the event", chromedp.Navigate(p.api+"/portal/events/"+evt), chromedp.WaitVisible(chromedp.ID("event-status")))
+	// The events list, the event with its body as delivered, the attempt.
+	acme.do("the events list", chromedp.Navigate(p.api+"/portal/events"),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr.event[data-event=%q][data-status="delivered"]`, evt))))
+	acme.axe("events")
+	acme.screenshot("events")
+	acme.do("the event", chromedp.Click(chromedp.CSS(`a[href="/portal/events/`+evt+`"]`)), chromedp.WaitVisible(chromedp.ID("event-status")))
 	if st := eval[string](acme, `document.getElementById("event-status").textContent`); st != "delivered" {
 		t.Errorf("event status %q, want delivered", st)
+	}
+	var sent struct{ ID, Event string }
+	if err := json.Unmarshal([]byte(eval[string](acme, `document.getElementById("event-body").textContent`)), &sent); err != nil || sent.ID != evt || sent.Event != "agent.created" {
+		t.Errorf("the event's body on its page: %+v, %v", sent, err)
 	}
 	acme.axe("event")
 	acme.do("the attempt", chromedp.Click(chromedp.CSS(`a[href^="/portal/attempts/"]`)), chromedp.WaitVisible(chromedp.ID("attempt-outcome")))
@@ -322,6 +330,10 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 	if strings.Contains(acme.body(), secret1) {
 		t.Error("the attempt page shows the secret")
+	}
+	var reqBody struct{ ID string }
+	if err := json.Unmarshal([]byte(eval[string](acme, `(document.querySelector('pre[aria-label="Request body"]') || {}).textContent || ""`)), &reqBody); err != nil || reqBody.ID != evt {
+		t.Errorf("the attempt page's request body: %+v, %v", reqBody, err)
 	}
 	acme.axe("attempt")
 	acme.screenshot("attempt")
@@ -369,7 +381,7 @@ func TestPortalInBrowser(t *testing.T) {
 
 	// A phone's width: no page needs sideways scrolling.
 	acme.do("phone", chromedp.EmulateViewport(390, 844))
-	for _, path := range []string{"/portal/", "/portal/endpoints/" + epID, "/portal/endpoints/new", "/portal/event-types", "/portal/events/" + evt, attemptURL[len(p.api):]} {
+	for _, path := range []string{"/portal/", "/portal/endpoints/" + epID, "/portal/endpoints/new", "/portal/event-types", "/portal/events", "/portal/events/" + evt, attemptURL[len(p.api):]} {
 		acme.do("phone "+path, chromedp.Navigate(p.api+path), chromedp.WaitVisible(chromedp.ID("main")))
 		acme.fits("phone " + path)
 		if path == "/portal/endpoints/"+epID {
@@ -404,9 +416,9 @@ func TestPortalInBrowser(t *testing.T) {
 	globex := newPage(t, browser)
 	globex.do("globex signs in", chromedp.Navigate(p.link(t, "tok-globex", "manage_endpoints", "view_secrets", "recover")),
 		chromedp.WaitVisible(chromedp.ID("no-endpoints")))
-	for _, path := range []string{"/portal/", "/portal/endpoints/" + epID, "/portal/endpoints/" + epID + "/verify", "/portal/events/" + evt, attemptURL[len(p.api):]} {
+	for _, path := range []string{"/portal/", "/portal/events", "/portal/endpoints/" + epID, "/portal/endpoints/" + epID + "/verify", "/portal/events/" + evt, attemptURL[len(p.api):]} {
 		globex.do("globex "+path, chromedp.Navigate(p.api+path), chromedp.WaitVisible(chromedp.ID("main")))
-		if b := globex.body(); strings.Contains(b, epID) || strings.Contains(b, p.hooks.url) || strings.Contains(b, evt) && path == "/portal/" {
+		if b := globex.body(); strings.Contains(b, epID) || strings.Contains(b, p.hooks.url) || strings.Contains(b, evt) && !strings.Contains(path, evt) {
 			t.Errorf("globex sees acme's data on %s", path)
 		}
 	}

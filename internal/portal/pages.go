@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/docs"
 	"github.com/hookstream/hookstream/subscription"
@@ -23,38 +25,33 @@ const maxEndpoints = 250
 // healthWindow is the period an endpoint's health is computed over.
 const healthWindow = 24 * time.Hour
 
-// health summarises an endpoint's recent attempts.
+// health is an endpoint's state from the delivery log's stats over
+// healthWindow, with its last failed attempt.
 type health struct {
-	Attempts, Delivered, Failed int
-	SuccessRate                 float64
-	LastFailure                 *deliverylog.Entry
-	Known                       bool // the log answered
+	Known       bool // the log answered
+	Stats       api.StatsView
+	Rate        float64 // Stats.SuccessRate, when it is not null
+	HasRate     bool
+	LastFailure *deliverylog.Entry
 }
 
-// healthOf reads the endpoint's attempts of the last healthWindow (at
-// most one page of 250) from the delivery log.
 func (p *Portal) healthOf(ctx context.Context, tenant, id string) health {
-	if p.Log == nil {
+	if p.API == nil {
 		return health{}
 	}
-	pg, err := p.Log.EndpointAttempts(ctx, tenant, id, deliverylog.Query{Limit: 250, Filter: deliverylog.Filter{Since: time.Now().Add(-healthWindow)}})
+	st, err := p.API.EndpointStats(ctx, tenant, id, healthWindow)
 	if err != nil {
 		return health{}
 	}
-	h := health{Known: true, Attempts: len(pg.Data)}
-	for i := range pg.Data {
-		e := &pg.Data[i]
-		if e.Outcome == "delivered" {
-			h.Delivered++
-			continue
-		}
-		h.Failed++
-		if h.LastFailure == nil {
-			h.LastFailure = e
-		}
+	h := health{Known: true, Stats: st}
+	if st.SuccessRate != nil {
+		h.Rate, h.HasRate = *st.SuccessRate, true
 	}
-	if h.Attempts > 0 {
-		h.SuccessRate = float64(h.Delivered) / float64(h.Attempts)
+	if p.Log != nil && st.Failed > 0 {
+		pg, err := p.Log.EndpointAttempts(ctx, tenant, id, deliverylog.Query{Limit: 1, Filter: deliverylog.Filter{Outcome: "failed"}})
+		if err == nil && len(pg.Data) > 0 {
+			h.LastFailure = &pg.Data[0]
+		}
 	}
 	return h
 }
@@ -401,15 +398,61 @@ func fieldsOf(schema []byte) []field {
 	return out
 }
 
+// eventFilter is the events list's filter form.
+type eventFilter struct {
+	Type, Status, Since, Until, EventID, Cursor string
+}
+
+func (p *Portal) eventsPage(w http.ResponseWriter, r *http.Request, rq *request) {
+	v := r.URL.Query()
+	f := eventFilter{Type: v.Get("type"), Status: v.Get("status"), Since: v.Get("since"), Until: v.Get("until"),
+		EventID: strings.TrimSpace(v.Get("event_id")), Cursor: v.Get("cursor")}
+	if f.EventID != "" {
+		http.Redirect(w, r, "/portal/events/"+url.PathEscape(f.EventID), http.StatusSeeOther)
+		return
+	}
+	data := map[string]any{"Filter": f, "Types": p.Catalog.Types(), "Statuses": api.EventStatuses}
+	q := deliverylog.EventQuery{Type: f.Type, Status: f.Status, Cursor: f.Cursor, Limit: 50}
+	var ok1, ok2 bool
+	q.Since, ok1 = parseTime(f.Since)
+	q.Until, ok2 = parseTime(f.Until)
+	switch {
+	case !ok1 || !ok2:
+		data["FilterError"] = "Times are dates and times such as 2026-03-04T12:00 (UTC)."
+	case p.API == nil:
+		data["FilterError"] = "The delivery log is not available."
+	default:
+		ctx, cancel := p.ctx(r)
+		defer cancel()
+		list, err := p.API.ListEvents(ctx, rq.sess.Tenant, q)
+		switch {
+		case err == nil:
+			data["Events"] = list.Data
+			if list.Next != nil {
+				data["Older"] = pageLink(r, *list.Next)
+			}
+			if list.Prev != nil && f.Cursor != "" {
+				data["Newer"] = pageLink(r, *list.Prev)
+			}
+		case errors.Is(err, deliverylog.ErrBadCursor), errors.Is(err, deliverylog.ErrNotFound):
+			data["FilterError"] = "That page of the log is not available; start again from the newest."
+		default:
+			p.Logger.Warn("portal: events", "err", err)
+			data["FilterError"] = "The delivery log is unavailable right now."
+		}
+	}
+	p.render(w, r, http.StatusOK, "events", rq, "Events", data)
+}
+
 func (p *Portal) eventPage(w http.ResponseWriter, r *http.Request, rq *request) {
-	if p.Log == nil {
+	if p.Log == nil || p.API == nil {
 		p.fail(w, r, rq, http.StatusServiceUnavailable, "The delivery log is not available.")
 		return
 	}
 	ctx, cancel := p.ctx(r)
 	defer cancel()
 	id := r.PathValue("id")
-	ev, err := p.Log.Event(ctx, rq.sess.Tenant, id)
+	ev, err := p.API.GetEvent(ctx, rq.sess.Tenant, id)
 	if err != nil {
 		p.logError(w, r, rq, err)
 		return
@@ -419,7 +462,12 @@ func (p *Portal) eventPage(w http.ResponseWriter, r *http.Request, rq *request) 
 		p.logError(w, r, rq, err)
 		return
 	}
-	p.render(w, r, http.StatusOK, "event", rq, "Event "+id, map[string]any{"Event": ev, "Attempts": pg.Data})
+	var body bytes.Buffer
+	if json.Indent(&body, ev.Event, "", "  ") != nil {
+		body.Reset()
+		body.Write(ev.Event)
+	}
+	p.render(w, r, http.StatusOK, "event", rq, "Event "+id, map[string]any{"ID": id, "Event": ev, "Body": body.String(), "Attempts": pg.Data})
 }
 
 func (p *Portal) attemptPage(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -439,7 +487,17 @@ func (p *Portal) attemptPage(w http.ResponseWriter, r *http.Request, rq *request
 		headers = append(headers, k)
 	}
 	slices.Sort(headers)
-	p.render(w, r, http.StatusOK, "attempt", rq, "Attempt "+a.ID, map[string]any{"Attempt": a, "HeaderNames": headers})
+	data := map[string]any{"Attempt": a, "HeaderNames": headers}
+	// The request's body is the event as delivered, read back from Kafka.
+	if p.API != nil {
+		if ev, err := p.API.GetEvent(ctx, rq.sess.Tenant, a.EventID); err == nil && ev.EventUnavailable == "" {
+			var body bytes.Buffer
+			if json.Indent(&body, ev.Event, "", "  ") == nil {
+				data["Body"] = body.String()
+			}
+		}
+	}
+	p.render(w, r, http.StatusOK, "attempt", rq, "Attempt "+a.ID, data)
 }
 
 // storeError answers a failed store call.

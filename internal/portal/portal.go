@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/signature"
@@ -38,6 +39,14 @@ type DeliveryLog interface {
 	EndpointAttempts(ctx context.Context, tenant, endpointID string, q deliverylog.Query) (deliverylog.Page, error)
 	EventAttempts(ctx context.Context, tenant, eventID string, q deliverylog.Query) (deliverylog.Page, error)
 	Event(ctx context.Context, tenant, id string) (deliverylog.Event, error)
+}
+
+// API is the HTTP API's Go side that pages share with it, so that the
+// portal and the API answer alike; *api.Server is one.
+type API interface {
+	ListEvents(ctx context.Context, tenant string, q deliverylog.EventQuery) (api.EventList, error)
+	GetEvent(ctx context.Context, tenant, id string) (api.EventDetail, error)
+	EndpointStats(ctx context.Context, tenant, endpointID string, window time.Duration) (api.StatsView, error)
 }
 
 // Branding is how the portal presents itself to a platform's customers.
@@ -74,6 +83,7 @@ type Deps struct {
 	Sessions  *Sessions
 	Endpoints Endpoints
 	Log       DeliveryLog
+	API       API
 	Catalog   *schemas.Catalog
 	Logger    *slog.Logger
 	Branding  Branding
@@ -138,6 +148,13 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"list": func(s ...string) []string { return s },
+	"add":  func(a, b int64) int64 { return a + b },
+	"val": func(p *int) int {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
 	"pct":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + " %" },
 }
 
@@ -198,6 +215,7 @@ func (p *Portal) routes() []route {
 		{"POST /portal/endpoints/{id}/rotate-secret", ManageEndpoints, p.rotateSecret},
 		{"GET /portal/endpoints/{id}/verify", View, p.verifyPage},
 		{"GET /portal/event-types", View, p.catalogPage},
+		{"GET /portal/events", View, p.eventsPage},
 		{"GET /portal/events/{id}", View, p.eventPage},
 		{"GET /portal/attempts/{id}", View, p.attemptPage},
 		{"POST /portal/logout", View, p.logout},

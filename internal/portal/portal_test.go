@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/schemas"
@@ -46,7 +47,9 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Deps{Sessions: sessions, Endpoints: store, Log: deliverylog.NewIndex(r.Client, 0), Catalog: cat, Logger: quiet,
+	ix := deliverylog.NewIndex(r.Client, 0)
+	server := api.New(api.WithEndpoints(store), api.WithDeliveryLog(ix), api.WithCatalog(cat), api.WithLogger(quiet))
+	p, err := New(Deps{Sessions: sessions, Endpoints: store, Log: ix, API: server, Catalog: cat, Logger: quiet,
 		Branding: Branding{Name: "Acme"}})
 	if err != nil {
 		t.Fatal(err)
