@@ -155,7 +155,7 @@ var funcs = template.FuncMap{
 		}
 		return *p
 	},
-	"pct":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + " %" },
+	"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + " %" },
 }
 
 func parsePages() (map[string]*template.Template, error) {
