@@ -83,9 +83,24 @@ func (o *orderReceiver) snapshot() []string {
 // principal holding only the ACLs `hookstream kafka-acls --apply` gave it,
 // on topics `hookstream topics create` made: every event arrives, signed,
 // in order, a retried one included.
+//
+// It runs on a single redis-server and on a 3-master Redis Cluster
+// (--redis-cluster-addrs), so the whole pipeline is shown on TLS + SCRAM +
+// ACLs and a Redis Cluster.
 func TestPipelineOnSecuredKafka(t *testing.T) {
+	for _, backend := range []string{"single", "cluster"} {
+		t.Run("redis-"+backend, func(t *testing.T) { testPipelineOnSecuredKafka(t, backend == "cluster") })
+	}
+}
+
+func testPipelineOnSecuredKafka(t *testing.T, redisCluster bool) {
 	k := testenv.StartSecureKafka(t, 3)
-	r := testenv.StartRedis(t)
+	redisFlags := func() []string {
+		if redisCluster {
+			return []string{"--redis-cluster-addrs", testenv.StartRedisCluster(t, 3).Addrs[0]}
+		}
+		return []string{"--redis-url", testenv.StartRedis(t).URL}
+	}()
 	admin := k.Flags(testenv.SecureAdminUser, testenv.SecureAdminPass)
 	if code, out, errOut := runMain(t, "", append([]string{"topics", "create", "--partitions-events", "2", "--partitions-deliveries", "2", "--partitions-other", "1"}, admin...)...); code != 0 {
 		t.Fatalf("topics create: exit %d: %s%s", code, out, errOut)
@@ -98,7 +113,7 @@ func TestPipelineOnSecuredKafka(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "allowed User:"+user) {
 			t.Fatalf("kafka-acls --apply %s: exit %d: %s%s", role, code, out, errOut)
 		}
-		flags[role] = append(k.Flags(user, pw), "--redis-url", r.URL, "--shutdown-grace", "5s", "--http-addr", freeAddr(t))
+		flags[role] = append(append(k.Flags(user, pw), redisFlags...), "--shutdown-grace", "5s", "--http-addr", freeAddr(t))
 	}
 	token := "tok_" + randomHex(t)
 	apiBase, _ := startRole(t, "api", map[string]string{"HOOKSTREAM_API_TOKENS": token + "=acme"}, append(flags["api"], "--allow-private-destinations")...)

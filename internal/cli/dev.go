@@ -25,6 +25,7 @@ import (
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/demo"
+	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/kafkaserver"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/producer"
@@ -168,7 +169,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("%w (see --http-addr)", err)
 	}
-	fan, err := newFanout(d, defaultFanoutSettings())
+	fset := defaultFanoutSettings()
+	fset.watch = groupwatch.New(time.Now) // its gauges, as the fanout role shows them
+	fan, err := newFanout(d, fset)
 	if err != nil {
 		return err
 	}

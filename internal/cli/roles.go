@@ -183,7 +183,7 @@ type fanoutSettings struct {
 	txnTimeout time.Duration
 	group      groupFlags
 	maxBatch   int
-	watch      *groupwatch.Watch // nil: no readiness check of the group
+	watch      *groupwatch.Watch // its group's readiness check uses it; nil: a watch of its own
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -211,13 +211,14 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		fanout.WithMaxBatch(s.maxBatch),
 		fanout.WithMeterProvider(d.tel.Meter),
 	}
-	if s.watch != nil {
-		if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
-			return supervisor.Named{}, err
-		}
-		opts = append(opts, s.watch.ClientOpts()...)
-		fopts = append(fopts, fanout.WithWatch(s.watch))
+	if s.watch == nil {
+		s.watch = groupwatch.New(time.Now) // its gauges, without a readiness check
 	}
+	if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
+		return supervisor.Named{}, err
+	}
+	opts = append(opts, s.watch.ClientOpts()...)
+	fopts = append(fopts, fanout.WithWatch(s.watch))
 	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
