@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/ops"
+	"github.com/hookstream/hookstream/internal/portal"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/producer"
@@ -136,8 +137,10 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 type apiSettings struct {
 	tokens         api.Tokens
 	backendTimeout time.Duration
-	logRetention   time.Duration // the delivery log's window; 0: the default
-	brand          string        // "": signature.DefaultBrand
+	logRetention   time.Duration    // the delivery log's window; 0: the default
+	brand          string           // "": signature.DefaultBrand
+	portal         *portal.Sessions // nil: no portal (portal.go)
+	portalURL      string
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -145,7 +148,11 @@ type apiSettings struct {
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
-	return api.New(
+	var more []api.Option
+	if s.portal != nil {
+		more = append(more, api.WithPortal(s.portal, s.portalURL))
+	}
+	return api.New(append([]api.Option{
 		api.WithTokens(s.tokens),
 		api.WithCatalog(d.catalog),
 		api.WithPublisher(pub),
@@ -157,7 +164,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
 		api.WithBrand(s.brand),
-	)
+	}, more...)...)
 }
 
 // apiRoutes mounts srv's routes on an ops server.
