@@ -176,7 +176,8 @@ type fanoutSettings struct {
 	txnTimeout time.Duration
 	group      groupFlags
 	maxBatch   int
-	watch      *groupwatch.Watch // nil: no readiness check of the group
+	linger     time.Duration
+	watch      *groupwatch.Watch // its group's readiness check uses it; nil: a watch of its own
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -185,6 +186,7 @@ func defaultFanoutSettings() fanoutSettings {
 		txnTimeout: fanout.DefaultTransactionTimeout,
 		group:      groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout},
 		maxBatch:   fanout.DefaultMaxBatch,
+		linger:     fanout.DefaultLinger,
 	}
 }
 
@@ -202,15 +204,17 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		fanout.WithDedupe(d.rdb),
 		fanout.WithDedupeWindow(s.window),
 		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithLinger(s.linger),
 		fanout.WithMeterProvider(d.tel.Meter),
 	}
-	if s.watch != nil {
-		if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
-			return supervisor.Named{}, err
-		}
-		opts = append(opts, s.watch.ClientOpts()...)
-		fopts = append(fopts, fanout.WithWatch(s.watch))
+	if s.watch == nil {
+		s.watch = groupwatch.New(time.Now) // its gauges, without a readiness check
 	}
+	if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
+		return supervisor.Named{}, err
+	}
+	opts = append(opts, s.watch.ClientOpts()...)
+	fopts = append(fopts, fanout.WithWatch(s.watch))
 	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
@@ -239,6 +243,7 @@ type delivererSettings struct {
 	tenantShare  int
 	unordered    int
 	maxBuffered  int
+	maxBufferedB int64
 	connect      time.Duration
 	request      time.Duration
 	allowPrivate bool
@@ -255,6 +260,7 @@ func defaultDelivererSettings() delivererSettings {
 		maxInFlight:  deliverer.DefaultMaxInFlight,
 		unordered:    deliverer.DefaultUnorderedConcurrency,
 		maxBuffered:  deliverer.DefaultMaxBuffered,
+		maxBufferedB: deliverer.DefaultMaxBufferedBytes,
 		connect:      sender.DefaultConnectTimeout,
 		request:      sender.DefaultTimeout,
 		signer:       signature.NewSigner(),
@@ -289,6 +295,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		deliverer.WithTenantShare(s.tenantShare),
 		deliverer.WithUnorderedConcurrency(s.unordered),
 		deliverer.WithMaxBuffered(s.maxBuffered),
+		deliverer.WithMaxBufferedBytes(s.maxBufferedB),
 		deliverer.WithDisableAfter(s.disableAfter),
 		deliverer.WithDrainTimeout(s.drain),
 		deliverer.WithPublisher(pub),
