@@ -312,7 +312,7 @@ func TestRedisSecretsNeverLogged(t *testing.T) {
 			env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, LookupEnv: func(string) (string, bool) { return "", false }}
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 			defer cancel()
-			args := append([]string{"fanout", "--kafka-brokers", k.Addr, "--http-addr", freeAddr(t), "--log-level", "debug", "--shutdown-grace", "1s"}, redisArgs...)
+			args := append([]string{"fanout", "--kafka-brokers", k.Addr, "--http-addr", freeAddr(t), "--log-level", "debug", "--shutdown-grace", "1s", "--allow-unsafe-topics"}, redisArgs...)
 			Main(ctx, args, env)
 			if strings.Contains(out.String(), testRedisSecret) {
 				t.Fatalf("the output holds the password:\n%s", out.String())
