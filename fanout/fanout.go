@@ -32,7 +32,6 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/hookstream/hookstream/envelope"
-	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
@@ -123,7 +122,7 @@ type cfg struct {
 	backoffMin   time.Duration
 	backoffMax   time.Duration
 	endTimeout   time.Duration
-	watch        *groupwatch.Watch
+	watch        CommitWatcher
 }
 
 // Option configures a Fanout.

@@ -1,9 +1,13 @@
 package fanout
 
-import "github.com/hookstream/hookstream/internal/groupwatch"
+// CommitWatcher is told of every committed transaction. Committed must not
+// block: it runs on the fanout's loop.
+type CommitWatcher interface {
+	Committed()
+}
 
-// WithWatch records the fanout's commits in w (default: none), whose
-// callbacks (w.ClientOpts) the caller passes to the session: with both,
-// w.Check tells a fanout stuck without partitions, or holding partitions
+// WithWatch tells w of the fanout's commits (default: nobody). With a
+// groupwatch.Watch whose client callbacks the caller passed to the session,
+// the watch tells a fanout stuck without partitions, or holding partitions
 // without committing while their lag grows.
-func WithWatch(w *groupwatch.Watch) Option { return func(c *cfg) { c.watch = w } }
+func WithWatch(w CommitWatcher) Option { return func(c *cfg) { c.watch = w } }
