@@ -85,7 +85,9 @@ type cfg struct {
 	backendTimeout time.Duration
 	tracer         trace.TracerProvider
 	propagator     propagation.TextMapPropagator
-	brand          string // WithBrand, docs.go
+	brand          string         // WithBrand, docs.go
+	portal         PortalSessions // WithPortal, portal.go; nil: 503
+	portalURL      string
 }
 
 // Option configures a Server.
@@ -162,6 +164,8 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
 		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
 		"GET /docs/events":                      s.serveEventsPage,
+		"POST /v1/portal/sessions":              s.createPortalSession,
+		"POST /v1/portal/sessions/revoke":       s.revokePortalSessions,
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

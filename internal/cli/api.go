@@ -36,6 +36,8 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set; it also brands /docs/events and /v1/asyncapi.json")
 	maxEndpoints := fs.Int("max-endpoints-per-tenant", subscription.DefaultMaxEndpoints, "most endpoints one tenant may have")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
+	var pf portalFlags
+	pf.register(fs, "signing key of customer portal links and sessions, at least 16 bytes (keep it secret; changing it ends every session); empty: no portal")
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
@@ -62,6 +64,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	if _, err := newSigner(*brand); err != nil {
 		return err
 	}
+	if err := pf.validate(); err != nil {
+		return err
+	}
 	if *maxEndpoints < 1 {
 		return fmt.Errorf("%w: --max-endpoints-per-tenant must be at least 1", ErrUsage)
 	}
@@ -86,12 +91,21 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention})
+	sessions, err := pf.build(d)
+	if err != nil {
+		return err
+	}
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention,
+		portal: sessions, portalURL: pf.publicURL})
+	pages, err := pf.pages(d, sessions, server, *brand, *logRetention)
+	if err != nil {
+		return err
+	}
 	// A request may take its read timeout to arrive and the backend
 	// timeout to be answered.
 	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns})
-	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits, ops.WithTerseReadiness())...)
+	srv := d.opsServer(c.httpAddr, append(append(apiRoutes(server), portalRoutes(pages)...), limits, ops.WithTerseReadiness())...)
 	if err := srv.Listen(); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/ops"
+	"github.com/hookstream/hookstream/internal/portal"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/producer"
@@ -136,8 +137,10 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 type apiSettings struct {
 	tokens         api.Tokens
 	backendTimeout time.Duration
-	logRetention   time.Duration // the delivery log's window; 0: the default
-	brand          string        // "": signature.DefaultBrand
+	logRetention   time.Duration    // the delivery log's window; 0: the default
+	brand          string           // "": signature.DefaultBrand
+	portal         *portal.Sessions // nil: no portal (portal.go)
+	portalURL      string
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -145,7 +148,11 @@ type apiSettings struct {
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
-	return api.New(
+	var more []api.Option
+	if s.portal != nil {
+		more = append(more, api.WithPortal(s.portal, s.portalURL))
+	}
+	return api.New(append([]api.Option{
 		api.WithTokens(s.tokens),
 		api.WithCatalog(d.catalog),
 		api.WithPublisher(pub),
@@ -157,7 +164,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
 		api.WithBrand(s.brand),
-	)
+	}, more...)...)
 }
 
 // apiRoutes mounts srv's routes on an ops server.
@@ -177,7 +184,7 @@ type fanoutSettings struct {
 	group      groupFlags
 	maxBatch   int
 	linger     time.Duration
-	watch      *groupwatch.Watch // nil: no readiness check of the group
+	watch      *groupwatch.Watch // its group's readiness check uses it; nil: a watch of its own
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -207,13 +214,14 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		fanout.WithLinger(s.linger),
 		fanout.WithMeterProvider(d.tel.Meter),
 	}
-	if s.watch != nil {
-		if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
-			return supervisor.Named{}, err
-		}
-		opts = append(opts, s.watch.ClientOpts()...)
-		fopts = append(fopts, fanout.WithWatch(s.watch))
+	if s.watch == nil {
+		s.watch = groupwatch.New(time.Now) // its gauges, without a readiness check
 	}
+	if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
+		return supervisor.Named{}, err
+	}
+	opts = append(opts, s.watch.ClientOpts()...)
+	fopts = append(fopts, fanout.WithWatch(s.watch))
 	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
