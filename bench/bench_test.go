@@ -43,7 +43,7 @@ func TestSmoke(t *testing.T) {
 		if s.BadSignature > 0 || s.Misrouted > 0 {
 			t.Errorf("scenario %s: %d bad signatures, %d misrouted", id, s.BadSignature, s.Misrouted)
 		}
-		if id != "e" && s.Verified == 0 {
+		if id != "e" && id != "h-bare" && s.Verified == 0 { // the bare loops do not sign
 			t.Errorf("scenario %s: no signature verified", id)
 		}
 	}

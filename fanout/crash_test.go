@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/producer"
 )
@@ -116,6 +117,24 @@ func TestCrashExactlyOnce(t *testing.T) {
 	}
 	if missing > 0 || dups > 0 || len(ds) != n*len(eps) {
 		t.Fatalf("after the crash: %d deliveries for %d events x %d endpoints: %d missing, %d duplicated", len(ds), len(ids), len(eps), missing, dups)
+	}
+	// The delivery log's records, written in the same transactions, are
+	// exactly once too: one per event.
+	matches := map[string]int{}
+	for _, rec := range r.kafka.ReadAll(t, r.names.Matches) {
+		m, err := record.ParseMatch(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		matches[m.EventID]++
+		if len(m.Endpoints) != len(eps) {
+			t.Fatalf("match record of %s names %v, want the %d endpoints", m.EventID, m.Endpoints, len(eps))
+		}
+	}
+	for _, id := range ids {
+		if matches[id] != 1 {
+			t.Fatalf("after the crash: %d match records of %s, want 1", matches[id], id)
+		}
 	}
 	// Per endpoint and ordering key, events arrive in publish order.
 	last := map[string]string{}
