@@ -21,6 +21,7 @@ type Names struct {
 	Retries    string // parked deliveries waiting for a long backoff
 	Attempts   string // one record per delivery attempt
 	Dead       string // exhausted or poison records, with the reason
+	Jobs       string // compacted recovery jobs (resend, recover, replay), keyed by job id
 }
 
 // New returns the topic names for prefix.
@@ -32,12 +33,13 @@ func New(prefix string) Names {
 		Retries:    prefix + "retries",
 		Attempts:   prefix + "attempts",
 		Dead:       prefix + "dead",
+		Jobs:       prefix + "jobs",
 	}
 }
 
 // All lists every topic name.
 func (n Names) All() []string {
-	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead}
+	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead, n.Jobs}
 }
 
 // Partitions is how many partitions Ensure gives each topic it creates; -1
@@ -78,6 +80,9 @@ func Ensure(ctx context.Context, adm *kadm.Client, n Names, p Partitions) error 
 		{n.Retries, p.Deliveries, map[string]*string{"retention.ms": &fortnight}},
 		{n.Attempts, p.Other, map[string]*string{"retention.ms": &week}},
 		{n.Dead, p.Other, map[string]*string{"retention.ms": &month}},
+		// One partition: jobs are few, and one runner reads them all in
+		// the order they were written (see package recovery).
+		{n.Jobs, 1, map[string]*string{"cleanup.policy": &compact}},
 	}
 	for _, s := range specs {
 		resp, err := adm.CreateTopic(ctx, s.parts, -1, s.configs, s.name)
