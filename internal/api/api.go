@@ -85,6 +85,10 @@ type cfg struct {
 	tracer         trace.TracerProvider
 	propagator     propagation.TextMapPropagator
 	brand          string // WithBrand, docs.go
+
+	// jobs and failing serve the recovery routes (WithJobs, jobs.go).
+	jobs    Jobs
+	failing FailingLog
 }
 
 // Option configures a Server.
@@ -158,6 +162,9 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
 		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
 		"GET /docs/events":                      s.serveEventsPage,
+	}
+	for pattern, h := range s.jobRoutes() {
+		routes[pattern] = h
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

@@ -36,6 +36,10 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set; it also brands /docs/events and /v1/asyncapi.json")
 	maxEndpoints := fs.Int("max-endpoints-per-tenant", subscription.DefaultMaxEndpoints, "most endpoints one tenant may have")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
+	// The jobs group (package recovery) decides which api process runs
+	// the recovery jobs.
+	var group groupFlags
+	group.register(fs)
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
@@ -55,6 +59,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --http-read-timeout and --http-idle-timeout must be at least 1s", ErrUsage)
 	case *maxConns < 1:
 		return fmt.Errorf("%w: --http-max-conns must be at least 1", ErrUsage)
+	}
+	if err := group.validate(); err != nil {
+		return err
 	}
 	if err := parts.validate(); err != nil {
 		return err
@@ -86,7 +93,11 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention})
+	jobs, jobsWorker, err := newJobs(d, group, p)
+	if err != nil {
+		return err
+	}
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention, jobs: jobs})
 	// A request may take its read timeout to arrive and the backend
 	// timeout to be answered.
 	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,
@@ -96,5 +107,5 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log.Info("api starting", "http_addr", srv.Addr(), "events", d.topics().Events, "tokens", len(tokens))
-	return c.serve(ctx, log, supervisor.Named{Name: "http", Worker: srv}, supervisor.Named{Name: "endpoints", Worker: d.store})
+	return c.serve(ctx, log, supervisor.Named{Name: "http", Worker: srv}, supervisor.Named{Name: "endpoints", Worker: d.store}, jobsWorker)
 }

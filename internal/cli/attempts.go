@@ -157,6 +157,9 @@ Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) a
 
 // runEvents shows an event's deliveries from the delivery log.
 func runEvents(ctx context.Context, env Env, args []string) error {
+	if len(args) > 0 && args[0] == "resend" {
+		return runJobCommand(ctx, env, "resend", args[1:]) // jobs.go
+	}
 	if len(args) == 0 || args[0] != "get" {
 		fmt.Fprint(env.Stderr, eventsUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {

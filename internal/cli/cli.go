@@ -51,6 +51,7 @@ func commands() []command {
 		{"kafka", "the embedded Kafka broker alone", runKafka},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
+		{"jobs", "list, get (--wait: follow), cancel recovery jobs (resend, recover, replay)", runJobs},
 		{"verify", "verify a received webhook against a secret", runVerify},
 		{"schemas", "import an OpenAPI 3.1 document's webhooks as catalog schema files", runSchemas},
 		{"docs", "print the AsyncAPI document, or write the events page and both specs (--out)", runDocs},

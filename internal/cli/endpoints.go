@@ -28,6 +28,8 @@ type endpointsClient struct {
 	tenant string
 	http   *http.Client
 	out    io.Writer
+	// idempotencyKey, when set, is sent as Idempotency-Key (jobs.go).
+	idempotencyKey string
 }
 
 func (c *endpointsClient) register(fs *flag.FlagSet) {
@@ -65,6 +67,7 @@ const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|dele
   update ID                   any create flag except --secret, or --disabled=true|false; only the flags given change
   delete ID
   rotate-secret ID            [--grace 24h]
+  recover|replay|test ID      recovery jobs and test events: see hookstream jobs --help
 
 Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
 `
@@ -80,6 +83,10 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "recover", "replay", "test":
+		return runJobCommand(ctx, env, sub, args) // jobs.go
+	}
 	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
 	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
 	c.register(fs)
@@ -287,6 +294,9 @@ func (c *endpointsClient) call(ctx context.Context, method, path string, q url.V
 		return nil, fmt.Errorf("%w: --api-url: %w", ErrUsage, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", c.idempotencyKey)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

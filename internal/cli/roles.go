@@ -122,6 +122,7 @@ type apiSettings struct {
 	backendTimeout time.Duration
 	logRetention   time.Duration // the delivery log's window; 0: the default
 	brand          string        // "": signature.DefaultBrand
+	jobs           api.Jobs      // nil: the recovery routes answer 503
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -129,18 +130,23 @@ type apiSettings struct {
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
-	return api.New(
+	index := deliverylog.NewIndex(d.rdb, s.logRetention)
+	var jobs []api.Option
+	if s.jobs != nil {
+		jobs = append(jobs, api.WithJobs(s.jobs, index))
+	}
+	return api.New(append(jobs,
 		api.WithTokens(s.tokens),
 		api.WithCatalog(d.catalog),
 		api.WithPublisher(pub),
 		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
-		api.WithDeliveryLog(deliverylog.NewIndex(d.rdb, s.logRetention)),
+		api.WithDeliveryLog(index),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
 		api.WithBrand(s.brand),
-	)
+	)...)
 }
 
 // apiRoutes mounts srv's routes on an ops server.
