@@ -36,6 +36,9 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 		if err != nil {
 			return nil, fmt.Errorf("deliverylog: range: %w", err)
 		}
+		if len(ms) == 0 {
+			break
+		}
 		es, err := ix.entries(ctx, tenant, ms)
 		if err != nil {
 			return nil, err
