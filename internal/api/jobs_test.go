@@ -111,7 +111,9 @@ func TestJobsRoutes(t *testing.T) {
 		t.Fatalf("dry run: %d %s, want 200 with count 0 and an empty sample", r.status, r.body)
 	}
 
-	type accepted struct{ Job struct{ ID, State, Kind string } }
+	type accepted struct {
+		Job struct{ ID, State, Kind string }
+	}
 	var a, b accepted
 	r, h := jobDo(t, "POST", base+"/v1/endpoints/"+ep+"/replay", "tok-acme", "k-1", `{"since":"`+since+`","rate":1}`)
 	r.decode(t, &a)

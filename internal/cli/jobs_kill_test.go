@@ -76,7 +76,7 @@ func TestReplayRunnerKill9(t *testing.T) {
 		t.Fatalf("replay: %d", code)
 	}
 	type job struct {
-		State                   string
+		State                  string
 		Total, Processed, Sent int64
 	}
 	get := func() job {
