@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,20 +106,21 @@ func TestDevRecoverAfterOutage(t *testing.T) {
 	}
 
 	down.failing.Store(false)
-	var accepted struct{ Job struct{ ID, State string } }
-	if code := apiCall(t, http.MethodPost, apiURL+"/v1/endpoints/"+a.ID+"/recover", token, map[string]any{"since": start}, &accepted); code != http.StatusAccepted {
-		t.Fatalf("recover: %d", code)
-	}
+	// Through the CLI: start the job and follow it to its end.
+	cli := apiCLI(t, apiURL, token)
+	code, out, errOut := cli("endpoints", "recover", a.ID, "--since", start, "--wait")
 	var job struct {
-		State       string
+		ID, State   string
 		Total, Sent int64
 	}
-	p.WaitFor(t, "the recover job to end", time.Minute, func() bool {
-		apiCall(t, http.MethodGet, apiURL+"/v1/jobs/"+accepted.Job.ID, token, nil, &job)
-		return job.State == "done" || job.State == "failed" || job.State == "canceled"
-	})
-	if job.State != "done" || job.Total != n || job.Sent != n {
-		t.Fatalf("job %+v, want done with %d sent", job, n)
+	if err := json.Unmarshal([]byte(out), &job); code != 0 || err != nil {
+		t.Fatalf("endpoints recover --wait: exit %d, %v\n%s\n%s", code, err, out, errOut)
+	}
+	if job.State != "done" || job.Total != n || job.Sent != n || !strings.Contains(errOut, job.ID+" done") {
+		t.Fatalf("job %+v (progress %q), want done with %d sent", job, errOut, n)
+	}
+	if code, out, _ := cli("jobs", "list"); code != 0 || !strings.Contains(out, job.ID) {
+		t.Fatalf("jobs list: exit %d\n%s", code, out)
 	}
 	p.WaitFor(t, "the recovered endpoint to get every event", time.Minute, func() bool { return len(down.got()) >= n })
 	time.Sleep(time.Second) // anything sent twice or to the other endpoint shows by now
@@ -145,5 +147,14 @@ func TestDevRecoverAfterOutage(t *testing.T) {
 	}
 	if got := down.got(); len(got) != n+1 || got[n] != sent.EventID || len(other.got()) != n {
 		t.Fatalf("after the test event: endpoint got %d (last %v), other %d; want the test event to the endpoint alone", len(got), got[len(got)-1], len(other.got()))
+	}
+
+	// A resend to one endpoint: the same event, to it alone.
+	if code, out, errOut := cli("events", "resend", ids[0], "--endpoints", b.ID, "--wait"); code != 0 {
+		t.Fatalf("events resend: exit %d\n%s\n%s", code, out, errOut)
+	}
+	p.WaitFor(t, "the resent event", time.Minute, func() bool { return len(other.got()) == n+1 })
+	if got := other.got(); got[n] != ids[0] || len(down.got()) != n+1 {
+		t.Fatalf("resend: other got %v last, endpoint %d; want %s to the other alone", got[n], len(down.got()), ids[0])
 	}
 }
