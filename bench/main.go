@@ -18,6 +18,7 @@
 //	c-500         10% of endpoints answer 500
 //	c2            (b) beside one more tenant whose many endpoints never answer
 //	d             (a) with 2 deliverer processes
+//	f             (b) beside a 100,000-event replay to one endpoint
 package main
 
 import (
@@ -60,7 +61,7 @@ type config struct {
 	pprof          bool // profile the processes during each delivery scenario
 }
 
-var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d"}
+var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d", "f"}
 
 func defaultConfig() config {
 	return config{
