@@ -37,9 +37,9 @@ func (b *bench) replayBeside(ctx context.Context) error {
 		n = 10000
 	}
 	s, err := b.delivery(ctx, deliverySpec{
-		id:   "f",
-		name: fmt.Sprintf("(f) beside a %d-event replay", n),
-		desc: fmt.Sprintf("as (b) (%s), while a replay job (POST /v1/endpoints/{id}/replay, default rate) sends %d events of one more tenant, published before the load, to one more endpoint; the other endpoints only", how, n),
+		id:         "f",
+		name:       fmt.Sprintf("(f) beside a %d-event replay", n),
+		desc:       fmt.Sprintf("as (b) (%s), while a replay job (POST /v1/endpoints/{id}/replay, default rate) sends %d events of one more tenant, published before the load, to one more endpoint; the other endpoints only", how, n),
 		deliverers: 1,
 		rate:       rate,
 		beside: func(ctx context.Context, cl *cluster) (func(*scenarioResult), error) {
