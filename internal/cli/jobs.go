@@ -34,6 +34,7 @@ func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher) (*recovery.S
 		Endpoints:  d.store,
 		Publisher:  pub,
 		Logger:     d.log,
+		MaxLead:    recovery.DefaultMaxLead,
 	})
 	if err != nil {
 		return nil, supervisor.Named{}, err

@@ -50,6 +50,10 @@ const (
 // DefaultRate is a job's pace when it names none: deliveries per second.
 const DefaultRate = 500
 
+// DefaultMaxLead is the Config.MaxLead the roles use: at the default rate,
+// ten seconds of a job's records beyond what the deliverer committed.
+const DefaultMaxLead = 5000
+
 // MaxRate bounds the rate a job may ask for.
 const MaxRate = 20000
 

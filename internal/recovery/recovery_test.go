@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/recovery"
 	"github.com/hookstream/hookstream/internal/testenv"
@@ -26,9 +28,11 @@ type env struct {
 	svc    *recovery.Service
 	cl     *kgo.Client
 	stopSv func() error
+	// maxLead is the Config.MaxLead of the Services start builds.
+	maxLead int64
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, maxLead ...int64) *env {
 	t.Helper()
 	k := testenv.StartKafka(t)
 	prefix := strings.ToLower(strings.NewReplacer("/", ".", "_", "").Replace(t.Name())) + "."
@@ -42,6 +46,9 @@ func newEnv(t *testing.T) *env {
 	store := subscription.NewStore(cl, r.Client, catalog, subscription.WithTopicPrefix(prefix), subscription.WithAllowPrivate(true))
 	testenv.Run(t, store)
 	e := &env{k: k, names: names, store: store, cl: cl}
+	if len(maxLead) > 0 {
+		e.maxLead = maxLead[0]
+	}
 	e.start(t)
 	return e
 }
@@ -55,6 +62,7 @@ func (e *env) start(t *testing.T) {
 		GroupOpts:  []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(time.Second)},
 		Endpoints:  e.store,
 		Step:       100 * time.Millisecond,
+		MaxLead:    e.maxLead,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -295,5 +303,46 @@ func TestResendIdempotentAndResume(t *testing.T) {
 		if d.EndpointID != ep || string(d.Body) != string(recs[i].Value) {
 			t.Fatalf("resend %d: to %s, body %s; want %s, the original bytes in order", i, d.EndpointID, d.Body, ep)
 		}
+	}
+}
+
+// TestReplayWaitsForTheDeliverer: a job stops writing while the deliveries
+// partition holds more than MaxLead records beyond the deliverer group's
+// committed offset, and goes on once the deliverer has caught up.
+func TestReplayWaitsForTheDeliverer(t *testing.T) {
+	e := newEnv(t, 200)
+	ep := e.endpoint(t, "acme", "*")
+	e.publish(t, 2000, time.Now().Add(-time.Hour))
+	j, _, err := e.svc.Submit(context.Background(), recovery.Job{Tenant: "acme", Kind: recovery.KindReplay, EndpointID: ep,
+		Since: time.Now().Add(-2 * time.Hour), Rate: 1000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No deliverer runs: the job may get one step (100 records) past
+	// the bound, no further.
+	testenv.Eventually(t, 30*time.Second, "the job to send", func() bool { j, _ = e.svc.Get("acme", j.ID); return j.Sent > 0 })
+	time.Sleep(1500 * time.Millisecond)
+	j, _ = e.svc.Get("acme", j.ID)
+	if j.State != recovery.StateRunning || j.Sent < 200 || j.Sent > 300 {
+		t.Fatalf("job without a deliverer: %+v, want it running and waiting after 200 to 300 sent", j)
+	}
+	// The deliverer catches up: it commits the end of the partitions.
+	adm := kadm.NewClient(e.cl)
+	commit := func() {
+		ends, err := adm.ListEndOffsets(context.Background(), e.names.Deliveries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := adm.CommitOffsets(context.Background(), deliverer.Group, ends.Offsets()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, time.Minute, "the job to finish as the deliverer commits", func() bool {
+		commit()
+		j, _ = e.svc.Get("acme", j.ID)
+		return j.State == recovery.StateDone
+	})
+	if j.Sent != 1000 {
+		t.Fatalf("job %+v, want the tenant's 1000 events sent", j)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/segmentio/encoding/json"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/subscription"
 )
@@ -45,6 +48,7 @@ func (r *runner) run(ctx context.Context, j Job) {
 	}()
 	batch := max(1, int(float64(j.Rate)*r.s.cfg.Step.Seconds()))
 	wait := time.Duration(0)
+	written := map[int32]int64{} // per deliveries partition, the offset after the job's last record
 	for ctx.Err() == nil {
 		if wait > 0 {
 			select {
@@ -61,6 +65,13 @@ func (r *runner) run(ctx context.Context, j Job) {
 				continue
 			}
 			return
+		}
+		if ahead, err := r.ahead(ctx, written); err != nil || ahead {
+			if err != nil {
+				log.Warn("recovery: deliverer offsets", "err", err)
+			}
+			wait = r.s.cfg.Step
+			continue
 		}
 		if src == nil {
 			var err error
@@ -85,6 +96,11 @@ func (r *runner) run(ctx context.Context, j Job) {
 		if err == nil {
 			err = r.commit(ctx, &next, recs)
 		}
+		if err == nil {
+			for _, rec := range recs {
+				written[rec.Partition] = max(written[rec.Partition], rec.Offset+1)
+			}
+		}
 		if err != nil {
 			// Nothing of the step was committed: start it again from
 			// the last committed state, with a fresh source.
@@ -106,6 +122,32 @@ func (r *runner) run(ctx context.Context, j Job) {
 		}
 		wait = r.s.cfg.Step - time.Since(start)
 	}
+}
+
+// ahead reports whether the job is more than MaxLead records ahead of the
+// deliverer in a deliveries partition it wrote to.
+func (r *runner) ahead(ctx context.Context, written map[int32]int64) (bool, error) {
+	if r.s.cfg.MaxLead <= 0 || len(written) == 0 {
+		return false, nil
+	}
+	offs, err := kadm.NewClient(r.s.w).FetchOffsets(ctx, deliverer.Group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// No deliverer committed yet: everything written is ahead.
+		err = nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for p, end := range written {
+		committed := int64(0)
+		if o, ok := offs.Lookup(r.s.cfg.Topics.Deliveries, p); ok && o.Err == nil {
+			committed = o.At
+		}
+		if end-committed > r.s.cfg.MaxLead {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // failed ends j failed when err says so, and reports whether it did.

@@ -53,6 +53,12 @@ type Config struct {
 	// Step is how often a job writes (default 200ms): also the longest a
 	// cancel waits.
 	Step time.Duration
+	// MaxLead bounds how many of a job's delivery records may wait in a
+	// deliveries partition beyond the deliverer group's committed offset
+	// (0: no bound): a job whose endpoint delivers slower than the job's
+	// rate waits instead of filling the partition that other endpoints'
+	// live deliveries share.
+	MaxLead int64
 }
 
 // Service keeps every job of the jobs topic in memory, accepts new jobs and
