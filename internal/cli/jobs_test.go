@@ -20,6 +20,7 @@ type receiver struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	ids     []string
+	bodies  [][]byte
 	failing atomic.Bool
 }
 
@@ -35,6 +36,7 @@ func newReceiver(t *testing.T) *receiver {
 		}
 		rv.mu.Lock()
 		rv.ids = append(rv.ids, e.ID)
+		rv.bodies = append(rv.bodies, b)
 		rv.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -54,13 +56,16 @@ func (rv *receiver) got() []string {
 // nothing more. A test event reaches the endpoint alone, and ?wait=
 // answers with its attempt.
 func TestDevRecoverAfterOutage(t *testing.T) {
-	down, other := newReceiver(t), newReceiver(t)
+	down, other, ops := newReceiver(t), newReceiver(t), newReceiver(t)
 	down.failing.Store(true)
 	p := startDev(t, t.TempDir(), "--data-dir", "", "--kafka-addr", freeAddr(t), "--http-addr", freeAddr(t),
 		"--shutdown-grace", "3s", "--retry-schedule", "0s,100ms")
 	ready := p.waitMatch(readyLine)
 	apiURL, token := ready[1], ready[2]
 	start := time.Now().Add(-time.Second).UTC().Format(time.RFC3339)
+	if code := apiCall(t, http.MethodPost, apiURL+"/v1/endpoints", token, map[string]any{"url": ops.srv.URL, "events": []string{"job.*"}}, nil); code != http.StatusCreated {
+		t.Fatalf("create the job.* endpoint: %d", code)
+	}
 	var a, b struct{ ID string }
 	for _, x := range []struct {
 		url string
@@ -121,6 +126,21 @@ func TestDevRecoverAfterOutage(t *testing.T) {
 	}
 	if code, out, _ := cli("jobs", "list"); code != 0 || !strings.Contains(out, job.ID) {
 		t.Fatalf("jobs list: exit %d\n%s", code, out)
+	}
+	p.WaitFor(t, "job.completed", time.Minute, func() bool { return len(ops.got()) > 0 })
+	ops.mu.Lock()
+	var completed struct {
+		Event string
+		Data  struct {
+			JobID string `json:"job_id"`
+			State string
+			Sent  int64
+		}
+	}
+	err := json.Unmarshal(ops.bodies[0], &completed)
+	ops.mu.Unlock()
+	if err != nil || completed.Event != "job.completed" || completed.Data.JobID != job.ID || completed.Data.State != "done" || completed.Data.Sent != n {
+		t.Fatalf("operational event %+v (%v), want job.completed of %s, done, %d sent", completed, err, job.ID, n)
 	}
 	p.WaitFor(t, "the recovered endpoint to get every event", time.Minute, func() bool { return len(down.got()) >= n })
 	time.Sleep(time.Second) // anything sent twice or to the other endpoint shows by now
