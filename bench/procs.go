@@ -36,7 +36,8 @@ func startProc(dir, name, bin string, args []string, env []string) (*proc, error
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	// The bench's embedded broker is one: replication factor 1.
+	cmd.Env = append(append(os.Environ(), "HOOKSTREAM_ALLOW_UNSAFE_TOPICS=true"), env...)
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -364,6 +364,9 @@ func decodeStrict(doc []byte) (any, error) {
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
 		return nil, fmt.Errorf("read kind: %w", err)
 	}
+	if obj, ok, err := decodeCRD(tm.APIVersion, tm.Kind, doc); ok {
+		return obj, err
+	}
 	newObj, ok := kinds[tm.APIVersion+"/"+tm.Kind]
 	if !ok {
 		return nil, fmt.Errorf("unsupported apiVersion %q kind %q", tm.APIVersion, tm.Kind)
@@ -1229,14 +1232,18 @@ func mergeDeployment(d, patch *appsv1.Deployment) {
 			*cs = append(*cs, pc)
 			continue
 		}
+		// Entries the patch adds come first, in the patch's order, as
+		// kustomize's strategic merge puts them.
 		env := &(*cs)[i].Env
+		var added []corev1.EnvVar
 		for _, e := range pc.Env {
 			if j := slices.IndexFunc(*env, func(x corev1.EnvVar) bool { return x.Name == e.Name }); j >= 0 {
 				(*env)[j] = e
 			} else {
-				*env = append(*env, e)
+				added = append(added, e)
 			}
 		}
+		*env = append(added, *env...)
 	}
 }
 
@@ -1311,7 +1318,7 @@ func partitionProblems(objs map[string]any, reads map[string][]string) []string 
 }
 
 // renderings are the kustomizations whose partition counts are checked.
-var renderings = []string{baseDir, "kubernetes/overlays/example"}
+var renderings = []string{baseDir, "kubernetes/overlays/example", kedaOverlay}
 
 // TestPartitionsCoverReplicas renders base and the example overlay and
 // checks their partition counts against the replicas, with the partition

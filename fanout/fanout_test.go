@@ -326,7 +326,15 @@ func TestReadYourWrites(t *testing.T) {
 // as missing or stray pairs.
 func TestRedisFlushMidStream(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 3)
+	for _, cluster := range []bool{false, true} {
+		t.Run(map[bool]string{false: "single", true: "cluster"}[cluster], func(t *testing.T) {
+			t.Parallel()
+			testRedisFlushMidStream(t, newRigOn(t, 3, cluster))
+		})
+	}
+}
+
+func testRedisFlushMidStream(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 120*time.Second)
 
 	type endpoint struct{ tenant, filter string }
@@ -387,7 +395,7 @@ func TestRedisFlushMidStream(t *testing.T) {
 	r.start(t, nil)
 	publish(150, "acme", "globex")
 	done := waitPast(0)
-	r.redis.FlushAll(t)
+	r.flushAll(t)
 	t.Logf("first flush at committed offsets summing to %d (150 events published)", done)
 	publish(150, "acme", "globex")
 	r.waitProcessed(t)
@@ -397,7 +405,7 @@ func TestRedisFlushMidStream(t *testing.T) {
 	before := r.committed(t)
 	publish(100, "globex")
 	done = waitPast(before)
-	r.redis.FlushAll(t)
+	r.flushAll(t)
 	t.Logf("second flush at committed offsets %d past the first phase (100 events published)", done-before)
 	add("acme", "agent.deployed")
 	if _, err := r.api.Update(ctx, "acme", updated, subscription.Patch{Events: []string{"call.ended"}}); err != nil {

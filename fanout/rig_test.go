@@ -51,24 +51,35 @@ func catalog(t testing.TB) *schemas.Catalog {
 // rig is one Kafka and one Redis with Hookstream's topics, an endpoint store
 // for the test's writes (as the API process would have) and a producer.
 type rig struct {
-	kafka *testenv.Kafka
-	redis *testenv.Redis
-	names topic.Names
-	cat   *schemas.Catalog
-	api   *subscription.Store
-	pub   *producer.Producer
-	raw   *kgo.Client
+	kafka   *testenv.Kafka
+	redis   *testenv.Redis
+	cluster *testenv.RedisCluster // set: stores and dedupe use this Redis Cluster instead
+	names   topic.Names
+	cat     *schemas.Catalog
+	api     *subscription.Store
+	pub     *producer.Producer
+	raw     *kgo.Client
 }
 
 func newRig(t testing.TB, partitions int32) *rig {
 	t.Helper()
+	return newRigOn(t, partitions, false)
+}
+
+// newRigOn is newRig on a 3-master Redis Cluster when cluster is set.
+func newRigOn(t testing.TB, partitions int32, cluster bool) *rig {
+	t.Helper()
 	k := testenv.StartKafka(t)
 	r := &rig{
 		kafka: k,
-		redis: testenv.StartRedis(t),
 		names: k.CreateTopics(t, prefix, topic.Partitions{Events: partitions, Deliveries: partitions, Other: 1}),
 		cat:   catalog(t),
 		raw:   k.Client(t),
+	}
+	if cluster {
+		r.cluster = testenv.StartRedisCluster(t, 3)
+	} else {
+		r.redis = testenv.StartRedis(t)
 	}
 	r.api = r.store(t)
 	r.pub = producer.New(r.raw, r.cat, producer.WithTopicPrefix(prefix))
@@ -81,12 +92,30 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // process would have.
 func (r *rig) store(t testing.TB) *subscription.Store {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: r.redis.Addr})
+	rdb := r.rdb()
 	t.Cleanup(func() { _ = rdb.Close() })
 	s := subscription.NewStore(r.kafka.Client(t), rdb, r.cat,
 		subscription.WithTopicPrefix(prefix), subscription.WithAllowPrivate(true), subscription.WithLogger(quiet))
 	testenv.Run(t, s)
 	return s
+}
+
+// rdb returns a new client of the rig's Redis (the caller closes it).
+func (r *rig) rdb() redis.UniversalClient {
+	if r.cluster != nil {
+		return r.cluster.NewClient()
+	}
+	return redis.NewClient(&redis.Options{Addr: r.redis.Addr})
+}
+
+// flushAll empties the rig's Redis, every master of a cluster.
+func (r *rig) flushAll(t testing.TB) {
+	t.Helper()
+	if r.cluster != nil {
+		r.cluster.FlushAll(t)
+		return
+	}
+	r.redis.FlushAll(t)
 }
 
 // groupOpts make a restarted or added member take over in about a second.
@@ -121,7 +150,7 @@ func (r *rig) startOn(t testing.TB, names topic.Names, group string, m fanout.Ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: r.redis.Addr})
+	rdb := r.rdb()
 	opts = append([]fanout.Option{fanout.WithTopics(names), fanout.WithDedupe(rdb), fanout.WithLogger(quiet),
 		fanout.WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
 	f := fanout.New(sess, m, r.cat, opts...)

@@ -21,6 +21,7 @@ import (
 type env struct {
 	kafka   *testenv.Kafka
 	redis   *testenv.Redis
+	cluster *testenv.RedisCluster // set: the stores use this Redis Cluster instead
 	catalog *schemas.Catalog
 	topics  topic.Names
 }
@@ -42,12 +43,19 @@ func newEnv(t testing.TB) *env {
 // process would have. run starts its Run until the test ends.
 func (e *env) store(t testing.TB, run bool, opts ...Option) *Store {
 	t.Helper()
+	if e.cluster != nil {
+		return e.storeWith(t, e.cluster.NewClient(), run, opts...)
+	}
 	return e.storeOn(t, e.redis.Addr, run, opts...)
 }
 
 func (e *env) storeOn(t testing.TB, redisAddr string, run bool, opts ...Option) *Store {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	return e.storeWith(t, redis.NewClient(&redis.Options{Addr: redisAddr}), run, opts...)
+}
+
+func (e *env) storeWith(t testing.TB, rdb redis.UniversalClient, run bool, opts ...Option) *Store {
+	t.Helper()
 	t.Cleanup(func() { _ = rdb.Close() })
 	opts = append([]Option{WithTopicPrefix(testPrefix), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
 	s := NewStore(e.kafka.Client(t), rdb, e.catalog, opts...)

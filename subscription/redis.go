@@ -11,7 +11,11 @@ import (
 )
 
 // keys names the Redis keys of the endpoint cache, all under
-// <prefix>endpoints: so other packages' keys never collide with them.
+// <prefix>{endpoints}: so other packages' keys never collide with them.
+// The hash tag {endpoints} puts every key in one Redis Cluster slot: the
+// scripts and MULTI/EXEC reads below span many keys, and the generation
+// marker must live on the node holding the data it vouches for (a master
+// that loses its data loses the marker with it, so a rebuild follows).
 //
 //	data             hash  id -> endpoint JSON
 //	applied          hash  id -> offset of the endpoints-topic record applied last (kept for deleted ids)
@@ -28,7 +32,7 @@ type keys struct {
 }
 
 func newKeys(prefix string) keys {
-	b := prefix + "endpoints:"
+	b := prefix + "{endpoints}:"
 	return keys{
 		base: b, data: b + "data", applied: b + "applied", changes: b + "changes",
 		generation: b + "generation", offsets: b + "offsets", rebuildLock: b + "rebuild",
@@ -45,10 +49,11 @@ func (k keys) lock(id string) string              { return k.base + "lock:" + id
 // tombstone), indexes it, and bumps the change counter. Ordering by the
 // Kafka offset (all records of one id share a partition) makes Redis
 // converge on exactly what compaction keeps: the last record per key.
-// Key names are built here from ARGV, so this needs a standalone Redis
-// (or one hash slot), not Redis Cluster.
+// Key names are built here from ARGV, which Redis Cluster allows because
+// every key shares the {endpoints} slot; KEYS[1] (the data hash) routes the
+// call to that slot's node.
 //
-// ARGV: base, id, offset, value ("" = tombstone), tenant, indexed ("1" =
+// KEYS: data. ARGV: base, id, offset, value ("" = tombstone), tenant, indexed ("1" =
 // enabled), filters...
 var applyScript = redis.NewScript(`
 local b, id, pos = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -87,7 +92,7 @@ return 1
 // finishScript ends a rebuild, if the caller still holds the rebuild lock
 // (a FLUSHALL during the rebuild drops the lock, and the half-built cache
 // must not be marked complete): it records the offsets read, sets the
-// generation marker and releases the lock. ARGV: base, token, generation,
+// generation marker and releases the lock. KEYS: generation. ARGV: base, token, generation,
 // then partition, offset pairs.
 var finishScript = redis.NewScript(`
 local b = ARGV[1]
@@ -104,7 +109,7 @@ return 1
 // offsetsScript records how far a tailer applied the topic, only forward,
 // and only within the generation it tails (after a FLUSHALL it must not
 // recreate offsets that the next rebuild would trust). Returns 0 when the
-// generation changed. ARGV: base, generation, then partition, offset pairs.
+// generation changed. KEYS: offsets. ARGV: base, generation, then partition, offset pairs.
 var offsetsScript = redis.NewScript(`
 local b = ARGV[1]
 if redis.call('GET', b .. 'generation') ~= ARGV[2] then return 0 end
@@ -169,7 +174,7 @@ func (s *Store) apply(ctx context.Context, changes []change) ([]int64, error) {
 	run := func() ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, c := range changes {
-				applyScript.EvalSha(ctx, p, nil, s.applyArgs(c)...)
+				applyScript.EvalSha(ctx, p, []string{s.keys.data}, s.applyArgs(c)...)
 			}
 			return nil
 		})

@@ -91,7 +91,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // the topic.
 type Store struct {
 	kafka   *kgo.Client
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	topic   string
 	keys    keys
 	cfg     config
@@ -110,7 +110,7 @@ type Store struct {
 // client: the store produces with ProduceSync and builds its own consumers
 // from the client's connection options) and caching in rdb. filters decides
 // which event filters are valid (*schemas.Catalog).
-func NewStore(kafka *kgo.Client, rdb *redis.Client, filters Filters, opts ...Option) *Store {
+func NewStore(kafka *kgo.Client, rdb redis.UniversalClient, filters Filters, opts ...Option) *Store {
 	c := config{topicPrefix: topic.DefaultPrefix, redisPrefix: DefaultRedisPrefix, brand: signature.DefaultBrand, maxEndpoints: DefaultMaxEndpoints, log: slog.Default()}
 	for _, o := range opts {
 		o(&c)

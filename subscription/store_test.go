@@ -315,8 +315,9 @@ func TestRotateSecret(t *testing.T) {
 // TestReadYourWritesAcrossStores creates through one store (the api
 // process) and matches through another (fanout): right after Refresh, the
 // second sees the change, with its in-process cache warm before.
-func TestReadYourWritesAcrossStores(t *testing.T) {
-	e := newEnv(t)
+func TestReadYourWritesAcrossStores(t *testing.T) { backends(t, testReadYourWritesAcrossStores) }
+
+func testReadYourWritesAcrossStores(t *testing.T, e *env) {
 	a, b := e.store(t, true), e.store(t, true)
 	ctx := ctxFor(t, 2*time.Minute)
 	base := create(t, a, "t1", "agent.*")
@@ -352,8 +353,9 @@ func TestReadYourWritesAcrossStores(t *testing.T) {
 // TestFlushAllReadersWaitForRebuild empties Redis under two running stores
 // and checks that readers neither answer from the empty Redis nor from a
 // half-built one, and get the full set once a rebuild completes.
-func TestFlushAllReadersWaitForRebuild(t *testing.T) {
-	e := newEnv(t)
+func TestFlushAllReadersWaitForRebuild(t *testing.T) { backends(t, testFlushAllReadersWaitForRebuild) }
+
+func testFlushAllReadersWaitForRebuild(t *testing.T, e *env) {
 	a, b := e.store(t, true), e.store(t, true)
 	ctx := ctxFor(t, 2*time.Minute)
 	var want []string
@@ -372,14 +374,7 @@ func TestFlushAllReadersWaitForRebuild(t *testing.T) {
 	}
 
 	// FLUSHALL, and hold the rebuild lock as a slow rebuilder would.
-	rdb := e.redis.Client
-	if _, err := rdb.TxPipelined(ctx, func(p redisPipeliner) error {
-		p.FlushAll(ctx)
-		p.Set(ctx, b.keys.rebuildLock, "a-slow-rebuilder", time.Minute)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.flushAndHoldRebuild(ctx, t, b)
 	if err := b.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -406,9 +401,7 @@ func TestFlushAllReadersWaitForRebuild(t *testing.T) {
 		ids, err := b.Match(ctx, "t0", "agent.created")
 		waiting <- result{ids, err}
 	}()
-	if err := rdb.Del(ctx, b.keys.rebuildLock).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.releaseRebuild(ctx, t, b)
 	r := <-waiting
 	if r.err != nil || !sameIDs(r.ids, want) {
 		t.Fatalf("Match across the rebuild = %v, %v; want %v", r.ids, r.err, want)

@@ -193,7 +193,7 @@ func (s *Store) rebuild(ctx context.Context, token string, spans map[int32]span)
 	}
 	gen := randomToken()
 	args := offsetArgs([]any{s.keys.base, token, gen}, pos)
-	ok, err := finishScript.Run(ctx, s.rdb, nil, args...).Int()
+	ok, err := finishScript.Run(ctx, s.rdb, []string{s.keys.generation}, args...).Int()
 	if err != nil {
 		return redisErr(err)
 	}
@@ -285,7 +285,7 @@ func (s *Store) tail(ctx context.Context, cl *kgo.Client, gen string, pos map[in
 		if n > 0 {
 			s.cfg.log.Debug("endpoint store: applied records from the endpoints topic", "records", n)
 		}
-		same, err := offsetsScript.Run(ctx, s.rdb, nil, offsetArgs([]any{s.keys.base, gen}, pos)...).Int()
+		same, err := offsetsScript.Run(ctx, s.rdb, []string{s.keys.offsets}, offsetArgs([]any{s.keys.base, gen}, pos)...).Int()
 		if err != nil {
 			return redisErr(err)
 		}

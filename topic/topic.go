@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // DefaultPrefix is prepended to every topic name unless configured otherwise.
@@ -58,40 +57,12 @@ var DefaultPartitions = Partitions{Events: -1, Deliveries: -1, Other: -1}
 // different partition counts, which breaks per-endpoint ordering across them.
 var ErrPartitionMismatch = errors.New("topic: deliveries and retries partition counts differ")
 
-// Ensure creates every missing topic with the right cleanup policy, and
-// checks that deliveries and retries have the same partition count.
-// Topics that already exist are left as they are.
+// Ensure creates every missing topic with the default settings and the
+// partition counts p, and checks that deliveries and retries have the same
+// partition count. Topics that already exist are left as they are.
 func Ensure(ctx context.Context, adm *kadm.Client, n Names, p Partitions) error {
-	week := "604800000"
-	// Parked records stay in retries, unrewritten, as long as their lane
-	// waits: up to the deliverer's disable-after (5 days by default) plus
-	// a backoff.
-	fortnight := "1209600000"
-	month := "2592000000"
-	compact := "compact"
-	specs := []struct {
-		name    string
-		parts   int32
-		configs map[string]*string
-	}{
-		{n.Events, p.Events, map[string]*string{"retention.ms": &week}},
-		{n.Endpoints, p.Other, map[string]*string{"cleanup.policy": &compact}},
-		{n.Deliveries, p.Deliveries, map[string]*string{"retention.ms": &week}},
-		{n.Retries, p.Deliveries, map[string]*string{"retention.ms": &fortnight}},
-		{n.Attempts, p.Other, map[string]*string{"retention.ms": &week}},
-		{n.Dead, p.Other, map[string]*string{"retention.ms": &month}},
-		// One partition: jobs are few, and one runner reads them all in
-		// the order they were written (see package recovery).
-		{n.Jobs, 1, map[string]*string{"cleanup.policy": &compact}},
-	}
-	for _, s := range specs {
-		resp, err := adm.CreateTopic(ctx, s.parts, -1, s.configs, s.name)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", s.name, err)
-		}
+	if _, err := Create(ctx, adm, Plan(n, Settings{Partitions: p, ReplicationFactor: -1})); err != nil {
+		return err
 	}
 	details, err := adm.ListTopics(ctx, n.Deliveries, n.Retries)
 	if err != nil {

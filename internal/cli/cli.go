@@ -49,6 +49,8 @@ func commands() []command {
 		{"attempts", "list delivery attempts from the delivery log", runAttempts},
 		{"events", "an event's deliveries from the delivery log", runEvents},
 		{"kafka", "the embedded Kafka broker alone", runKafka},
+		{"topics", "plan, create or check the Kafka topics (partitions, replication, retention)", runTopics},
+		{"kafka-acls", "print or apply the Kafka ACLs a role needs", runKafkaACLs},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
 		{"jobs", "list, get (--wait: follow), cancel recovery jobs (resend, recover, replay)", runJobs},
@@ -113,32 +115,37 @@ func parse(fs *flag.FlagSet, env Env, args []string) error {
 // common holds the flags every long-running role shares.
 type common struct {
 	brokers   config.StringList
-	redisURL  string
+	redis     redisFlags
 	prefix    string
 	httpAddr  string
 	logFormat string
 	logLevel  string
 	grace     time.Duration
 	storeOpts []subscription.Option // set by the roles that write endpoints
+	kafkaSec  kafkaSecFlags
+	topicChk  topicCheckFlags
+	txnID     string // the role's transactional id, for the ACL probe
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultHTTP string) {
 	c.brokers = config.StringList{"127.0.0.1:9092"}
 	fs.Var(&c.brokers, "kafka-brokers", "comma-separated Kafka seed brokers")
-	fs.StringVar(&c.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (go-redis syntax)")
+	c.redis.register(fs)
 	fs.StringVar(&c.prefix, "topic-prefix", topic.DefaultPrefix, "prefix of every Kafka topic name")
 	fs.StringVar(&c.httpAddr, "http-addr", defaultHTTP, "listen address for health, readiness and metrics (and the API)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.grace, "shutdown-grace", 25*time.Second, "how long in-flight work may finish after SIGTERM")
+	c.kafkaSec.register(fs)
+	c.topicChk.register(fs)
 }
 
 func (c *common) validate() error {
 	if len(c.brokers) == 0 {
 		return fmt.Errorf("%w: --kafka-brokers is empty", ErrUsage)
 	}
-	if _, err := redis.ParseURL(c.redisURL); err != nil {
-		return fmt.Errorf("%w: --redis-url: %w", ErrUsage, err)
+	if err := c.redis.validate(); err != nil {
+		return err
 	}
 	return checkLogFlags(c.logFormat, c.logLevel)
 }
@@ -208,13 +215,7 @@ func setupTelemetry(ctx context.Context, env Env, service string) (tel *telemetr
 // must not hold up a stopping role.
 const telemetryFlush = 5 * time.Second
 
-func (c *common) redisClient() (*redis.Client, error) {
-	o, err := redis.ParseURL(c.redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("--redis-url: %w", err)
-	}
-	return redis.NewClient(o), nil
-}
+func (c *common) redisClient() (redis.UniversalClient, error) { return c.redis.client() }
 
 // serve runs workers under one supervisor with the configured grace.
 func (c *common) serve(ctx context.Context, log *slog.Logger, workers ...supervisor.Named) error {

@@ -45,6 +45,7 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	c.topicChk.minRetries = deliverer.LongestParking(sched, *disableAfter)
 	switch {
 	case *park <= 0:
 		return fmt.Errorf("%w: --park-threshold must be positive", ErrUsage)

@@ -133,6 +133,10 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := d.ensureTopics(ctx, topic.DefaultPartitions); err != nil {
 		return err
 	}
+	// The embedded broker is one: replication factor 1 is what it has.
+	if err := d.checkTopics(ctx, topicCheckFlags{allowUnsafe: true, minRetries: deliverer.LongestParking(sched, deliverer.DefaultDisableAfter)}.requirements()); err != nil {
+		return err
+	}
 
 	settings := apiSettings{tokens: api.Tokens{token: devTenant}, backendTimeout: api.DefaultBackendTimeout}
 	publish, err := kgo.NewClient(d.kafkaOpts(producer.ClientOpts(settings.backendTimeout)...)...)

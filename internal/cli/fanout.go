@@ -44,6 +44,7 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 	if *txnID == "" {
 		*txnID = fanout.TransactionalID()
 	}
+	c.txnID = *txnID
 	log := c.logger(env)
 
 	// A plain client for topic creation and the subscription store; the

@@ -314,7 +314,13 @@ func startRole(t *testing.T, role string, envVars map[string]string, args ...str
 	}
 	logs := &testenv.Output{}
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs,
-		LookupEnv: func(k string) (string, bool) { v, ok := envVars[k]; return v, ok }}
+		LookupEnv: func(k string) (string, bool) {
+			v, ok := envVars[k]
+			if !ok && k == "HOOKSTREAM_ALLOW_UNSAFE_TOPICS" {
+				return "true", true // the test broker is one: replication factor 1
+			}
+			return v, ok
+		}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- Main(ctx, append([]string{role}, args...), env) }()

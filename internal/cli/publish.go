@@ -34,7 +34,13 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 	id := fs.String("id", "", "idempotency id kept as the event id (default: a fresh evt_ id)")
 	key := fs.String("key", "", "ordering key (default: the tenant)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for Kafka's acknowledgement")
+	var sec kafkaSecFlags
+	sec.register(fs)
 	if err := parse(fs, env, args); err != nil {
+		return err
+	}
+	secOpts, err := sec.opts(env)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -65,7 +71,7 @@ func runPublish(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer stopTelemetry()
-	kc, err := kgo.NewClient(kafkaOpts(brokers, tel, producer.ClientOpts(*timeout)...)...)
+	kc, err := kgo.NewClient(kafkaOpts(brokers, tel, append(secOpts, producer.ClientOpts(*timeout)...)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

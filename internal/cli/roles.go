@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,8 +34,9 @@ type roleDeps struct {
 	log     *slog.Logger
 	prefix  string // topic prefix
 	brokers []string
+	sec     []kgo.Opt   // TLS and SASL of every Kafka client
 	kafka   *kgo.Client // plain client: the endpoint store, topic creation, endpoint.disabled events
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	catalog *schemas.Catalog
 	store   *subscription.Store
 	tel     *telemetry.Telemetry
@@ -45,6 +48,10 @@ type roleDeps struct {
 // topics that are missing with the partition counts p. closeDeps releases
 // what it built once the role has stopped.
 func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service string, p topic.Partitions, allowPrivate bool, extra ...kgo.Opt) (d *roleDeps, closeDeps func(), err error) {
+	sec, err := c.kafkaSec.opts(env)
+	if err != nil {
+		return nil, nil, err
+	}
 	catalog, err := schemas.Load()
 	if err != nil {
 		return nil, nil, err
@@ -59,7 +66,7 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		_ = rdb.Close()
 		return nil, nil, err
 	}
-	kc, err := kgo.NewClient(c.kafkaOpts(tel, extra...)...)
+	kc, err := kgo.NewClient(c.kafkaOpts(tel, append(slices.Clone(sec), extra...)...)...)
 	if err != nil {
 		stopTelemetry()
 		_ = rdb.Close()
@@ -70,10 +77,18 @@ func (c *common) deps(ctx context.Context, env Env, log *slog.Logger, service st
 		kc.Close()
 		stopTelemetry()
 	}
-	d = &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, kafka: kc, rdb: rdb, catalog: catalog, tel: tel}
+	d = &roleDeps{log: log, prefix: c.prefix, brokers: c.brokers, sec: sec, kafka: kc, rdb: rdb, catalog: catalog, tel: tel}
+	if err := d.probeACLs(ctx, strings.TrimPrefix(service, "hookstream-"), c.txnID); err != nil {
+		closeDeps()
+		return nil, nil, err
+	}
 	if err := d.ensureTopics(ctx, p); err != nil {
 		closeDeps()
 		return nil, nil, fmt.Errorf("kafka at %s (--kafka-brokers) unreachable or refusing topic creation: %w", c.brokers.String(), err)
+	}
+	if err := d.checkTopics(ctx, c.topicChk.requirements()); err != nil {
+		closeDeps()
+		return nil, nil, err
 	}
 	d.store = d.newStore(allowPrivate, c.storeOpts...)
 	return d, closeDeps, nil
@@ -102,7 +117,7 @@ func (d *roleDeps) ensureTopics(ctx context.Context, p topic.Partitions) error {
 
 // kafkaOpts are the client options every role's clients start from.
 func (d *roleDeps) kafkaOpts(extra ...kgo.Opt) []kgo.Opt {
-	return kafkaOpts(d.brokers, d.tel, extra...)
+	return kafkaOpts(d.brokers, d.tel, append(slices.Clone(d.sec), extra...)...)
 }
 
 // opsServer is a role's HTTP server: /healthz, /readyz (Kafka and Redis

@@ -20,18 +20,25 @@ import (
 )
 
 type env struct {
-	kafka  *testenv.Kafka
-	redis  *testenv.Redis
-	topics topic.Names
-	prod   *kgo.Client
-	seq    int
-	mu     sync.Mutex
+	kafka   *testenv.Kafka
+	redis   *testenv.Redis
+	cluster *testenv.RedisCluster // set: the index is in this Redis Cluster instead
+	topics  topic.Names
+	prod    *kgo.Client
+	seq     int
+	mu      sync.Mutex
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	k := testenv.StartKafka(t)
 	e := &env{kafka: k, redis: testenv.StartRedis(t)}
+	return e.withTopics(t)
+}
+
+func (e *env) withTopics(t *testing.T) *env {
+	t.Helper()
+	k := e.kafka
 	e.topics = k.CreateTopics(t, "dl.", topic.Partitions{Events: 3, Deliveries: 3, Other: 3})
 	e.prod = k.Client(t, kgo.DefaultProduceTopic(e.topics.Attempts))
 	return e

@@ -489,8 +489,9 @@ func (s *Service) endTerm() {
 
 // TransactionalID is the jobs runner's transactional id for a topic
 // prefix: fixed, so that a new runner fences the one before it and aborts
-// the step it left open.
-func TransactionalID(t topic.Names) string { return "hookstream-jobs-" + t.Jobs }
+// the step it left open. It starts with "hookstream-producer-", the api's
+// transactional id prefix, which its Kafka ACLs grant.
+func TransactionalID(t topic.Names) string { return "hookstream-producer-jobs-" + t.Jobs }
 
 // lead runs every unfinished job, and each new one, until ctx ends.
 func (s *Service) lead(ctx context.Context) error {

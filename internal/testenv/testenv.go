@@ -5,7 +5,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ import (
 type Kafka struct {
 	Addr   string
 	Server *kafkaserver.Server
+	opts   []kgo.Opt // of every client; a SecureKafka's credentials
 }
 
 // StartKafka starts an embedded broker for t and closes it when t ends.
@@ -65,12 +67,19 @@ func StartKafkaProcess(t testing.TB, bin string) *Kafka {
 // Client returns a franz-go client seeded with the broker, closed when t ends.
 func (k *Kafka) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addr)}, opts...)...)
+	cl, err := kgo.NewClient(append(k.baseOpts(), opts...)...)
 	if err != nil {
 		t.Fatalf("testenv: kafka client: %v", err)
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+func (k *Kafka) baseOpts() []kgo.Opt {
+	if k.opts != nil {
+		return slices.Clone(k.opts)
+	}
+	return []kgo.Opt{kgo.SeedBrokers(k.Addr)}
 }
 
 // CreateTopics creates Hookstream's topics under prefix with the given
@@ -99,7 +108,7 @@ func (k *Kafka) ReadAll(t testing.TB, topicName string) []*kgo.Record {
 	// Closed on return rather than at the end of the test: tests call
 	// ReadAll in polling loops.
 	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addr)}, opts...)...)
+		cl, err := kgo.NewClient(append(k.baseOpts(), opts...)...)
 		if err != nil {
 			t.Fatalf("testenv: kafka client: %v", err)
 		}
@@ -178,22 +187,35 @@ type Redis struct {
 // installed (`make test` installs it).
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, FreePort(t), nil, &redis.Options{})
+}
+
+// startRedis runs redis-server on 127.0.0.1:port with extra arguments (the
+// first may be a configuration file) and waits until a client built from o
+// (its Addr set here) answers PING.
+func startRedis(t testing.TB, port int, extra []string, o *redis.Options) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testenv: redis-server not found on PATH (run `make test`, which installs it): %v", err)
 	}
-	port := FreePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	var logs Output
+	var args []string
+	if len(extra) > 0 && !strings.HasPrefix(extra[0], "-") {
+		args, extra = append(args, extra[0]), extra[1:]
+	}
+	args = append(append(args, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"), extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start redis-server: %v", err)
 	}
 	r := &Redis{Addr: addr, URL: "redis://" + addr + "/0", cmd: cmd}
 	t.Cleanup(r.Stop)
-	r.Client = redis.NewClient(&redis.Options{Addr: addr})
+	o.Addr = addr
+	r.Client = redis.NewClient(o)
 	t.Cleanup(func() { _ = r.Client.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for r.Client.Ping(context.Background()).Err() != nil {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -103,5 +104,24 @@ func TestReadAllAbortedLater(t *testing.T) {
 	}
 	if want := []string{"committed"}; !slices.Equal(got, want) {
 		t.Errorf("ReadAll = %q, want %q", got, want)
+	}
+}
+
+// TestRedisCluster starts a 3-master cluster: keys spread over every
+// master, and FlushAll empties all of them.
+func TestRedisCluster(t *testing.T) {
+	c := StartRedisCluster(t, 3)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		if err := c.Client.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.Masters(t); n != 3 {
+		t.Fatalf("keys on %d masters, want 3", n)
+	}
+	c.FlushAll(t)
+	if n := c.Masters(t); n != 0 {
+		t.Fatalf("after FlushAll, keys on %d masters, want none", n)
 	}
 }
