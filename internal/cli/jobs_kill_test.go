@@ -90,8 +90,15 @@ func TestReplayRunnerKill9(t *testing.T) {
 	if before.State != "running" || before.Sent >= n {
 		t.Fatalf("killed at %+v: want a running job, part of it sent", before)
 	}
+	restarted := time.Now()
 	api = startAPI()
+	// The last state the killed runner committed, then the first step of
+	// the new one.
 	var j job
+	api.WaitFor(t, "the job's state after the restart", time.Minute, func() bool { j = get(); return j.State != "" })
+	atRestart := j.Sent
+	api.WaitFor(t, "the replay to go on after the restart", time.Minute, func() bool { j = get(); return j.Sent > atRestart })
+	resumed := time.Since(restarted)
 	api.WaitFor(t, "the replay to end after the restart", 2*time.Minute, func() bool {
 		j = get()
 		return j.State == "done" || j.State == "failed" || j.State == "canceled"
@@ -103,7 +110,7 @@ func TestReplayRunnerKill9(t *testing.T) {
 	time.Sleep(time.Second)
 	got := rv.got()
 	dups := len(got) - len(unique(got))
-	t.Logf("killed after %d of %d sent; %d deliveries, %d duplicates", before.Sent, n, len(got), dups)
+	t.Logf("killed at %d of %d sent (%d committed); going on %.1fs after the restart began; %d deliveries, %d duplicates", before.Sent, n, atRestart, resumed.Seconds(), len(got), dups)
 	if u := unique(got); fmt.Sprint(u) != fmt.Sprint(ids) {
 		t.Fatalf("endpoint got %d distinct events, want the %d in publish order", len(u), n)
 	}

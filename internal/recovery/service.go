@@ -503,6 +503,23 @@ func (s *Service) lead(ctx context.Context) error {
 		return fmt.Errorf("recovery: transactional client: %w", err)
 	}
 	defer txn.Close()
+	// Taking the transactional id first fences a previous runner and
+	// aborts the step it left open, which would otherwise hold back the
+	// read_committed view (and the sync below) until its timeout.
+	for {
+		if _, _, err := txn.ProducerID(ctx); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			return nil
+		} else {
+			s.log.Warn("recovery: transactional id", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 	// Every state written before this term is in memory before any job
 	// resumes from it.
 	for {
