@@ -150,6 +150,17 @@ func TestDevRecoverAfterOutage(t *testing.T) {
 	if got := other.got(); len(got) != n {
 		t.Fatalf("the other endpoint got %d events after the recover, want the %d it had", len(got), n)
 	}
+	// Once the log has the recovered attempts, recovering again finds
+	// nothing left to send.
+	p.WaitFor(t, "the recovered attempts in the log", time.Minute, func() bool {
+		var page struct{ Data []any }
+		apiCall(t, http.MethodGet, apiURL+"/v1/endpoints/"+a.ID+"/attempts?trigger=recover&outcome=delivered&limit=250", token, nil, &page)
+		return len(page.Data) == n
+	})
+	var again struct{ Job struct{ Total int64 } }
+	if code := apiCall(t, http.MethodPost, apiURL+"/v1/endpoints/"+a.ID+"/recover", token, map[string]any{"since": start}, &again); code != http.StatusAccepted || again.Job.Total != 0 {
+		t.Fatalf("second recover: %d, %d to send; want nothing left", code, again.Job.Total)
+	}
 
 	// A test event goes to this endpoint only, trigger test.
 	var sent struct {

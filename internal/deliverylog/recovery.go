@@ -19,7 +19,7 @@ type FailingDelivery struct {
 const MaxFailing = 100000
 
 // Failing returns the deliveries to the tenant's endpoint that ended dead
-// or are still failing, among the events it was attempted in [since,
+// (and were not delivered since) or are still failing, among the events it was attempted in [since,
 // until) (until zero: no end), in the order fanout wrote them: by
 // partition and offset of their delivery record. Deliveries whose record
 // location the log does not know cannot be sent again and are left out.
@@ -61,7 +61,10 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 			continue // expired since
 		}
 		for _, d := range ev.Deliveries {
-			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead || d.Status == StatusRetrying) {
+			// A dead delivery whose latest attempt succeeded was sent
+			// again since (a resend, an earlier recover).
+			again := d.LastStatusCode >= 200 && d.LastStatusCode < 300
+			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status == StatusRetrying) {
 				out = append(out, FailingDelivery{EventID: id, Delivery: d})
 			}
 		}
