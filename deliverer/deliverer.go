@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel"
 
+	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/sender"
 	"github.com/hookstream/hookstream/subscription"
@@ -64,7 +65,7 @@ type Deliverer struct {
 	closing bool
 
 	commitMu sync.Mutex // one commit at a time, so offsets never go back
-	prog     *progress
+	watch    *groupwatch.Watch
 
 	failOnce sync.Once
 	failErr  error
@@ -90,6 +91,7 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		drain:       DefaultDrainTimeout,
 		commitEvery: DefaultCommitInterval,
 	}
+	c.recoveredAfter = DefaultRecoveredAfter
 	for _, o := range opts {
 		o(&c)
 	}
@@ -122,9 +124,9 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		m:          m,
 		ready:      make(chan struct{}),
 		workers:    map[int32]*worker{},
-		prog:       newProgress(time.Now),
+		watch:      groupwatch.New(time.Now),
 	}
-	if err := registerProgress(c.meter, d.prog); err != nil {
+	if err := d.watch.Register(c.meter.Meter("hookstream/deliverer"), "hookstream.deliverer", "deliverer"); err != nil {
 		return nil, err
 	}
 	d.kopts = append(append([]kgo.Opt{}, kafka...), ClientOpts(c.topics, c.group)...)
@@ -305,7 +307,6 @@ func (d *Deliverer) release(ws []*worker, commit bool) {
 		}
 		parts = append(parts, w.part)
 	}
-	d.prog.setHeld(len(d.workers) > 0)
 	d.mu.Unlock()
 	// Pauses outlive assignments in kgo; a later assignment pauses afresh.
 	d.client.ResumeFetchPartitions(map[string][]int32{d.cfg.topics.Deliveries: parts, d.cfg.topics.Retries: parts})
@@ -339,8 +340,8 @@ func (d *Deliverer) assigned(ctx context.Context, cl *kgo.Client, m map[string][
 			}
 		}
 	}
-	d.prog.setHeld(len(d.workers) > 0)
 	d.mu.Unlock()
+	d.watch.Assigned(m)
 	if len(fresh) == 0 {
 		return
 	}
@@ -369,6 +370,7 @@ func (d *Deliverer) lost(_ context.Context, _ *kgo.Client, m map[string][]int32)
 }
 
 func (d *Deliverer) drop(m map[string][]int32, commit bool) {
+	d.watch.Released(m)
 	parts := partitionsOf(m, d.cfg.topics)
 	var ws []*worker
 	d.mu.Lock()
@@ -523,5 +525,5 @@ func (d *Deliverer) commit(ctx context.Context, ws []*worker) {
 	for _, p := range todo {
 		p.t.committed = p.off
 	}
-	d.prog.committed()
+	d.watch.Committed()
 }

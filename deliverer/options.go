@@ -31,8 +31,10 @@ type config struct {
 	drain       time.Duration
 	commitEvery time.Duration
 	publisher   EventPublisher
-	log         *slog.Logger
-	meter       metric.MeterProvider
+	// recoveredAfter: see WithRecoveredAfter (opevents.go).
+	recoveredAfter time.Duration
+	log            *slog.Logger
+	meter          metric.MeterProvider
 }
 
 // Option configures a Deliverer.

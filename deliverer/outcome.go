@@ -2,6 +2,7 @@ package deliverer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -168,6 +169,7 @@ func (w *worker) settleParked(l *lane, it *item, v verdict) {
 
 // carryOut does what decide said.
 func (w *worker) carryOut(l *lane, it *item, v verdict, out outcome, now time.Time) {
+	wasFailing := l.failingSince
 	l.failingSince = v.failingSince
 	if it.fromRetries() && (v.act == actRetry || v.act == actPark) {
 		w.note(l, it, false) // the attempt counts after a restart too
@@ -177,6 +179,7 @@ func (w *worker) carryOut(l *lane, it *item, v verdict, out outcome, now time.Ti
 	case v.act == actAck:
 		w.complete(l, it)
 		w.d.m.finished("delivered")
+		w.d.publishRecovered(w.prodCtx, out.ep, wasFailing, now)
 	case v.act == actDrop:
 		w.complete(l, it)
 		w.d.m.finished("deleted")
@@ -187,6 +190,9 @@ func (w *worker) carryOut(l *lane, it *item, v verdict, out outcome, now time.Ti
 		}
 	case v.act == actDead:
 		w.dead(l, it, v.reason, v.metric)
+		if v.metric == "exhausted" {
+			w.d.publishExhausted(w.prodCtx, it.dv, fmt.Sprintf("%s/%d/%d", it.rec.Topic, it.rec.Partition, it.rec.Offset), out.res.Status, v.reason, now)
+		}
 	case v.act == actDisable:
 		w.disable(l, it, out.ep, v.reason, v.failingSince, now)
 	case v.act == actRetry:

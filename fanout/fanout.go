@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/schemas"
@@ -80,6 +81,11 @@ func ClientOpts(topics topic.Names, group, txnID string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics.Events),
+		// Cooperative (franz-go's default, made explicit): a member
+		// joining or leaving moves only the partitions that must move
+		// while the others keep consuming, and the session aborts an
+		// open transaction only when partitions are taken from it.
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		// A new group starts at the oldest event: nothing published
 		// before the first fanout started is skipped.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -115,6 +121,7 @@ type cfg struct {
 	backoffMin   time.Duration
 	backoffMax   time.Duration
 	endTimeout   time.Duration
+	watch        *groupwatch.Watch
 }
 
 // Option configures a Fanout.
@@ -354,6 +361,9 @@ func (f *Fanout) batch(ctx context.Context, fs kgo.Fetches) error {
 		return nil
 	}
 	f.txns.Add(ctx, 1, f.outcomeAttr["committed"])
+	if f.cfg.watch != nil {
+		f.cfg.watch.Committed()
+	}
 	f.events.Add(ctx, int64(st.fannedOut), f.outcomeAttr["fanned_out"])
 	f.events.Add(ctx, int64(st.duplicates), f.outcomeAttr["duplicate"])
 	f.events.Add(ctx, int64(st.dead), f.outcomeAttr["dead_lettered"])
@@ -424,6 +434,9 @@ func (f *Fanout) process(ctx context.Context, fs kgo.Fetches) ([]*kgo.Record, ba
 		}
 		st.fannedOut++
 		st.deliveries += len(ids)
+		if err := f.appendMatch(ctx, c, ids); err != nil {
+			return nil, st, err
+		}
 		for _, id := range ids {
 			d := record.Delivery{
 				EndpointID: id,

@@ -24,13 +24,15 @@ type cache struct {
 	tag   tag
 	match map[matchKey][]string
 	eps   map[string]*Endpoint // nil: not found
+	// disabled caches MatchDisabled (disabled.go).
+	disabled map[matchKey][]string
 }
 
 // maxCached bounds the in-process cache; past it the cache starts over.
 const maxCached = 100_000
 
 func newCache(t tag) *cache {
-	return &cache{tag: t, match: map[matchKey][]string{}, eps: map[string]*Endpoint{}}
+	return &cache{tag: t, match: map[matchKey][]string{}, eps: map[string]*Endpoint{}, disabled: map[matchKey][]string{}}
 }
 
 // Match returns the ids of tenant's enabled endpoints whose filters select
@@ -114,7 +116,7 @@ func (s *Store) remember(t tag, put func(c *cache)) {
 	default:
 		return
 	}
-	if len(c.match)+len(c.eps) >= maxCached {
+	if len(c.match)+len(c.eps)+len(c.disabled) >= maxCached {
 		c = newCache(t)
 		s.cache = c
 	}

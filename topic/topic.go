@@ -20,6 +20,7 @@ type Names struct {
 	Retries    string // parked deliveries waiting for a long backoff
 	Attempts   string // one record per delivery attempt
 	Dead       string // exhausted or poison records, with the reason
+	Matches    string // one record per accepted event: the endpoints it matched (delivery log)
 	Jobs       string // compacted recovery jobs (resend, recover, replay), keyed by job id
 }
 
@@ -32,13 +33,14 @@ func New(prefix string) Names {
 		Retries:    prefix + "retries",
 		Attempts:   prefix + "attempts",
 		Dead:       prefix + "dead",
+		Matches:    prefix + "matches",
 		Jobs:       prefix + "jobs",
 	}
 }
 
 // All lists every topic name.
 func (n Names) All() []string {
-	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead, n.Jobs}
+	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead, n.Matches, n.Jobs}
 }
 
 // Partitions is how many partitions Ensure gives each topic it creates; -1

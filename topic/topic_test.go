@@ -28,7 +28,7 @@ func TestEnsure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{names.Events: 3, names.Deliveries: 4, names.Retries: 4, names.Endpoints: 1, names.Attempts: 1, names.Dead: 1}
+	want := map[string]int{names.Events: 3, names.Deliveries: 4, names.Retries: 4, names.Endpoints: 1, names.Attempts: 1, names.Dead: 1, names.Matches: 1}
 	for name, n := range want {
 		if got := len(details[name].Partitions); got != n {
 			t.Errorf("%s has %d partitions, want %d", name, got, n)

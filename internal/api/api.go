@@ -78,6 +78,7 @@ type cfg struct {
 	endpoints Endpoints
 	// deliveryLog serves the delivery log routes; nil: they answer 503.
 	deliveryLog DeliveryLog
+	eventReader EventReader // logevents.go
 	maxBody     int64
 	// backendTimeout bounds how long a request waits for Kafka or Redis
 	// (WithBackendTimeout, events.go).
@@ -159,6 +160,9 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /v1/events/{id}/attempts":          s.eventAttempts,
 		"GET /v1/attempts/{id}":                 s.getAttempt,
 		"GET /v1/events/{id}":                   s.getEvent,
+		"GET /v1/events":                        s.listEvents,
+		"GET /v1/endpoints/{id}/stats":          s.endpointStats,
+		"GET /v1/endpoints/{id}/dead":           s.endpointDead,
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
 		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
 		"GET /docs/events":                      s.serveEventsPage,

@@ -23,7 +23,7 @@ func TestUnknownRoutes(t *testing.T) {
 	}{
 		{"GET", "/v1/nope", 404, api.CodeNotFound, ""},
 		{"POST", "/", 404, api.CodeNotFound, ""},
-		{"GET", "/v1/events", 405, api.CodeMethodNotAllowed, "POST"},
+		{"PUT", "/v1/events", 405, api.CodeMethodNotAllowed, "GET, HEAD, POST"},
 		{"DELETE", "/v1/event-types", 405, api.CodeMethodNotAllowed, "GET, HEAD"},
 		{"PUT", "/v1/endpoints/ep_1", 405, api.CodeMethodNotAllowed, "DELETE, GET, HEAD, PATCH"},
 	}

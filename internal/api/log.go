@@ -16,6 +16,9 @@ type DeliveryLog interface {
 	EndpointAttempts(ctx context.Context, tenant, endpointID string, q deliverylog.Query) (deliverylog.Page, error)
 	EventAttempts(ctx context.Context, tenant, eventID string, q deliverylog.Query) (deliverylog.Page, error)
 	Event(ctx context.Context, tenant, id string) (deliverylog.Event, error)
+	Events(ctx context.Context, tenant string, q deliverylog.EventQuery) (deliverylog.EventPage, error)
+	DeadDeliveries(ctx context.Context, tenant, endpointID string, q deliverylog.EventQuery) (deliverylog.EventPage, error)
+	EndpointStats(ctx context.Context, tenant, endpointID string, window time.Duration) (deliverylog.Stats, error)
 }
 
 // WithDeliveryLog serves the delivery log routes from l.
@@ -210,47 +213,4 @@ func (s *Server) logError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("delivery log request failed", "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, codeInternal, "", "internal error")
 	}
-}
-
-// deliveryView is one delivery of GET /v1/events/{id}.
-type deliveryView struct {
-	EndpointID     string     `json:"endpoint_id"`
-	Status         string     `json:"status"`
-	Attempts       int        `json:"attempts"`
-	LastStatusCode *int       `json:"last_status_code"`
-	LastAttemptAt  *time.Time `json:"last_attempt_at"`
-	NextAttemptAt  *time.Time `json:"next_attempt_at"`
-	Error          string     `json:"error,omitempty"`
-}
-
-func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.logRequest(w, r)
-	if !ok {
-		return
-	}
-	ctx, cancel := s.storeContext(r)
-	defer cancel()
-	ev, err := s.deliveryLog.Event(ctx, tenant, r.PathValue("id"))
-	if err != nil {
-		s.logError(w, r, err)
-		return
-	}
-	out := struct {
-		Event struct {
-			ID     string `json:"id"`
-			Event  string `json:"event"`
-			Status string `json:"status"`
-		} `json:"event"`
-		Deliveries []deliveryView `json:"deliveries"`
-	}{Deliveries: make([]deliveryView, len(ev.Deliveries))}
-	out.Event.ID, out.Event.Event, out.Event.Status = ev.ID, ev.Type, ev.Status
-	for i, d := range ev.Deliveries {
-		v := deliveryView{EndpointID: d.EndpointID, Status: d.Status, Attempts: d.Attempts, Error: d.DeadReason}
-		if !d.LastAttemptAt.IsZero() {
-			at, code := d.LastAttemptAt.UTC(), d.LastStatusCode
-			v.LastAttemptAt, v.LastStatusCode = &at, &code
-		}
-		out.Deliveries[i] = v
-	}
-	writeJSON(w, http.StatusOK, &out)
 }

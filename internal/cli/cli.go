@@ -234,12 +234,14 @@ type groupFlags struct {
 	session   time.Duration
 	rebalance time.Duration
 	instance  string
+	leave     bool
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.session, "session-timeout", defaultSessionTimeout, "consumer group session timeout: how soon a dead member's partitions move")
 	fs.DurationVar(&g.rebalance, "rebalance-timeout", defaultRebalanceTimeout, "consumer group rebalance timeout")
 	fs.StringVar(&g.instance, "instance-id", "", "static group membership: a name unique in the group and kept across restarts (the pod name); a restart within the session timeout then keeps its partitions without a rebalance")
+	fs.BoolVar(&g.leave, "leave-on-shutdown", false, "with --instance-id: leave the group on SIGTERM, so the partitions move at once, for replicas whose names do not survive a restart (Deployment pods); a crash still keeps them for the restart")
 }
 
 func (g groupFlags) validate() error {

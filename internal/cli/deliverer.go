@@ -107,7 +107,10 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		"retry_schedule", sched.String(), "park_threshold", park.String())
 	return c.serve(ctx, log,
 		supervisor.Named{Name: "subscriptions", Worker: d.store},
-		supervisor.Named{Name: "deliverer", Worker: del},
+		supervisor.Named{Name: "deliverer", Worker: supervisor.Func(func(ctx context.Context) error {
+			defer group.leaveGroup(ctx, d.kafka, deliverer.Group, log)
+			return del.Run(ctx)
+		})},
 		supervisor.Named{Name: "ops", Worker: srv},
 	)
 }

@@ -179,7 +179,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		{Name: "http", Worker: srv},
 		fan,
 		{Name: "deliverer", Worker: del},
-		newIndexer(d, deliverylog.DefaultRetention),
+		newIndexer(d, deliverylog.DefaultRetention, sched),
 		jobsWorker,
 		{Name: "dev", Worker: supervisor.Func(func(ctx context.Context) error {
 			// The store waits for its first build from the endpoints topic;

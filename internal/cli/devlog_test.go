@@ -13,10 +13,13 @@ import (
 	"github.com/hookstream/hookstream/schemas"
 )
 
-// TestDevDeliveryLog publishes one event through `hookstream dev` to four
-// endpoints (healthy, answering 500, refusing connections, timing out) on
-// a two-attempt schedule, and reads the delivery log back: each endpoint's
-// attempts with the right outcome and error class.
+// TestDevDeliveryLog publishes one event through `hookstream dev` to five
+// endpoints (healthy, answering 500, refusing connections, timing out,
+// disabled) on a two-attempt schedule, and one event that matches nothing,
+// and reads the delivery log back: each endpoint's attempts with the right
+// outcome and error class, each delivery's status (delivered, dead,
+// canceled), the unmatched event as no_endpoints, and the
+// attempt.exhausted events the dead deliveries published.
 func TestDevDeliveryLog(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	t.Cleanup(ok.Close)
@@ -65,6 +68,14 @@ func TestDevDeliveryLog(t *testing.T) {
 		}
 		ids[ep.ID] = w
 	}
+	// A disabled endpoint gets no delivery; the log shows it canceled.
+	var off struct{ ID string }
+	if code := apiCall(t, http.MethodPost, apiURL+"/v1/endpoints", token, map[string]any{"url": ok.URL, "events": []string{"agent.created"}}, &off); code != http.StatusCreated {
+		t.Fatalf("create endpoint: %d", code)
+	}
+	if code := apiCall(t, http.MethodPatch, apiURL+"/v1/endpoints/"+off.ID, token, map[string]any{"disabled": true}, nil); code != http.StatusOK {
+		t.Fatalf("disable endpoint: %d", code)
+	}
 	catalog, err := schemas.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +92,11 @@ func TestDevDeliveryLog(t *testing.T) {
 	}
 	var published struct{ ID string }
 	if code := apiCall(t, http.MethodPost, apiURL+"/v1/events", token, map[string]any{"event": "agent.created", "data": data}, &published); code != http.StatusAccepted {
+		t.Fatalf("publish: %d", code)
+	}
+	// An event nobody subscribes to is in the log too.
+	var unmatched struct{ ID string }
+	if code := apiCall(t, http.MethodPost, apiURL+"/v1/events", token, map[string]any{"event": "tool.executed", "data": example(t, catalog, "tool.executed")}, &unmatched); code != http.StatusAccepted {
 		t.Fatalf("publish: %d", code)
 	}
 
@@ -140,26 +156,34 @@ func TestDevDeliveryLog(t *testing.T) {
 	}
 	var ev struct {
 		Event struct {
-			ID, Event, Status string
+			ID, Event string
+			Data      json.RawMessage
 		}
+		Status     string
 		Deliveries []delivery
 	}
 	p.WaitFor(t, "the event's deliveries settled", time.Minute, func() bool {
 		code := apiCall(t, http.MethodGet, apiURL+"/v1/events/"+published.ID, token, nil, &ev)
-		if code != http.StatusOK || len(ev.Deliveries) != 4 {
+		if code != http.StatusOK || len(ev.Deliveries) != 5 {
 			return false
 		}
 		for _, d := range ev.Deliveries {
-			if d.Status != "delivered" && d.Status != "dead" {
+			if d.Status != "delivered" && d.Status != "dead" && d.Status != "canceled" {
 				return false
 			}
 		}
 		return true
 	})
-	if ev.Event.ID != published.ID || ev.Event.Event != "agent.created" || ev.Event.Status != "dead" {
-		t.Errorf("event %+v, want agent.created, status dead", ev.Event)
+	if ev.Event.ID != published.ID || ev.Event.Event != "agent.created" || ev.Status != "dead" || len(ev.Event.Data) == 0 {
+		t.Errorf("event %+v status %s, want agent.created as published, status dead", ev.Event, ev.Status)
 	}
 	for _, d := range ev.Deliveries {
+		if d.EndpointID == off.ID {
+			if d.Status != "canceled" || d.Attempts != 0 {
+				t.Errorf("delivery to the disabled endpoint %+v, want canceled, no attempt", d)
+			}
+			continue
+		}
 		w := ids[d.EndpointID]
 		if w == nil {
 			t.Errorf("delivery to an unknown endpoint: %+v", d)
@@ -173,8 +197,38 @@ func TestDevDeliveryLog(t *testing.T) {
 			t.Errorf("delivery %+v, want %s after %d attempts", d, wantStatus, w.attempts)
 		}
 	}
+	var none struct {
+		Status     string
+		Deliveries []delivery
+	}
+	if code := apiCall(t, http.MethodGet, apiURL+"/v1/events/"+unmatched.ID, token, nil, &none); code != 200 || none.Status != "no_endpoints" || len(none.Deliveries) != 0 {
+		t.Errorf("the unmatched event: %d %+v, want no_endpoints", code, none)
+	}
+	// Each failing delivery that went dead told the tenant: attempt.exhausted
+	// is in its events.
+	p.WaitFor(t, "three attempt.exhausted events", time.Minute, func() bool {
+		var page struct{ Data []struct{ ID string } }
+		code := apiCall(t, http.MethodGet, apiURL+"/v1/events?type=attempt.exhausted", token, nil, &page)
+		return code == 200 && len(page.Data) == 3
+	})
 	if code := apiCall(t, http.MethodGet, apiURL+"/v1/events/evt_000000000000000000000000", token, nil, nil); code != http.StatusNotFound {
 		t.Errorf("unknown event: %d, want 404", code)
 	}
 	p.stop(3 * time.Second)
+}
+
+// example is the catalog's example data of eventType.
+func example(t *testing.T, catalog *schemas.Catalog, eventType string) json.RawMessage {
+	t.Helper()
+	for _, typ := range catalog.Types() {
+		if typ.Name == eventType {
+			e, err := envelope.Decode(typ.Envelope, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.Data
+		}
+	}
+	t.Fatalf("no %s in the catalog", eventType)
+	return nil
 }

@@ -67,6 +67,8 @@ const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|dele
   update ID                   any create flag except --secret, or --disabled=true|false; only the flags given change
   delete ID
   rotate-secret ID            [--grace 24h]
+  stats ID                    [--window 1h] [--json]: outcomes, success rate, latency, state (delivery log)
+  dead ID                     [--type T] [--since/--until RFC 3339] [--limit N] [--cursor C] [--json]: dead-lettered deliveries
   recover|replay|test ID      recovery jobs and test events: see hookstream jobs --help
 
 Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
@@ -86,6 +88,8 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	switch sub {
 	case "recover", "replay", "test":
 		return runJobCommand(ctx, env, sub, args) // jobs.go
+	case "stats", "dead":
+		return runEndpointLog(ctx, env, sub, args) // logcmds.go
 	}
 	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
 	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)

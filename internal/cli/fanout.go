@@ -4,8 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/hookstream/hookstream/fanout"
+	"github.com/hookstream/hookstream/internal/groupwatch"
+	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 )
 
@@ -55,12 +60,17 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeDeps()
-	srv := d.opsServer(c.httpAddr)
+	// As the deliverer's: a member without partitions, a group
+	// rebalancing, or no commit while the lag grows, for twice a
+	// rebalance's longest.
+	watch := groupwatch.New(time.Now)
+	probe := groupwatch.NewKafka(kadm.NewClient(d.kafka), fanout.Group)
+	srv := d.opsServer(c.httpAddr, ops.WithCheck("group", watch.Check(2*(group.session+group.rebalance), probe)))
 	if err := srv.Listen(); err != nil {
 		return err
 	}
 	fan, err := newFanout(d, fanoutSettings{
-		txnID: *txnID, window: *window, txnTimeout: *txnTimeout, group: group, maxBatch: *maxBatch,
+		txnID: *txnID, window: *window, txnTimeout: *txnTimeout, group: group, maxBatch: *maxBatch, watch: watch,
 	})
 	if err != nil {
 		return err

@@ -61,8 +61,11 @@ func startMember(t *testing.T, k *testenv.Kafka, names topic.Names, g groupFlags
 		defer close(done)
 		for ctx.Err() == nil {
 			pctx, pcancel := context.WithTimeout(ctx, time.Second)
-			m.cl.PollFetches(pctx)
+			fs := m.cl.PollFetches(pctx)
 			pcancel()
+			if fs.IsClientClosed() {
+				return
+			}
 			m.cl.AllowRebalance()
 		}
 	}()

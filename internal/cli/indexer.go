@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/supervisor"
 )
@@ -15,6 +16,7 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 	var c common
 	c.register(fs, ":9090")
 	retention := fs.Duration("log-retention", deliverylog.DefaultRetention, "how long delivery attempts stay queryable in the delivery log")
+	schedule := fs.String("retry-schedule", defaultRetrySchedule, "the deliverers' retry schedule, to show when a failed delivery's next attempt is due")
 	// Partition counts of the topics it creates when it starts first, like
 	// every role that creates them.
 	var parts partitionFlags
@@ -31,6 +33,10 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 	if *retention <= 0 {
 		return fmt.Errorf("%w: --log-retention must be positive", ErrUsage)
 	}
+	sched, err := parseSchedule(*schedule)
+	if err != nil {
+		return err
+	}
 	log := c.logger(env)
 	d, closeDeps, err := c.deps(ctx, env, log, "hookstream-indexer", parts.topics(), false)
 	if err != nil {
@@ -43,15 +49,17 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 	}
 	log.Info("indexer starting", "http_addr", srv.Addr(), "attempts", d.topics().Attempts, "retention", retention.String())
 	return c.serve(ctx, log,
-		newIndexer(d, *retention),
+		newIndexer(d, *retention, sched),
 		supervisor.Named{Name: "ops", Worker: srv},
 	)
 }
 
 // newIndexer is the delivery log's indexer over d's Kafka and Redis.
-func newIndexer(d *roleDeps, retention time.Duration) supervisor.Named {
+func newIndexer(d *roleDeps, retention time.Duration, schedule deliverer.Schedule) supervisor.Named {
+	t := d.topics()
 	x := deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Topic: d.topics().Attempts, Deliveries: d.topics().Deliveries, Dead: d.topics().Dead, Retention: retention, Log: d.log, KafkaOpts: d.kafkaOpts(),
+		Topic: t.Attempts, Deliveries: t.Deliveries, Dead: t.Dead, Matches: t.Matches, Retries: t.Retries,
+		Retention: retention, Schedule: schedule, Log: d.log, KafkaOpts: d.kafkaOpts(),
 	}, d.rdb)
 	return supervisor.Named{Name: "indexer", Worker: x}
 }

@@ -44,6 +44,8 @@ var (
 		{"hookstream_fanout_deliveries_total", nil, true},
 		{"hookstream_fanout_transactions_total", []string{`result="committed"`}, true},
 		{"hookstream_consumer_lag", []string{`group="hookstream-fanout"`, `topic="hookstream.events"`}, false},
+		{"hookstream_fanout_unassigned_duration_seconds", nil, false},
+		{"hookstream_fanout_commit_age_seconds", nil, false},
 	}
 	delivererMetrics = []metricWant{
 		{"hookstream_deliverer_deliveries_total", []string{`outcome="delivered"`}, true},

@@ -16,6 +16,7 @@ import (
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
@@ -157,6 +158,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
 		api.WithDeliveryLog(index),
+		api.WithEventReader(deliverylog.NewReader(d.kafkaOpts()...)),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
@@ -180,6 +182,7 @@ type fanoutSettings struct {
 	txnTimeout time.Duration
 	group      groupFlags
 	maxBatch   int
+	watch      *groupwatch.Watch // nil: no readiness check of the group
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -199,6 +202,21 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 	}
 	topics := d.topics()
 	opts := append(fanout.ClientOpts(topics, fanout.Group, s.txnID), kgo.TransactionTimeout(s.txnTimeout))
+	fopts := []fanout.Option{
+		fanout.WithTopics(topics),
+		fanout.WithLogger(d.log),
+		fanout.WithDedupe(d.rdb),
+		fanout.WithDedupeWindow(s.window),
+		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithMeterProvider(d.tel.Meter),
+	}
+	if s.watch != nil {
+		if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
+			return supervisor.Named{}, err
+		}
+		opts = append(opts, s.watch.ClientOpts()...)
+		fopts = append(fopts, fanout.WithWatch(s.watch))
+	}
 	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
@@ -207,18 +225,13 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		sess.Close()
 		return supervisor.Named{}, err
 	}
-	f := fanout.New(sess, d.store, d.catalog,
-		fanout.WithTopics(topics),
-		fanout.WithLogger(d.log),
-		fanout.WithDedupe(d.rdb),
-		fanout.WithDedupeWindow(s.window),
-		fanout.WithMaxBatch(s.maxBatch),
-		fanout.WithMeterProvider(d.tel.Meter),
-	)
+	f := fanout.New(sess, d.store, d.catalog, fopts...)
 	return supervisor.Named{Name: "fanout", Worker: supervisor.Func(func(ctx context.Context) error {
 		// Run ends its transaction before returning; closing here leaves
-		// the group within the shutdown grace, so the partitions move at
-		// once instead of after a session timeout.
+		// the group within the shutdown grace (a static member only with
+		// --leave-on-shutdown), so the partitions move at once instead of
+		// after a session timeout.
+		defer s.group.leaveGroup(ctx, d.kafka, fanout.Group, d.log)
 		defer sess.Close()
 		return f.Run(ctx)
 	})}, nil

@@ -21,17 +21,57 @@ import (
 const (
 	StatusPending   = "pending"
 	StatusRetrying  = "retrying"
+	StatusParked    = "parked"
 	StatusDelivered = "delivered"
 	StatusDead      = "dead"
 	StatusCanceled  = "canceled"
 )
 
+// Event statuses beyond the delivery ones: what an event's deliveries
+// add up to.
+const (
+	EventNoEndpoints = "no_endpoints"
+	EventFailing     = "failing"
+)
+
+// Location is where a record is in Kafka.
+type Location struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+func (l Location) String() string { return fmt.Sprintf("%s/%d/%d", l.Topic, l.Partition, l.Offset) }
+
+func parseLocation(s string) (Location, bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return Location{}, false
+	}
+	j := strings.LastIndexByte(s[:i], '/')
+	if j < 0 {
+		return Location{}, false
+	}
+	p, err1 := strconv.ParseInt(s[j+1:i], 10, 32)
+	o, err2 := strconv.ParseInt(s[i+1:], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Location{}, false
+	}
+	return Location{Topic: s[:j], Partition: int32(p), Offset: o}, true
+}
+
 // Event is what the log knows of one event: each endpoint it matched, with
 // where the delivery record (the event's bytes) is in Kafka.
 type Event struct {
-	ID         string
-	Type       string
-	Status     string // pending, delivered, failing, dead
+	ID     string
+	Type   string
+	Status string // no_endpoints, pending, delivered, failing, dead
+	// At is when the event was published (its record's timestamp); zero
+	// when fanout's match record is not indexed (yet).
+	At time.Time
+	// Source locates the event in the events topic: its bytes, to read
+	// back. Zero Topic when the match record is not indexed (yet).
+	Source     Location
 	Deliveries []Delivery
 }
 
@@ -42,15 +82,34 @@ type Delivery struct {
 	Attempts       int
 	LastStatusCode int
 	LastAttemptAt  time.Time // zero: not tried yet
-	DeadReason     string
+	// NextAttemptAt is when the next attempt is due by the retry schedule
+	// (parked: as the deliverer recorded it); zero when none is.
+	NextAttemptAt time.Time
+	DeadReason    string
+	// CancelReason says why a canceled delivery was not made.
+	CancelReason string
 	// Topic, Partition and Offset locate the delivery record fanout wrote:
-	// the event's bytes, as delivered, to read back or resend.
+	// the event's bytes, as delivered, to read back or resend. Empty Topic
+	// when the endpoint was disabled (no record) or the record is not
+	// indexed yet.
 	Topic     string
 	Partition int32
 	Offset    int64
 }
 
+// Reasons of canceled deliveries.
+const (
+	ReasonDisabled = "endpoint disabled when the event arrived"
+	ReasonDeleted  = "endpoint deleted"
+)
+
 func eventDeliveriesKey(tenant, event string) string { return tag(tenant) + "evd:" + event }
+func eventsKey(tenant string) string                 { return tag(tenant) + "evs" }
+func endpointEventsKey(tenant, ep string) string     { return tag(tenant) + "epd:" + ep }
+
+// eventMember orders events by time, then events-topic coordinates; the
+// event id follows, so a member names its event.
+func eventMember(m record.Match) string { return member(m.At, m.Partition, m.Offset) + m.EventID }
 
 // lastAttempt is the attempt summary kept per delivery.
 type lastAttempt struct {
@@ -58,6 +117,45 @@ type lastAttempt struct {
 	Status  int       `json:"s"`
 	Outcome string    `json:"o"`
 	At      time.Time `json:"t"`
+	Next    time.Time `json:"x,omitzero"`
+}
+
+// addMatch indexes fanout's record of an event: the event in the tenant's
+// list and in each of its endpoints' lists.
+func (ix *Index) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+	m, err := record.ParseMatch(r)
+	if err != nil {
+		return
+	}
+	if m.At.IsZero() {
+		m.At = r.Timestamp
+	}
+	expires := m.At.Add(ix.retention)
+	if !expires.After(ix.now()) {
+		return
+	}
+	em := eventMember(m)
+	k := eventDeliveriesKey(m.Tenant, m.EventID)
+	fields := []any{"type", m.EventType, "at", strconv.FormatInt(m.At.UnixMilli(), 10),
+		"src", Location{m.Topic, m.Partition, m.Offset}.String(), "m", em}
+	for _, ep := range m.Endpoints {
+		fields = append(fields, "ep:"+ep, "1")
+	}
+	for _, ep := range m.Disabled {
+		fields = append(fields, "dis:"+ep, "1")
+	}
+	p.HSet(ctx, k, fields...)
+	p.PExpireAt(ctx, k, expires)
+	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
+	keys := []string{eventsKey(m.Tenant)}
+	for _, ep := range append(append([]string{}, m.Endpoints...), m.Disabled...) {
+		keys = append(keys, endpointEventsKey(m.Tenant, ep))
+	}
+	for _, key := range keys {
+		p.ZAdd(ctx, key, redis.Z{Member: em})
+		p.ZRemRangeByLex(ctx, key, "-", oldest)
+		p.PExpireAt(ctx, key, expires)
+	}
 }
 
 func (ix *Index) addDelivery(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
@@ -70,34 +168,57 @@ func (ix *Index) addDelivery(ctx context.Context, p redis.Pipeliner, r *kgo.Reco
 	}
 	k := eventDeliveriesKey(d.Tenant, d.EventID)
 	// The first record wins: fanout's, not a later resend of the same bytes.
-	p.HSetNX(ctx, k, "loc:"+d.EndpointID, fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset))
+	p.HSetNX(ctx, k, "loc:"+d.EndpointID, Location{r.Topic, r.Partition, r.Offset}.String())
 	p.HSetNX(ctx, k, "type", d.EventType)
 	p.PExpireAt(ctx, k, r.Timestamp.Add(ix.retention))
 }
 
-func (ix *Index) addDead(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
-	tenant, ep, ev := record.Header(r, record.HeaderTenant), record.Header(r, record.HeaderEndpoint), record.Header(r, record.HeaderEventID)
-	if len(tenant) == 0 || len(ep) == 0 || len(ev) == 0 || !r.Timestamp.Add(ix.retention).After(ix.now()) {
+// addParked notes a delivery record the deliverer parked in the retries
+// topic: attempts made so far and when the next is due.
+func (ix *Index) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+	if record.Header(r, deliverer.HeaderMarker) != nil {
 		return
 	}
-	k := eventDeliveriesKey(string(tenant), string(ev))
-	p.HSet(ctx, k, "dead:"+string(ep), string(record.Header(r, record.HeaderReason)))
+	d, err := record.Parse(r)
+	if err != nil || d.Tenant == "" || d.NotBefore.IsZero() || !r.Timestamp.Add(ix.retention).After(ix.now()) {
+		return
+	}
+	k := eventDeliveriesKey(d.Tenant, d.EventID)
+	p.HSet(ctx, k, "park:"+d.EndpointID, fmt.Sprintf("%d/%d", d.Attempt, d.NotBefore.UnixMilli()))
 	p.PExpireAt(ctx, k, r.Timestamp.Add(ix.retention))
 }
 
 // addLast keeps a's summary as its delivery's latest attempt.
 func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Attempt, expires time.Time) {
-	v, err := json.Marshal(lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At})
+	l := lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At}
+	if a.Outcome != "delivered" && a.Outcome != "deleted" && a.Attempt >= 1 && a.Attempt < len(ix.schedule) {
+		l.Next = a.At.Add(ix.schedule[a.Attempt])
+	}
+	v, err := json.Marshal(l)
 	if err != nil {
 		return
 	}
 	k := eventDeliveriesKey(a.Tenant, a.EventID)
-	p.HSet(ctx, k, "last:"+a.EndpointID, v)
+	// Attempts of one endpoint arrive in order, but a replay after a
+	// crash must not put an older one back over a newer: the script keeps
+	// the highest attempt number.
+	lastScript.EvalSha(ctx, p, []string{k}, "last:"+a.EndpointID, a.Attempt, v)
 	if a.EventType != "" {
 		p.HSetNX(ctx, k, "type", a.EventType)
 	}
 	p.PExpireAt(ctx, k, expires)
 }
+
+// lastScript sets field to value unless it holds a higher attempt number.
+var lastScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local n = tonumber(string.match(cur, '"n":(%d+)'))
+  if n and n > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`)
 
 // Event returns what the log knows of the tenant's event: the endpoints it
 // matched, each delivery's status, and where its bytes are in Kafka.
@@ -110,7 +231,16 @@ func (ix *Index) Event(ctx context.Context, tenant, id string) (Event, error) {
 	if len(h) == 0 {
 		return Event{}, ErrNotFound
 	}
+	return eventOf(id, h), nil
+}
+
+// eventOf builds an event from its hash.
+func eventOf(id string, h map[string]string) Event {
 	ev := Event{ID: id, Type: h["type"]}
+	if ms, err := strconv.ParseInt(h["at"], 10, 64); err == nil {
+		ev.At = time.UnixMilli(ms).UTC()
+	}
+	ev.Source, _ = parseLocation(h["src"])
 	byEP := map[string]*Delivery{}
 	get := func(ep string) *Delivery {
 		if byEP[ep] == nil {
@@ -118,6 +248,7 @@ func (ix *Index) Event(ctx context.Context, tenant, id string) (Event, error) {
 		}
 		return byEP[ep]
 	}
+	var parked map[string]string
 	for f, v := range h {
 		kind, ep, ok := strings.Cut(f, ":")
 		if !ok {
@@ -126,24 +257,25 @@ func (ix *Index) Event(ctx context.Context, tenant, id string) (Event, error) {
 		d := get(ep)
 		switch kind {
 		case "loc":
-			parts := strings.Split(v, "/")
-			if len(parts) >= 3 {
-				d.Topic = strings.Join(parts[:len(parts)-2], "/")
-				pn, _ := strconv.ParseInt(parts[len(parts)-2], 10, 32)
-				d.Partition = int32(pn)
-				d.Offset, _ = strconv.ParseInt(parts[len(parts)-1], 10, 64)
+			if l, ok := parseLocation(v); ok {
+				d.Topic, d.Partition, d.Offset = l.Topic, l.Partition, l.Offset
 			}
 		case "dead":
 			d.DeadReason = v
+		case "park":
+			if parked == nil {
+				parked = map[string]string{}
+			}
+			parked[ep] = v
 		case "last":
 			var l lastAttempt
 			if json.Unmarshal([]byte(v), &l) == nil {
-				d.Attempts, d.LastStatusCode, d.LastAttemptAt = l.Attempt, l.Status, l.At
+				d.Attempts, d.LastStatusCode, d.LastAttemptAt, d.NextAttemptAt = l.Attempt, l.Status, l.At, l.Next
 				switch l.Outcome {
 				case "delivered":
 					d.Status = StatusDelivered
 				case "deleted":
-					d.Status = StatusCanceled
+					d.Status, d.CancelReason = StatusCanceled, ReasonDeleted
 				default:
 					d.Status = StatusRetrying
 				}
@@ -152,22 +284,57 @@ func (ix *Index) Event(ctx context.Context, tenant, id string) (Event, error) {
 	}
 	counts := map[string]int{}
 	for _, d := range byEP {
-		if _, dead := h["dead:"+d.EndpointID]; dead {
-			d.Status = StatusDead
+		switch {
+		case h["dead:"+d.EndpointID] != "" || hasField(h, "dead:"+d.EndpointID):
+			d.Status, d.NextAttemptAt = StatusDead, time.Time{}
+		case hasField(h, "dis:"+d.EndpointID):
+			d.Status, d.CancelReason = StatusCanceled, ReasonDisabled
+		case d.Status == StatusRetrying || d.Status == StatusPending:
+			// Parked with no attempt since: waiting in the retries topic.
+			if n, ms, ok := strings.Cut(parked[d.EndpointID], "/"); ok {
+				at, _ := strconv.Atoi(n)
+				due, err := strconv.ParseInt(ms, 10, 64)
+				if err == nil && at >= d.Attempts {
+					d.Status, d.NextAttemptAt = StatusParked, time.UnixMilli(due).UTC()
+				}
+			}
 		}
 		counts[d.Status]++
 		ev.Deliveries = append(ev.Deliveries, *d)
 	}
 	sort.Slice(ev.Deliveries, func(i, j int) bool { return ev.Deliveries[i].EndpointID < ev.Deliveries[j].EndpointID })
-	switch n := len(ev.Deliveries); {
+	enabled := len(ev.Deliveries) - counts[StatusCanceled]
+	for _, d := range ev.Deliveries {
+		if d.CancelReason == ReasonDeleted {
+			enabled++
+		}
+	}
+	switch {
 	case counts[StatusDead] > 0:
 		ev.Status = StatusDead
-	case counts[StatusRetrying] > 0:
-		ev.Status = "failing"
-	case counts[StatusDelivered]+counts[StatusCanceled] == n:
-		ev.Status = StatusDelivered
-	default:
+	case counts[StatusRetrying]+counts[StatusParked] > 0:
+		ev.Status = EventFailing
+	case h["src"] != "" && enabled == 0:
+		ev.Status = EventNoEndpoints
+	case counts[StatusPending] > 0:
 		ev.Status = StatusPending
+	default:
+		ev.Status = StatusDelivered
 	}
-	return ev, nil
+	return ev
+}
+
+func hasField(h map[string]string, f string) bool {
+	_, ok := h[f]
+	return ok
+}
+
+// Delivery returns the event's delivery to endpointID, if it has one.
+func (ev *Event) Delivery(endpointID string) (Delivery, bool) {
+	for _, d := range ev.Deliveries {
+		if d.EndpointID == endpointID {
+			return d, true
+		}
+	}
+	return Delivery{}, false
 }

@@ -46,7 +46,8 @@ func (e *env) withTopics(t *testing.T) *env {
 
 func (e *env) indexer(t *testing.T) *deliverylog.Indexer {
 	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
+		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead,
+		Matches: e.topics.Matches, Retries: e.topics.Retries, CheckEvery: 100 * time.Millisecond,
 	}, e.redis.Client)
 }
 
@@ -273,12 +274,17 @@ func TestRebuildAfterFlush(t *testing.T) {
 	testenv.Run(t, x)
 	ix := x.Index()
 	e.produce(t, "acme", "ep_a", 300, nil)
+	now := time.Now()
+	for i := range 30 {
+		e.match(t, "acme", fmt.Sprintf("evt_m%03d", i), "agent.created", int64(i), now, []string{"ep_a"}, nil)
+	}
 	testenv.Eventually(t, 30*time.Second, "300 indexed", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 300 })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 10 {
+		for i := range 10 {
 			e.produce(t, "acme", "ep_a", 20, nil)
+			e.match(t, "acme", fmt.Sprintf("evt_m%03d", 30+i), "agent.created", int64(30+i), now, []string{"ep_a"}, nil)
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -286,6 +292,32 @@ func TestRebuildAfterFlush(t *testing.T) {
 	<-done
 	testenv.Eventually(t, 30*time.Second, "500 indexed again", func() bool { return len(all(t, ix, "acme", "ep_a", deliverylog.Filter{})) == 500 })
 	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), 500)
+	// Every event is listed again, once, with its endpoint.
+	testenv.Eventually(t, 30*time.Second, "40 events listed again", func() bool { return len(allEvents(t, ix, "acme")) == 40 })
+	seen := map[string]int{}
+	for _, ev := range allEvents(t, ix, "acme") {
+		if seen[ev.ID]++; seen[ev.ID] > 1 || len(ev.Deliveries) != 1 {
+			t.Errorf("event %+v listed twice or without its delivery", ev)
+		}
+	}
+}
+
+// allEvents pages through the tenant's events, 10 at a time.
+func allEvents(t *testing.T, ix *deliverylog.Index, tenant string) []deliverylog.Event {
+	t.Helper()
+	var out []deliverylog.Event
+	q := deliverylog.EventQuery{Limit: 10}
+	for {
+		pg, err := ix.Events(context.Background(), tenant, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pg.Data...)
+		if pg.Next == "" {
+			return out
+		}
+		q.Cursor = pg.Next
+	}
 }
 
 // TestReplayIsIdempotent restarts the indexer as a crash would leave it:
@@ -329,8 +361,9 @@ func TestIndexerKill9(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range batches {
+		for i := range batches {
 			e.produce(t, "acme", "ep_a", per, nil)
+			e.match(t, "acme", fmt.Sprintf("evt_k%03d", i), "agent.created", int64(i), time.Now(), []string{"ep_a"}, nil)
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
@@ -349,6 +382,17 @@ func TestIndexerKill9(t *testing.T) {
 	<-done
 	testenv.Eventually(t, 60*time.Second, "every attempt indexed", func() bool { return count() >= batches*per })
 	exactlyOnce(t, all(t, ix, "acme", "ep_a", deliverylog.Filter{}), batches*per)
+	testenv.Eventually(t, 30*time.Second, "every event listed", func() bool { return len(allEvents(t, ix, "acme")) >= batches })
+	seen := map[string]bool{}
+	for _, ev := range allEvents(t, ix, "acme") {
+		if seen[ev.ID] {
+			t.Errorf("event %s listed twice", ev.ID)
+		}
+		seen[ev.ID] = true
+	}
+	if len(seen) != batches {
+		t.Errorf("%d events listed, want %d", len(seen), batches)
+	}
 	t.Logf("killed with %d of %d indexed", n, batches*per)
 }
 

@@ -41,15 +41,28 @@ type Entry struct {
 type Index struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
+	schedule  deliverer.Schedule
 	now       func() time.Time
 }
 
+// IndexOption configures an Index.
+type IndexOption func(*Index)
+
+// WithSchedule sets the deliverers' retry schedule, from which a failed
+// delivery's next attempt time is estimated (default
+// deliverer.DefaultSchedule).
+func WithSchedule(s deliverer.Schedule) IndexOption { return func(ix *Index) { ix.schedule = s } }
+
 // NewIndex returns an Index keeping entries for retention (0: the default).
-func NewIndex(rdb redis.UniversalClient, retention time.Duration) *Index {
+func NewIndex(rdb redis.UniversalClient, retention time.Duration, opts ...IndexOption) *Index {
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	return &Index{rdb: rdb, retention: retention, now: time.Now}
+	ix := &Index{rdb: rdb, retention: retention, schedule: deliverer.DefaultSchedule, now: time.Now}
+	for _, o := range opts {
+		o(ix)
+	}
+	return ix
 }
 
 // member orders entries by time, then by Kafka coordinates: fixed-width hex
@@ -73,9 +86,8 @@ func attemptID(m string) string { return "att_" + m }
 // Add indexes a at Kafka partition/offset of the attempts topic. Entries
 // older than the retention window are not indexed.
 func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliverer.Attempt) error {
-	_, err := ix.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := ix.pipelined(ctx, func(p redis.Pipeliner) {
 		ix.add(ctx, p, partition, offset, a)
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("deliverylog: add: %w", err)
@@ -96,14 +108,13 @@ func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, of
 	p.Set(ctx, entryKey(a.Tenant, m), v, 0)
 	p.PExpireAt(ctx, entryKey(a.Tenant, m), expires)
 	ix.addLast(ctx, p, a, expires)
-	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
-	for _, k := range []string{endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID)} {
-		p.ZAdd(ctx, k, redis.Z{Member: m})
-		// Trimmed on write and expiring when idle, so memory stays
-		// bounded by the window.
-		p.ZRemRangeByLex(ctx, k, "-", oldest)
-		p.PExpireAt(ctx, k, expires)
-	}
+	ix.addEndpointAttempt(ctx, p, m, a, expires)
+	// Trimmed on write and expiring when idle, so memory stays bounded by
+	// the window.
+	k := eventKey(a.Tenant, a.EventID)
+	p.ZAdd(ctx, k, redis.Z{Member: m})
+	p.ZRemRangeByLex(ctx, k, "-", "("+memberTime(ix.now().Add(-ix.retention)))
+	p.PExpireAt(ctx, k, expires)
 }
 
 // Attempt returns the tenant's attempt id.
@@ -197,7 +208,7 @@ func parseCursor(c, tenant, scope string) (older bool, m string, err error) {
 		return false, "", ErrBadCursor
 	}
 	parts := strings.SplitN(string(b), "|", 4)
-	if len(parts) != 4 || len(parts[1]) != 28 || parts[0] != "n" && parts[0] != "p" {
+	if len(parts) != 4 || len(parts[1]) < 28 || parts[0] != "n" && parts[0] != "p" {
 		return false, "", ErrBadCursor
 	}
 	if parts[2] != scope || parts[3] != tenant {
@@ -245,13 +256,17 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 	}
 	var got []Entry
 	more := false
+	// The first round reads one more than a page, which is all an
+	// unfiltered page needs; a filter that skips entries widens later
+	// rounds up to scanBatch.
+	batch := int64(limit + 1)
 	for len(got) <= limit {
 		var ms []string
 		var err error
 		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
 		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
 		}
 		if err != nil {
 			return Page{}, fmt.Errorf("deliverylog: range: %w", err)
@@ -272,9 +287,10 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 				got = append(got, es[i])
 			}
 		}
-		if more || len(ms) < scanBatch {
+		if more || int64(len(ms)) < batch {
 			break
 		}
+		batch = min(4*batch, scanBatch)
 		if older {
 			hi = "(" + ms[len(ms)-1]
 		} else {

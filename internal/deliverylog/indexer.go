@@ -37,9 +37,17 @@ type IndexerConfig struct {
 	// and which deliveries went dead.
 	Deliveries string
 	Dead       string
-	Retention  time.Duration
-	Log        *slog.Logger
-	KafkaOpts  []kgo.Opt // extra client options (TLS, SASL, tracing)
+	// Matches is fanout's record of every accepted event (the events
+	// list, no_endpoints and disabled endpoints); Retries holds parked
+	// deliveries (status parked, next attempt time).
+	Matches   string
+	Retries   string
+	Retention time.Duration
+	// Schedule is the deliverers' retry schedule, to estimate the next
+	// attempt of a failed delivery (default deliverer.DefaultSchedule).
+	Schedule  deliverer.Schedule
+	Log       *slog.Logger
+	KafkaOpts []kgo.Opt // extra client options (TLS, SASL, tracing)
 	// CheckEvery is how often a quiet indexer checks that Redis still
 	// holds the index; 0 = every second.
 	CheckEvery time.Duration
@@ -66,7 +74,11 @@ func NewIndexer(cfg IndexerConfig, rdb redis.UniversalClient) *Indexer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Indexer{cfg: cfg, rdb: rdb, ix: NewIndex(rdb, cfg.Retention)}
+	var opts []IndexOption
+	if len(cfg.Schedule) > 0 {
+		opts = append(opts, WithSchedule(cfg.Schedule))
+	}
+	return &Indexer{cfg: cfg, rdb: rdb, ix: NewIndex(rdb, cfg.Retention, opts...)}
 }
 
 // Index returns the index the indexer writes.
@@ -188,7 +200,7 @@ func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.
 // the index rebuilt, whatever the offsets now say.
 func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 	next := map[string]any{}
-	_, err := x.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) {
 		fs.EachRecord(func(r *kgo.Record) {
 			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
 			switch r.Topic {
@@ -198,6 +210,12 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 			case x.cfg.Dead:
 				x.ix.addDead(ctx, p, r)
 				return
+			case x.cfg.Matches:
+				x.ix.addMatch(ctx, p, r)
+				return
+			case x.cfg.Retries:
+				x.ix.addParked(ctx, p, r)
+				return
 			}
 			var a deliverer.Attempt
 			if err := json.Unmarshal(r.Value, &a); err != nil || a.Tenant == "" || a.EndpointID == "" {
@@ -206,7 +224,6 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 			}
 			x.ix.add(ctx, p, r.Partition, r.Offset, a)
 		})
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("deliverylog: index: %w", err)
@@ -229,7 +246,7 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 // topics are the topics the indexer reads.
 func (x *Indexer) topics() []string {
 	ts := []string{x.cfg.Topic}
-	for _, t := range []string{x.cfg.Deliveries, x.cfg.Dead} {
+	for _, t := range []string{x.cfg.Deliveries, x.cfg.Dead, x.cfg.Matches, x.cfg.Retries} {
 		if t != "" {
 			ts = append(ts, t)
 		}

@@ -3,6 +3,8 @@ package deliverylog_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,7 +36,11 @@ func BenchmarkIndexMemory(b *testing.B) {
 		b.Fatal("no used_memory")
 		return 0
 	}
-	const n = 20000
+	// HOOKSTREAM_BENCH_ATTEMPTS sets how many attempts are indexed.
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("HOOKSTREAM_BENCH_ATTEMPTS")); err == nil && v >= 3 {
+		n = v
+	}
 	before := used()
 	now := time.Now()
 	for i := range n {
@@ -47,7 +53,29 @@ func BenchmarkIndexMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	perAttempt := float64(used()-before) / n
+	perAttempt := float64(used()-before) / float64(n)
+	// Latency percentiles of the two reads an operator makes most: an
+	// endpoint's first page and one event's deliveries.
+	quantiles := func(f func(i int) error) (p50, p99 float64) {
+		ds := make([]time.Duration, 500)
+		for i := range ds {
+			start := time.Now()
+			if err := f(i); err != nil {
+				b.Fatal(err)
+			}
+			ds[i] = time.Since(start)
+		}
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000, float64(ds[len(ds)*99/100].Microseconds()) / 1000
+	}
+	pageP50, pageP99 := quantiles(func(i int) error {
+		_, err := ix.EndpointAttempts(ctx, "acme", fmt.Sprintf("ep_%024x", i%50), deliverylog.Query{})
+		return err
+	})
+	eventP50, eventP99 := quantiles(func(i int) error {
+		_, err := ix.Event(ctx, "acme", fmt.Sprintf("evt_%024x", (i*37)%(n/3)))
+		return err
+	})
 	b.ResetTimer()
 	for range b.N {
 		if _, err := ix.EndpointAttempts(ctx, "acme", fmt.Sprintf("ep_%024x", 7), deliverylog.Query{}); err != nil {
@@ -55,4 +83,8 @@ func BenchmarkIndexMemory(b *testing.B) {
 		}
 	}
 	b.ReportMetric(perAttempt, "redis-bytes/attempt")
+	b.ReportMetric(pageP50, "page-p50-ms")
+	b.ReportMetric(pageP99, "page-p99-ms")
+	b.ReportMetric(eventP50, "event-p50-ms")
+	b.ReportMetric(eventP99, "event-p99-ms")
 }

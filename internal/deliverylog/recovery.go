@@ -30,6 +30,10 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 	}
 	seen := map[string]bool{}
 	var events []string
+	// The newest attempt of each event to the endpoint: a delivered one
+	// means it was sent again since (by a resend or an earlier recover),
+	// whatever its attempt number.
+	latest := map[string]Entry{}
 	key := endpointKey(tenant, endpointID)
 	for {
 		ms, err := ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
@@ -44,9 +48,15 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 			return nil, err
 		}
 		for _, e := range es {
-			if e.ID != "" && !seen[e.EventID] {
+			if e.ID == "" {
+				continue
+			}
+			if !seen[e.EventID] {
 				seen[e.EventID] = true
 				events = append(events, e.EventID)
+			}
+			if l, ok := latest[e.EventID]; !ok || !e.At.Before(l.At) {
+				latest[e.EventID] = e
 			}
 		}
 		if len(ms) < scanBatch || len(events) > MaxFailing {
@@ -61,10 +71,8 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 			continue // expired since
 		}
 		for _, d := range ev.Deliveries {
-			// A dead delivery whose latest attempt succeeded was sent
-			// again since (a resend, an earlier recover).
-			again := d.LastStatusCode >= 200 && d.LastStatusCode < 300
-			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status == StatusRetrying) {
+			again := latest[id].Outcome == "delivered" || d.LastStatusCode >= 200 && d.LastStatusCode < 300
+			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status == StatusRetrying || d.Status == StatusParked) {
 				out = append(out, FailingDelivery{EventID: id, Delivery: d})
 			}
 		}

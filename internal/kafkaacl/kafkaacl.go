@@ -84,11 +84,11 @@ func Grants(role string, n Names) ([]Grant, error) {
 	case "api":
 		return []Grant{all,
 			{Topic, t.Endpoints, false, readWrite, "create, update and delete endpoints; rebuild the endpoint cache"},
-			{Topic, t.Events, false, readWrite, "publish events; replay jobs read them back"},
+			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log and replay jobs"},
+			{Topic, t.Deliveries, false, readWrite, "read a delivery back for the delivery log; resend, recover, replay and test events write delivery records"},
 			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes and recovery job steps are transactions"},
 			{Topic, t.Jobs, false, readWrite, "recovery jobs: their state, plans and cancels"},
 			{Group, n.JobsGroup, false, read, "the group that picks the api process running the jobs"},
-			{Topic, t.Deliveries, false, write, "resend, recover, replay and test events write delivery records"},
 			{Group, n.DelivererGroup, false, []kmsg.ACLOperation{kmsg.ACLOperationDescribe}, "a job waits while the deliverer's committed offsets trail its records"},
 		}, nil
 	case "fanout":
@@ -97,6 +97,7 @@ func Grants(role string, n Names) ([]Grant, error) {
 			{Group, n.FanoutGroup, false, read, "the consumer group"},
 			{Topic, t.Deliveries, false, write, "one delivery record per matched endpoint"},
 			{Topic, t.Dead, false, write, "dead-letter undecodable events"},
+			{Topic, t.Matches, false, write, "record what each event matched, for the delivery log"},
 			{TransactionalID, n.FanoutTxnPrefix, true, write, "consume-transform-produce transactions"},
 		}, nil
 	case "deliverer":
@@ -114,6 +115,8 @@ func Grants(role string, n Names) ([]Grant, error) {
 			{Topic, t.Attempts, false, read, "index attempts"},
 			{Topic, t.Deliveries, false, read, "index what each event matched"},
 			{Topic, t.Dead, false, read, "index dead letters"},
+			{Topic, t.Matches, false, read, "index every accepted event, matched or not"},
+			{Topic, t.Retries, false, read, "index parked deliveries"},
 		}, nil
 	case "topics":
 		return []Grant{

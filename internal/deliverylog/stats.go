@@ -1,0 +1,184 @@
+package deliverylog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/record"
+)
+
+// Per endpoint, the index keeps a counter hash per minute (outcomes,
+// dead letters and a latency histogram) and the endpoint's state (its
+// current run of failures). Counters move only when an attempt first
+// enters the endpoint's list, so replaying the topic never counts twice.
+
+func statKey(tenant, ep string, at time.Time) string {
+	return tag(tenant) + "st:" + ep + ":" + strconv.FormatInt(at.Unix()/60, 10)
+}
+func stateKey(tenant, ep string) string { return tag(tenant) + "es:" + ep }
+
+// latencyBase is the ratio of consecutive latency buckets: a percentile
+// read from the histogram is within 20% of the true one.
+const latencyBase = 1.2
+
+func latencyBucket(ms int64) int {
+	return int(math.Ceil(math.Log(float64(max(ms, 0))+1) / math.Log(latencyBase)))
+}
+
+// bucketMS is the largest latency of bucket b.
+func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float64(b)) - 1)) }
+
+// attemptScript adds an attempt to its endpoint's list and, when it is new
+// there, to the minute's counters; then it moves the endpoint's state on
+// unless a later attempt is already in it.
+// KEYS: endpoint list, minute counters, endpoint state.
+// ARGV: member, outcome, latency bucket, expiry (unix ms), attempt time
+// (unix ms), the list's oldest kept member (exclusive lex bound).
+var attemptScript = redis.NewScript(`
+local added = redis.call('ZADD', KEYS[1], 0, ARGV[1])
+redis.call('ZREMRANGEBYLEX', KEYS[1], '-', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+if added == 1 then
+  redis.call('HINCRBY', KEYS[2], 'o:' .. ARGV[2], 1)
+  redis.call('HINCRBY', KEYS[2], 'l:' .. ARGV[3], 1)
+  redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+end
+local last = tonumber(redis.call('HGET', KEYS[3], 'at') or '0')
+if tonumber(ARGV[5]) >= last then
+  redis.call('HSET', KEYS[3], 'at', ARGV[5])
+  if ARGV[2] == 'delivered' then
+    redis.call('HDEL', KEYS[3], 'failing_since')
+  elseif ARGV[2] ~= 'deleted' then
+    redis.call('HSETNX', KEYS[3], 'failing_since', ARGV[5])
+  end
+end
+redis.call('PEXPIREAT', KEYS[3], ARGV[4])
+return added
+`)
+
+// deadScript records a delivery's dead letter once, counting it in its
+// minute. KEYS: event hash, minute counters. ARGV: field, reason, expiry.
+var deadScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'dead', 1)
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+`)
+
+func (ix *Index) addEndpointAttempt(ctx context.Context, p redis.Pipeliner, m string, a deliverer.Attempt, expires time.Time) {
+	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
+	attemptScript.EvalSha(ctx, p,
+		[]string{endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID)},
+		m, a.Outcome, latencyBucket(a.LatencyMS), expires.UnixMilli(), a.At.UnixMilli(), oldest)
+}
+
+// Stats sums an endpoint's attempts over a window.
+type Stats struct {
+	Since, Until time.Time
+	Delivered    int64
+	Failed       int64 // failed attempts: every outcome but delivered and deleted
+	Dead         int64 // deliveries dead-lettered
+	// SuccessRate is Delivered over Delivered+Failed; -1 with no attempts.
+	SuccessRate float64
+	P50MS       int64 // latency percentiles, within 20%
+	P99MS       int64
+	// FailingSince is when the endpoint's current run of failed attempts
+	// began; zero when its last attempt succeeded.
+	FailingSince time.Time
+}
+
+// ErrWindow: the stats window is not positive.
+var ErrWindow = errors.New("deliverylog: window must be positive")
+
+// EndpointStats sums the tenant endpoint's attempts of the last window
+// (at most the retention), by minute.
+func (ix *Index) EndpointStats(ctx context.Context, tenant, endpointID string, window time.Duration) (Stats, error) {
+	if window <= 0 {
+		return Stats{}, ErrWindow
+	}
+	window = min(window, ix.retention)
+	now := ix.now()
+	st := Stats{Since: now.Add(-window).Truncate(time.Minute), Until: now, SuccessRate: -1}
+	var cmds []*redis.MapStringStringCmd
+	var state *redis.StringCmd
+	_, err := ix.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for t := st.Since; !t.After(now); t = t.Add(time.Minute) {
+			cmds = append(cmds, p.HGetAll(ctx, statKey(tenant, endpointID, t)))
+		}
+		state = p.HGet(ctx, stateKey(tenant, endpointID), "failing_since")
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Stats{}, fmt.Errorf("deliverylog: stats: %w", err)
+	}
+	hist := map[int]int64{}
+	for _, c := range cmds {
+		for f, v := range c.Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch kind, arg, _ := strings.Cut(f, ":"); {
+			case f == "dead":
+				st.Dead += n
+			case kind == "o" && arg == "delivered":
+				st.Delivered += n
+			case kind == "o" && arg != "deleted":
+				st.Failed += n
+			case kind == "l":
+				b, _ := strconv.Atoi(arg)
+				hist[b] += n
+			}
+		}
+	}
+	if total := st.Delivered + st.Failed; total > 0 {
+		st.SuccessRate = float64(st.Delivered) / float64(total)
+	}
+	st.P50MS, st.P99MS = percentile(hist, 0.5), percentile(hist, 0.99)
+	if ms, err := strconv.ParseInt(state.Val(), 10, 64); err == nil {
+		st.FailingSince = time.UnixMilli(ms).UTC()
+	}
+	return st, nil
+}
+
+// percentile is the upper bound of the bucket holding quantile q.
+func percentile(hist map[int]int64, q float64) int64 {
+	var total int64
+	top := 0
+	for b, n := range hist {
+		total += n
+		top = max(top, b)
+	}
+	if total == 0 {
+		return 0
+	}
+	need := int64(math.Ceil(q * float64(total)))
+	var seen int64
+	for b := 0; b <= top; b++ {
+		seen += hist[b]
+		if seen >= need {
+			return bucketMS(b)
+		}
+	}
+	return bucketMS(top)
+}
+
+// addDead notes a delivery's dead letter and counts it.
+func (ix *Index) addDead(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+	tenant, ep, ev := record.Header(r, record.HeaderTenant), record.Header(r, record.HeaderEndpoint), record.Header(r, record.HeaderEventID)
+	expires := r.Timestamp.Add(ix.retention)
+	if len(tenant) == 0 || len(ep) == 0 || len(ev) == 0 || !expires.After(ix.now()) {
+		return
+	}
+	deadScript.EvalSha(ctx, p,
+		[]string{eventDeliveriesKey(string(tenant), string(ev)), statKey(string(tenant), string(ep), r.Timestamp)},
+		"dead:"+string(ep), string(record.Header(r, record.HeaderReason)), expires.UnixMilli())
+}
