@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	if _, err := rep.writeFiles(out); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"a", "b", "c-blackhole", "c-500", "c2", "d", "e"} {
+	for _, id := range []string{"a", "b", "c-blackhole", "c-500", "c2", "d", "e", "g", "h-default", "h", "h-bare"} {
 		s := rep.scenario(id)
 		if s == nil {
 			t.Fatalf("scenario %s missing", id)

@@ -34,6 +34,9 @@ type clusterConfig struct {
 	deliverers int
 	// delivererArgs are extra flags for every deliverer process.
 	delivererArgs []string
+	// indexer runs the delivery-log indexer beside the deliverers, as
+	// production does: it reads every attempt record.
+	indexer bool
 	// pprof runs every hookstream process from the instrumented binary
 	// (./bench/pprofcmd), serving net/http/pprof and expvar.
 	pprof bool
@@ -53,6 +56,7 @@ type cluster struct {
 	api        *proc
 	fanout     *proc
 	deliverers []*proc
+	indexer    *proc
 
 	brokers  string
 	redisURL string
@@ -131,6 +135,11 @@ func startCluster(ctx context.Context, bins binaries, dir string, cfg clusterCon
 			return nil, err
 		}
 		c.deliverers = append(c.deliverers, d)
+	}
+	if cfg.indexer {
+		if c.indexer, err = c.startRole(ctx, "indexer", "indexer", nil); err != nil {
+			return nil, err
+		}
 	}
 	// Ready is not yet consuming: wait for every consumer group to settle,
 	// so no rebalance happens during the measurement.
@@ -255,7 +264,11 @@ func (c *cluster) procs() []*proc {
 			ps = append(ps, p)
 		}
 	}
-	return append(ps, c.deliverers...)
+	ps = append(ps, c.deliverers...)
+	if c.indexer != nil {
+		ps = append(ps, c.indexer)
+	}
+	return ps
 }
 
 // alive reports the first process that exited on its own.
@@ -347,7 +360,7 @@ func (c *cluster) stop() {
 	for _, d := range c.deliverers {
 		d.stop(30 * time.Second)
 	}
-	for _, p := range []*proc{c.fanout, c.api, c.redis, c.kafka} {
+	for _, p := range []*proc{c.indexer, c.fanout, c.api, c.redis, c.kafka} {
 		if p != nil {
 			p.stop(30 * time.Second)
 		}

@@ -19,6 +19,8 @@
 //	c2            (b) beside one more tenant whose many endpoints never answer
 //	d             (a) with 2 deliverer processes
 //	f             (b) beside a 100,000-event replay to one endpoint
+//	g             10,000 endpoints, every tenth black-holed, 100,000 deliveries backing off: deliverer memory
+//	h             10,000 endpoints answering after 200 ms: defaults, -slow-inflight, and the bare loop
 package main
 
 import (
@@ -59,9 +61,10 @@ type config struct {
 	keep           bool
 	quick          bool
 	pprof          bool // profile the processes during each delivery scenario
+	slowInflight   int  // (h): the deliverer's --max-in-flight besides its default, and the bare loop's concurrency
 }
 
-var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d", "f"}
+var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d", "f", "g", "h"}
 
 func defaultConfig() config {
 	return config{
@@ -83,6 +86,7 @@ func defaultConfig() config {
 		maxEvents:      4_000_000,
 		scenarios:      allScenarios,
 		endpointsVia:   "store",
+		slowInflight:   4096,
 	}
 }
 
@@ -98,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.bodySize, "body", c.bodySize, "size of every POST body (the envelope) in bytes")
 	fs.IntVar(&c.window, "window", c.window, "undelivered events the closed-loop publisher keeps in flight")
 	fs.IntVar(&c.inflight, "inflight", c.inflight, "deliverer in-flight budget (--max-in-flight), and the baseline's concurrency")
+	fs.IntVar(&c.slowInflight, "slow-inflight", c.slowInflight, "(h): the deliverer's --max-in-flight in its second run, and the bare loop's concurrency")
 	fs.IntVar(&c.partitions, "partitions", c.partitions, "partitions of the events, deliveries and retries topics")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "deliverer request timeout in the black-hole scenario")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
@@ -149,8 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-endpoints/-fanout must give at least 10 tenants (10%% of endpoints are made unhealthy in (c))")
 	case c.endpointsVia != "store" && c.endpointsVia != "api":
 		return c, fmt.Errorf("-endpoints-via must be store or api, not %q", c.endpointsVia)
-	case c.window < 1 || c.inflight < 1 || c.partitions < 1:
-		return c, fmt.Errorf("-window, -inflight and -partitions must be positive")
+	case c.window < 1 || c.inflight < 1 || c.partitions < 1 || c.slowInflight < 1:
+		return c, fmt.Errorf("-window, -inflight, -slow-inflight and -partitions must be positive")
 	}
 	return c, nil
 }
@@ -178,6 +183,7 @@ func (c config) describe() map[string]any {
 		"quick":            c.quick,
 		"endpoints_via":    c.endpointsVia,
 		"pprof":            c.pprof,
+		"slow_inflight":    c.slowInflight,
 	}
 }
 

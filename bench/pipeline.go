@@ -14,11 +14,20 @@ type deliverySpec struct {
 	unhealthy      behaviour // what 10% of the endpoints do; healthy: none
 	deliverers     int
 	delivererArgs  []string
+	noDefaultArgs  bool    // the deliverer's own defaults, not delivererArgs()'s
 	rate           float64 // events/s, open loop; 0: closed loop at the pipeline's own pace
 	// hung > 0 adds one more tenant with hung endpoints, every one
 	// black-holed, that gets its share of the events (needs rate > 0: its
 	// events never complete a closed loop's window).
 	hung int
+	// Overrides of the configuration for (g) and (h); zero: cfg's.
+	endpoints int
+	maxEvents int64
+	duration  time.Duration
+	window    int
+	// slow > 0: every healthy endpoint answers after slow, as real
+	// receivers on the internet do.
+	slow time.Duration
 	// beside, when set, starts more work beside the load once the
 	// endpoints exist (needs api); its result adds to the scenario's
 	// (replay.go).
@@ -50,8 +59,25 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	if spec.hung > 0 && spec.rate == 0 {
 		return nil, errors.New("hung endpoints need an open-loop rate")
 	}
+	if spec.endpoints > 0 {
+		cfg.endpoints = spec.endpoints
+	}
+	if spec.maxEvents > 0 {
+		cfg.maxEvents = int(spec.maxEvents)
+	}
+	if spec.duration > 0 {
+		cfg.duration = spec.duration
+	}
+	if spec.window > 0 {
+		cfg.window = spec.window
+	}
 	tenants := cfg.endpoints / cfg.fanout
 	modes := make([]behaviour, cfg.endpoints)
+	if spec.slow > 0 {
+		for ep := range modes {
+			modes[ep] = slow
+		}
+	}
 	unhealthy := 0
 	if spec.unhealthy != healthy {
 		// Every tenant, and so every events partition, has one bad endpoint
@@ -70,13 +96,18 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 			modes = append(modes, blackhole)
 		}
 	}
+	args := append(b.delivererArgs(), spec.delivererArgs...)
+	if spec.noDefaultArgs {
+		args = spec.delivererArgs
+	}
 	b.logf("%s: starting kafka, redis, fanout and %d deliverer(s)", spec.name, spec.deliverers)
 	cl, err := startCluster(ctx, b.bins, b.scenarioDir(spec.id), clusterConfig{
 		partitions:    cfg.partitions,
 		api:           cfg.endpointsVia == "api" || spec.beside != nil,
 		fanout:        true,
 		deliverers:    spec.deliverers,
-		delivererArgs: append(b.delivererArgs(), spec.delivererArgs...),
+		delivererArgs: args,
+		indexer:       true,
 		pprof:         cfg.pprof,
 	})
 	if err != nil {
@@ -111,7 +142,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		complete = loop.release
 	}
 	rec := newRecorder(modes, cfg.fanout, tenants, cfg.maxEvents, complete)
-	rec.secrets, rec.verifyEvery = eps.secrets, cfg.verifyEvery
+	rec.secrets, rec.verifyEvery, rec.delay = eps.secrets, cfg.verifyEvery, spec.slow
 	b.rs.record(rec)
 	defer b.rs.record(nil)
 
@@ -124,6 +155,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		defer timer.Stop()
 	}
 	cpu0, wall0, conns0 := cl.cpu(), time.Now(), b.rs.conns.Load()
+	inflight := sampleInflight(b.rs)
 	var res loadResult
 	if loop != nil {
 		b.logf("%s: publishing for %v, at most %d undelivered events in flight", spec.name, cfg.duration, cfg.window)
@@ -133,6 +165,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		res = paced(ctx, pub, b.payload, tenants, cfg.publishWorkers, spec.rate, int64(cfg.maxEvents), cfg.duration)
 	}
 	cores := coresUsed(cpu0, cl.cpu(), time.Since(wall0))
+	inflightMean, inflightPeak := inflight.finish()
 	skip := map[int64]bool{}
 	for _, s := range res.failed {
 		skip[s] = true
@@ -179,6 +212,8 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		Errors:       int64(len(res.failed)) + rec.bad.Load() + rec.overflow.Load(),
 		BodyBytes:    rec.bodyBytes.Load(),
 		Connections:  b.rs.conns.Load() - conns0,
+		InFlight:     inflightMean,
+		InFlightPeak: inflightPeak,
 	}
 	besideDone(s)
 	s.Notes = append(s.Notes, fmt.Sprintf("%d endpoints created (via %s) in %.1fs; %d events published in %.1fs (%.0f events/s); measured from %.1fs on",

@@ -25,10 +25,11 @@ const (
 	healthy   behaviour = iota // 204 at once
 	blackhole                  // accepts the request and never answers
 	failing                    // 500 at once
+	slow                       // healthy, but answers after the recorder's delay
 )
 
 func (b behaviour) String() string {
-	return [...]string{"healthy", "black-holed", "500"}[b]
+	return [...]string{"healthy", "black-holed", "500", "slow"}[b]
 }
 
 // receivers are real HTTP servers on 127.0.0.1 playing 1,000 customer
@@ -38,6 +39,7 @@ type receivers struct {
 	bases   []string
 	rec     atomic.Pointer[recorder]
 	conns   atomic.Int64 // connections accepted, to see keep-alive at work
+	active  atomic.Int64 // requests to healthy and slow endpoints being served now
 	stop    chan struct{}
 	bufs    sync.Pool
 }
@@ -102,6 +104,10 @@ func (rs *receivers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
+	// Black-holed requests hang until the scenario's processes are gone:
+	// they would count in the next scenario's.
+	rs.active.Add(1)
+	defer rs.active.Add(-1)
 	buf := rs.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	_, err = buf.ReadFrom(r.Body)
@@ -113,6 +119,15 @@ func (rs *receivers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
+	}
+	if rec.modes[ep] == slow && rec.delay > 0 {
+		// Received (and timed) now; answered as late as a distant receiver.
+		t := time.NewTimer(rec.delay)
+		select {
+		case <-t.C:
+		case <-rs.stop:
+			t.Stop()
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -132,6 +147,7 @@ type recorder struct {
 
 	secrets     []string // per endpoint; nil: no signature checks
 	verifyEvery int64
+	delay       time.Duration // how long slow endpoints take to answer
 
 	mu      sync.Mutex
 	samples []sample
@@ -162,7 +178,7 @@ func newRecorder(modes []behaviour, fanout, tenants, maxEvents int, complete fun
 		hit:      make([]atomic.Bool, len(modes)),
 	}
 	for ep, m := range modes {
-		if m == healthy {
+		if m == healthy || m == slow {
 			r.want[ep/fanout] |= 1 << (ep % fanout)
 		}
 	}

@@ -74,8 +74,12 @@ type scenarioResult struct {
 	Errors       int64   `json:"errors,omitempty"`
 	BodyBytes    int64   `json:"body_bytes,omitempty"`
 	// Connections is how many connections the receivers accepted.
-	Connections int64    `json:"receiver_connections"`
-	Notes       []string `json:"notes,omitempty"`
+	Connections int64 `json:"receiver_connections"`
+	// InFlight is the mean number of requests the receivers were serving
+	// while the load ran (sampled every 50ms), InFlightPeak the most.
+	InFlight     float64  `json:"receiver_in_flight_mean,omitempty"`
+	InFlightPeak int64    `json:"receiver_in_flight_peak,omitempty"`
+	Notes        []string `json:"notes,omitempty"`
 }
 
 // publishResult is publish throughput through one path.
@@ -173,6 +177,7 @@ func (r *report) judge() {
 			r.Targets = append(r.Targets, target{"(" + id + ") healthy p99 vs (a)", "<= 2x", fmt.Sprintf("%.2fx (%.1f vs %.1f ms)", y, c.Latency.P99, a.Latency.P99), y <= 2})
 		}
 	}
+	r.judgeScale()
 	if c := r.scenario("c2"); c != nil && c.Latency.Count > 0 && b != nil && b.Latency.P99 > 0 {
 		y := c.Latency.P99 / b.Latency.P99
 		r.Targets = append(r.Targets, target{"(c2) other tenants' p99 vs (b)", "<= 2x", fmt.Sprintf("%.2fx (%.1f vs %.1f ms)", y, c.Latency.P99, b.Latency.P99), y <= 2})

@@ -125,6 +125,10 @@ func (b *bench) scenario(ctx context.Context, id string) error {
 		return b.scale(ctx)
 	case "f":
 		return b.replayBeside(ctx) // replay.go
+	case "g":
+		return b.memoryBound(ctx)
+	case "h":
+		return b.slowReceivers(ctx)
 	}
 	return fmt.Errorf("unknown scenario %q", id)
 }
@@ -144,44 +148,10 @@ func (b *bench) baseline(ctx context.Context) error {
 	if a := b.rep.scenario("a"); a != nil && a.Received > 0 {
 		count = a.Received
 	}
-	b.logf("(e) baseline: %d POSTs of %d bytes from %d keep-alive goroutines to %d endpoints", count, b.cfg.bodySize, b.cfg.inflight, b.cfg.endpoints)
-	modes := make([]behaviour, b.cfg.endpoints)
-	events := int((count + int64(b.cfg.fanout) - 1) / int64(b.cfg.fanout))
-	rec := newRecorder(modes, b.cfg.fanout, b.cfg.endpoints/b.cfg.fanout, events, nil)
-	b.rs.record(rec)
-	defer b.rs.record(nil)
-	conns0 := b.rs.conns.Load()
-	start, cpu0 := time.Now(), map[string]float64{"bench": cpuSeconds("/proc/self/stat"), systemKey: systemBusySeconds()}
-	res, err := runBaseline(ctx, b.rs, b.payload, count, b.cfg.inflight, b.cfg.fanout, b.cfg.endpoints/b.cfg.fanout)
-	elapsed := time.Since(start)
-	cores := coresUsed(cpu0, map[string]float64{"bench": cpuSeconds("/proc/self/stat"), systemKey: systemBusySeconds()}, elapsed)
+	s, err := b.bareLoop(ctx, "e", "(e) bare POST loop", b.cfg.inflight, b.cfg.endpoints, 0, count)
 	if err != nil {
 		return err
 	}
-	samples := rec.snapshot()
-	if len(samples) == 0 {
-		return errNoSamples
-	}
-	// The middle 80% of the receive timeline: the loop's steady state.
-	w := middle(samples, 0.1)
-	n, _ := summarise(samples, w, nil)
-	s := &scenarioResult{
-		ID:   "e",
-		Name: "(e) bare POST loop",
-		Description: fmt.Sprintf("%d keep-alive goroutines POST the same %d-byte bodies to the same receivers, no Kafka/Redis/signing; rate over the middle 80%% of receives",
-			b.cfg.inflight, b.cfg.bodySize),
-		Rate:        perSecond(float64(n), w.seconds()),
-		Deliveries:  int64(n),
-		Seconds:     w.seconds(),
-		PeakRSS:     map[string]float64{"bench": vmHWM("/proc/self/status")},
-		CPUCores:    cores,
-		Received:    rec.received.Load(),
-		Duplicates:  rec.duplicates.Load(),
-		Errors:      res.Errors + rec.bad.Load(),
-		BodyBytes:   rec.bodyBytes.Load(),
-		Connections: b.rs.conns.Load() - conns0,
-	}
-	s.Notes = append(s.Notes, fmt.Sprintf("%d POSTs in %.1fs overall (%.0f/s including ramp-up and tail)", res.Sent, elapsed.Seconds(), perSecond(float64(res.Sent), elapsed.Seconds())))
 	if a := b.rep.scenario("a"); a != nil && s.Rate > 0 {
 		a.Ratio, a.RatioOf = a.Rate/s.Rate, "(e)"
 	}

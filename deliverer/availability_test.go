@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/subscription"
@@ -38,6 +39,7 @@ type availability struct {
 	events   int // published per tenant
 
 	dynamic bool // no --instance-id
+	leave   bool // --leave-on-shutdown
 
 	stopPub chan struct{}
 	pubDone chan struct{}
@@ -98,6 +100,9 @@ func (a *availability) args(role, id string) []string {
 	if !a.dynamic {
 		args = append(args, "--instance-id", id)
 	}
+	if a.leave {
+		args = append(args, "--leave-on-shutdown")
+	}
 	if role == "deliverer" {
 		args = append(args, "--allow-private-destinations", "--retry-schedule", "0s,100ms,200ms", "--drain-timeout", "2s")
 	}
@@ -148,6 +153,20 @@ func (a *availability) finish() int {
 	close(a.stopPub)
 	<-a.pubDone
 	return allDelivered(a.t, 60*time.Second, "every event at every endpoint", a.rcs, a.events)
+}
+
+// duplicateRecords counts the (endpoint, event) pairs the fanouts wrote
+// more than one delivery record for: a receiver's duplicates with none
+// here are the deliverers' redeliveries.
+func (a *availability) duplicateRecords() int {
+	seen, n := map[string]int{}, 0
+	for _, r := range a.e.kafka.ReadAll(a.t, a.e.topics.Deliveries) {
+		k := string(r.Key) + " " + header(r, record.HeaderEventID)
+		if seen[k]++; seen[k] == 2 {
+			n++
+		}
+	}
+	return n
 }
 
 // gaps returns per endpoint the longest time without a delivery from
@@ -339,34 +358,59 @@ func TestAvailability(t *testing.T) {
 			t.Logf("fanout SIGTERM and restart (dynamic %v): longest gap %s (per endpoint %v); %d duplicates", dynamic, ms(maxOf(gaps)), gaps, dups)
 		})
 	}
-	t.Run("rolling SIGTERM restart of every role", func(t *testing.T) {
-		a := newAvailability(t)
-		a.up(2, 2)
-		time.Sleep(2 * time.Second)
-		begin := time.Now()
-		for _, id := range []string{"f-0", "f-1", "d-0", "d-1"} {
-			role := "fanout"
-			if id[0] == 'd' {
-				role = "deliverer"
+	// A Deployment's rollout: every replacement has a new name, so a new
+	// instance id; with and without --leave-on-shutdown.
+	for _, v := range []struct {
+		name   string
+		rename bool
+		leave  bool
+		exact  bool // 0 duplicates asserted
+	}{
+		{"same names", false, false, true},
+		// What the README advises against: a static member that is not
+		// coming back holds its partitions until its session times out,
+		// and the rebalance that follows cost redeliveries.
+		{"new names", true, false, false},
+		{"new names, --leave-on-shutdown", true, true, true},
+	} {
+		t.Run("rolling SIGTERM restart of every role, "+v.name, func(t *testing.T) {
+			a := newAvailability(t)
+			a.leave = v.leave
+			a.up(2, 2)
+			time.Sleep(2 * time.Second)
+			begin := time.Now()
+			for _, id := range []string{"f-0", "f-1", "d-0", "d-1"} {
+				role := "fanout"
+				if id[0] == 'd' {
+					role = "deliverer"
+				}
+				stop := time.Now()
+				if exited, err := a.procs[id].Stop(syscall.SIGTERM, 15*time.Second); !exited || err != nil {
+					t.Errorf("%s after SIGTERM: exited %v, %v", id, exited, err)
+				}
+				stopped := time.Since(stop)
+				next := id
+				if v.rename {
+					delete(a.procs, id)
+					next = id + "-new"
+				}
+				p := a.start(role, next)
+				p.WaitOutput(t, role+" starting", 30*time.Second)
+				if role == "deliverer" {
+					p.WaitFor(t, id+" holding partitions", 30*time.Second, func() bool { return owns(p.Out.String()) })
+				}
+				t.Logf("%s: stopped in %s, back after %s", id, ms(stopped), ms(time.Since(stop)))
+				time.Sleep(3 * time.Second)
 			}
-			stop := time.Now()
-			if exited, err := a.procs[id].Stop(syscall.SIGTERM, 15*time.Second); !exited || err != nil {
-				t.Errorf("%s after SIGTERM: exited %v, %v", id, exited, err)
+			gaps := a.gaps(begin, time.Now())
+			dups := a.finish()
+			t.Logf("rolling restart, %s: longest gap %s (per endpoint %v); %d duplicates", v.name, ms(maxOf(gaps)), gaps, dups)
+			if n := a.duplicateRecords(); n != 0 {
+				t.Errorf("rolling restart: %d (event, endpoint) pairs have more than one delivery record, want none", n)
 			}
-			stopped := time.Since(stop)
-			p := a.start(role, id)
-			p.WaitOutput(t, role+" starting", 30*time.Second)
-			if role == "deliverer" {
-				p.WaitFor(t, id+" holding partitions", 30*time.Second, func() bool { return owns(p.Out.String()) })
+			if dups != 0 && v.exact {
+				t.Errorf("rolling restart: %d duplicates, want 0", dups)
 			}
-			t.Logf("%s: stopped in %s, back after %s", id, ms(stopped), ms(time.Since(stop)))
-			time.Sleep(3 * time.Second)
-		}
-		gaps := a.gaps(begin, time.Now())
-		dups := a.finish()
-		t.Logf("rolling restart: longest gap %s (per endpoint %v); %d duplicates", ms(maxOf(gaps)), gaps, dups)
-		if dups != 0 {
-			t.Errorf("rolling restart: %d duplicates, want 0", dups)
-		}
-	})
+		})
+	}
 }

@@ -82,14 +82,15 @@ type Deliverer struct {
 // exists: building it in Run means nothing is consumed before Run.
 func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Deliverer, error) {
 	c := config{
-		topics:      topic.New(topic.DefaultPrefix),
-		group:       Group,
-		policy:      policy{schedule: DefaultSchedule, park: DefaultParkThreshold, disableAfter: DefaultDisableAfter, jitter: jitter20},
-		maxInFlight: DefaultMaxInFlight,
-		unordered:   DefaultUnorderedConcurrency,
-		maxBuffered: DefaultMaxBuffered,
-		drain:       DefaultDrainTimeout,
-		commitEvery: DefaultCommitInterval,
+		topics:           topic.New(topic.DefaultPrefix),
+		group:            Group,
+		policy:           policy{schedule: DefaultSchedule, park: DefaultParkThreshold, disableAfter: DefaultDisableAfter, jitter: jitter20},
+		maxInFlight:      DefaultMaxInFlight,
+		unordered:        DefaultUnorderedConcurrency,
+		maxBuffered:      DefaultMaxBuffered,
+		maxBufferedBytes: DefaultMaxBufferedBytes,
+		drain:            DefaultDrainTimeout,
+		commitEvery:      DefaultCommitInterval,
 	}
 	c.recoveredAfter = DefaultRecoveredAfter
 	for _, o := range opts {
@@ -100,8 +101,8 @@ func New(kafka []kgo.Opt, endpoints Endpoints, snd Sender, opts ...Option) (*Del
 		return nil, fmt.Errorf("deliverer: %w: empty", ErrInvalidSchedule)
 	case c.policy.schedule[0] != 0:
 		return nil, fmt.Errorf("deliverer: %w: the first attempt is immediate, so the schedule starts with 0", ErrInvalidSchedule)
-	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1, c.tenantShare < 0:
-		return nil, errors.New("deliverer: max in flight, unordered concurrency and max buffered must be at least 1, tenant share not negative")
+	case c.maxInFlight < 1, c.unordered < 1, c.maxBuffered < 1, c.maxBufferedBytes < 1, c.tenantShare < 0:
+		return nil, errors.New("deliverer: max in flight, unordered concurrency, max buffered and max buffered bytes must be at least 1, tenant share not negative")
 	}
 	if c.log == nil {
 		c.log = slog.Default()

@@ -427,6 +427,12 @@ func TestFanoutEndToEnd(t *testing.T) {
 // worker pauses and resumes fetching, and nothing is lost or reordered.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
+	backpressure(t, deliverer.WithMaxBuffered(3))
+}
+
+// backpressure runs TestBackpressure's check with limit, an option that
+// must pause a partition once it holds about three records.
+func backpressure(t *testing.T, limit deliverer.Option) {
 	e := newEnv(t, 2)
 	part := kgo.StickyKeyPartitioner(nil).ForTopic(e.topics.Deliveries)
 	partOf := func(ep *subscription.Endpoint) int { return part.Partition(&kgo.Record{Key: []byte(ep.ID)}, 2) }
@@ -457,7 +463,7 @@ func TestBackpressure(t *testing.T) {
 			c, epC = rc, ep
 		}
 	}
-	e.start(t, runOpts{extra: []deliverer.Option{deliverer.WithMaxBuffered(3)}})
+	e.start(t, runOpts{extra: []deliverer.Option{limit}})
 	e.deliver(t, epA, 0, 1, 5)
 	testenv.Eventually(t, 20*time.Second, "A's first request", func() bool { return hung.Load() == 1 })
 	e.deliver(t, epB, 0, 1, 5)

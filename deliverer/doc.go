@@ -68,8 +68,9 @@
 // yet finished: in deliveries delivered, dead-lettered, dropped for a
 // deleted endpoint, or acknowledged by Kafka in retries; in retries every
 // record but the lanes' newest markers. A deliveries partition stops
-// fetching while WithMaxBuffered of its records are unfinished, and resumes
-// below; a lane in backoff parks once it queues a tenth of that. A reading
+// fetching while WithMaxBuffered of its records, or WithMaxBufferedBytes of
+// their bytes, are unfinished, and resumes below; a lane in backoff parks
+// once it queues a tenth of either. A reading
 // lane holds at most 32 records read back (twice its concurrency for
 // ordering "none"); reads of retries are 1 MiB, four at a time per process.
 //

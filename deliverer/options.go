@@ -12,9 +12,10 @@ import (
 // Defaults of the options.
 const (
 	DefaultParkThreshold        = 30 * time.Second
-	DefaultMaxInFlight          = 256
+	DefaultMaxInFlight          = 2048
 	DefaultUnorderedConcurrency = 10
 	DefaultMaxBuffered          = 10000
+	DefaultMaxBufferedBytes     = 4 << 20
 	DefaultDisableAfter         = 5 * 24 * time.Hour
 	DefaultDrainTimeout         = 20 * time.Second
 	DefaultCommitInterval       = 500 * time.Millisecond
@@ -28,9 +29,12 @@ type config struct {
 	tenantShare int
 	unordered   int
 	maxBuffered int
-	drain       time.Duration
-	commitEvery time.Duration
-	publisher   EventPublisher
+	// maxBufferedBytes bounds the same by bytes: a count alone let 1 KiB
+	// records of 12 partitions take over 300 MiB.
+	maxBufferedBytes int64
+	drain            time.Duration
+	commitEvery      time.Duration
+	publisher        EventPublisher
 	// recoveredAfter: see WithRecoveredAfter (opevents.go).
 	recoveredAfter time.Duration
 	log            *slog.Logger
@@ -54,7 +58,10 @@ func WithSchedule(s Schedule) Option { return func(c *config) { c.policy.schedul
 func WithParkThreshold(d time.Duration) Option { return func(c *config) { c.policy.park = d } }
 
 // WithMaxInFlight bounds the requests in flight across all lanes (default
-// DefaultMaxInFlight).
+// DefaultMaxInFlight). A request in flight mostly waits for its receiver,
+// at the cost of a goroutine and a pooled connection: with receivers
+// answering in 200 ms, as on the internet, 2048 allow about 10,000
+// deliveries/s, where 256 capped a process at 1,280.
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
 
 // WithTenantShare sets the in-flight slots one tenant may hold while
@@ -73,6 +80,12 @@ func WithUnorderedConcurrency(n int) Option { return func(c *config) { c.unorder
 // partition may be held in memory before its fetching pauses; a lane in
 // backoff with a tenth of that queued parks (default DefaultMaxBuffered).
 func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n } }
+
+// WithMaxBufferedBytes bounds the same records by bytes (key, value,
+// headers and a fixed overhead per record): fetching pauses at n bytes, and
+// a lane in backoff holding a tenth of n parks (default
+// DefaultMaxBufferedBytes, 4 MiB).
+func WithMaxBufferedBytes(n int64) Option { return func(c *config) { c.maxBufferedBytes = n } }
 
 // WithDisableAfter disables an endpoint whose attempts have all failed for d
 // (default DefaultDisableAfter; 0 never disables).

@@ -198,7 +198,7 @@ func (w *worker) carryOut(l *lane, it *item, v verdict, out outcome, now time.Ti
 	case v.act == actRetry:
 		it.due = due
 		w.setBackoff(l, true)
-		if l.mode == laneMemory && len(l.queue) >= w.spillAt() {
+		if l.mode == laneMemory && w.spills(l) {
 			// A long queue behind a backoff would hold the partition's
 			// memory: the lane waits in retries instead.
 			w.park(l, it, due)

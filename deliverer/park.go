@@ -122,8 +122,18 @@ func (w *worker) checkpoint() {
 	}
 }
 
-// spillAt is the queue length at which a lane in backoff parks.
-func (w *worker) spillAt() int { return max(w.d.cfg.maxBuffered/10, 1) }
+// spills reports whether a lane in backoff holds enough to park: a tenth
+// of what its partition may hold, by count or by bytes.
+func (w *worker) spills(l *lane) bool {
+	if len(l.queue) >= max(w.d.cfg.maxBuffered/10, 1) {
+		return true
+	}
+	var n int64
+	for _, it := range l.queue {
+		n += itemSize(it.rec)
+	}
+	return n >= w.d.cfg.maxBufferedBytes/10
+}
 
 // park moves the lane to retries: it (due at until) first, then the rest of
 // the lane in order. A lane in memory gets a marker ahead of its records,

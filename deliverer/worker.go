@@ -50,6 +50,7 @@ type worker struct {
 	found       map[string]found
 	held        []*item
 	liveCount   int
+	liveBytes   int64 // itemSize of the records liveCount counts
 	pausedLive  bool
 	busy        int // goroutines and produces whose event is due
 	isDrained   bool
@@ -233,7 +234,9 @@ func (w *worker) onDeliveries(recs []*kgo.Record) {
 	items := make([]*item, len(recs))
 	w.tmu.Lock()
 	for i, r := range recs {
+		r = detach(r)
 		items[i] = &item{rec: r, ticket: w.live.add(r.Offset)}
+		w.liveBytes += itemSize(r)
 	}
 	w.tmu.Unlock()
 	w.liveCount += len(items)
@@ -264,16 +267,17 @@ func (w *worker) finish(it *item) {
 	} else {
 		w.live.finish(it.ticket)
 		w.liveCount--
+		w.liveBytes -= itemSize(it.rec)
 	}
 	w.tmu.Unlock()
 }
 
-// updatePause pauses fetching deliveries[i] while too many of its records
-// are held, and until the catch-up is done. Retries[i] needs no pause: of
+// updatePause pauses fetching deliveries[i] while too many of its records,
+// or too many bytes of them, are held, and until the catch-up is done. Retries[i] needs no pause: of
 // what the group consumer reads there only the lanes' newest markers are
 // held.
 func (w *worker) updatePause() {
-	want := !w.caughtUp || w.liveCount >= w.d.cfg.maxBuffered
+	want := !w.caughtUp || w.liveCount >= w.d.cfg.maxBuffered || w.liveBytes >= w.d.cfg.maxBufferedBytes
 	if want == w.pausedLive {
 		return
 	}

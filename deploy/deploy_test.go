@@ -1220,7 +1220,8 @@ func applyPatch(objs map[string]any, doc []byte) error {
 }
 
 // mergeDeployment merges patch into d as a strategic-merge patch does, for
-// replicas and the containers' env: containers and env entries by name.
+// replicas, the containers' env and volume mounts, the pod's volumes and
+// fsGroup: containers, env entries, mounts and volumes by name.
 func mergeDeployment(d, patch *appsv1.Deployment) {
 	if patch.Spec.Replicas != nil {
 		d.Spec.Replicas = patch.Spec.Replicas
@@ -1244,6 +1245,14 @@ func mergeDeployment(d, patch *appsv1.Deployment) {
 			}
 		}
 		*env = append(added, *env...)
+		mergeByName(&(*cs)[i].VolumeMounts, pc.VolumeMounts, func(m corev1.VolumeMount) string { return m.Name })
+	}
+	mergeByName(&d.Spec.Template.Spec.Volumes, patch.Spec.Template.Spec.Volumes, func(v corev1.Volume) string { return v.Name })
+	if sc := patch.Spec.Template.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		if d.Spec.Template.Spec.SecurityContext == nil {
+			d.Spec.Template.Spec.SecurityContext = &corev1.PodSecurityContext{}
+		}
+		d.Spec.Template.Spec.SecurityContext.FSGroup = sc.FSGroup
 	}
 }
 
@@ -1453,6 +1462,10 @@ func TestRenderMatchesKustomize(t *testing.T) {
 				d, _ := ours[key].(*appsv1.Deployment)
 				if d == nil || !reflect.DeepEqual(d.Spec.Replicas, o.Spec.Replicas) || !reflect.DeepEqual(d.Spec.Template.Spec.Containers[0].Env, o.Spec.Template.Spec.Containers[0].Env) {
 					t.Errorf("%s: %s differs from kustomize's in replicas or env", dir, key)
+				}
+				if d != nil && (!reflect.DeepEqual(d.Spec.Template.Spec.Volumes, o.Spec.Template.Spec.Volumes) ||
+					!reflect.DeepEqual(d.Spec.Template.Spec.Containers[0].VolumeMounts, o.Spec.Template.Spec.Containers[0].VolumeMounts)) {
+					t.Errorf("%s: %s differs from kustomize's in volumes or volume mounts", dir, key)
 				}
 			case *corev1.ConfigMap:
 				if cm, _ := ours[key].(*corev1.ConfigMap); cm == nil || !maps.Equal(cm.Data, o.Data) {

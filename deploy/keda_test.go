@@ -200,8 +200,24 @@ func kedaProblems(objs map[string]any) []string {
 			probs = append(probs, role+": allowIdleConsumers lets KEDA scale past the partition count")
 		}
 		if ref, _ := tr["authenticationRef"].(map[string]any); ref != nil {
-			if _, ok := objs["TriggerAuthentication/"+fmt.Sprint(ref["name"])]; !ok {
+			ta, ok := objs["TriggerAuthentication/"+fmt.Sprint(ref["name"])].(*unstructured.Unstructured)
+			if !ok {
 				probs = append(probs, fmt.Sprintf("%s: authenticationRef %v names no TriggerAuthentication of the rendering", role, ref["name"]))
+				continue
+			}
+			// KEDA must read Kafka as the role does: the Secrets it takes
+			// credentials from are ones the role's pods mount.
+			mounted := map[string]bool{}
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Secret != nil {
+					mounted[v.Secret.SecretName] = true
+				}
+			}
+			refs, _, _ := unstructured.NestedSlice(ta.Object, "spec", "secretTargetRef")
+			for _, r := range refs {
+				if m, _ := r.(map[string]any); !mounted[fmt.Sprint(m["name"])] {
+					probs = append(probs, fmt.Sprintf("%s: TriggerAuthentication %s reads Secret %v, which the role's pods do not mount", role, ta.GetName(), m["name"]))
+				}
 			}
 		}
 	}
@@ -217,19 +233,21 @@ func TestKEDAOverlay(t *testing.T) {
 		t.Errorf("%s: %q", kedaOverlay, probs)
 	}
 	// KEDA's credentials come from a Secret, never a literal.
-	ta, ok := objs["TriggerAuthentication/hookstream-kafka"].(*unstructured.Unstructured)
-	if !ok {
-		t.Fatal("no TriggerAuthentication hookstream-kafka")
-	}
-	refs, _, _ := unstructured.NestedSlice(ta.Object, "spec", "secretTargetRef")
-	params := map[string]bool{}
-	for _, r := range refs {
-		m, _ := r.(map[string]any)
-		params[fmt.Sprint(m["parameter"])] = m["name"] != "" && m["key"] != ""
-	}
-	for _, p := range []string{"username", "password", "ca"} {
-		if !params[p] {
-			t.Errorf("TriggerAuthentication has no secretTargetRef for %s", p)
+	for _, role := range []string{"fanout", "deliverer"} {
+		ta, ok := objs["TriggerAuthentication/hookstream-kafka-"+role].(*unstructured.Unstructured)
+		if !ok {
+			t.Fatalf("no TriggerAuthentication hookstream-kafka-%s", role)
+		}
+		refs, _, _ := unstructured.NestedSlice(ta.Object, "spec", "secretTargetRef")
+		params := map[string]bool{}
+		for _, r := range refs {
+			m, _ := r.(map[string]any)
+			params[fmt.Sprint(m["parameter"])] = m["name"] != "" && m["key"] != ""
+		}
+		for _, p := range []string{"username", "password", "ca"} {
+			if !params[p] {
+				t.Errorf("TriggerAuthentication of %s has no secretTargetRef for %s", role, p)
+			}
 		}
 	}
 }
@@ -272,7 +290,13 @@ func TestKEDAChecksCatchMistakes(t *testing.T) {
 		{"another group", func(objs map[string]any) { setTrigger(objs, "fanout", "consumerGroup", "hookstream-deliverer") }, `fanout: trigger consumerGroup "hookstream-deliverer"`},
 		{"another topic", func(objs map[string]any) { setTrigger(objs, "deliverer", "topic", "hookstream.retries") }, `deliverer: trigger topic "hookstream.retries"`},
 		{"idle consumers", func(objs map[string]any) { setTrigger(objs, "deliverer", "allowIdleConsumers", "true") }, "allowIdleConsumers"},
-		{"no trigger authentication", func(objs map[string]any) { delete(objs, "TriggerAuthentication/hookstream-kafka") }, "names no TriggerAuthentication"},
+		{"no trigger authentication", func(objs map[string]any) { delete(objs, "TriggerAuthentication/hookstream-kafka-fanout") }, "names no TriggerAuthentication"},
+		{"another role's credentials", func(objs map[string]any) {
+			ta := objs["TriggerAuthentication/hookstream-kafka-deliverer"].(*unstructured.Unstructured)
+			refs, _, _ := unstructured.NestedSlice(ta.Object, "spec", "secretTargetRef")
+			refs[0].(map[string]any)["name"] = "hookstream-kafka-api"
+			_ = unstructured.SetNestedSlice(ta.Object, refs, "spec", "secretTargetRef")
+		}, "reads Secret hookstream-kafka-api, which the role's pods do not mount"},
 		{"no scaled object", func(objs map[string]any) { delete(objs, "ScaledObject/hookstream-fanout") }, "no ScaledObject hookstream-fanout"},
 	}
 	for _, tt := range tests {

@@ -26,9 +26,9 @@ import (
 	"github.com/hookstream/hookstream/subscription"
 )
 
-func TestMatching(t *testing.T) {
-	t.Parallel()
-	r := newRig(t, 3)
+func TestMatching(t *testing.T) { t.Parallel(); bothRedis(t, 3, testMatching) }
+
+func testMatching(t *testing.T, r *rig) {
 	ctx := traced(t)
 
 	exact := r.endpoint(t, "acme", "agent.created")
@@ -232,9 +232,9 @@ func (f *failingOnce) Match(ctx context.Context, tenant, eventType string) ([]st
 	return f.Store.Match(ctx, tenant, eventType)
 }
 
-func TestDedupe(t *testing.T) {
-	t.Parallel()
-	r := newRig(t, 2)
+func TestDedupe(t *testing.T) { t.Parallel(); bothRedis(t, 2, testDedupe) }
+
+func testDedupe(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 60*time.Second)
 	acme := r.endpoint(t, "acme", "*")
 	globex := r.endpoint(t, "globex", "*")
@@ -243,13 +243,15 @@ func TestDedupe(t *testing.T) {
 	// record itself (not a duplicate), one by another record (duplicate).
 	r.publish(t, ctx, "acme", "agent.created", producer.WithID("crashed-self"))
 	r.publish(t, ctx, "acme", "agent.created", producer.WithID("claimed-elsewhere"))
+	rdb := r.rdb()
+	defer rdb.Close()
 	for _, rec := range r.kafka.ReadAll(t, r.names.Events) {
 		id := "crashed-self"
 		val := strconv.Itoa(int(rec.Partition)) + ":" + strconv.FormatInt(rec.Offset, 10)
 		if bytes.Contains(rec.Value, []byte("claimed-elsewhere")) {
 			id, val = "claimed-elsewhere", "99:12345"
 		}
-		if err := r.redis.Client.Set(ctx, "hookstream:dedupe:4:acme:"+id, val, time.Hour).Err(); err != nil {
+		if err := rdb.Set(ctx, "hookstream:dedupe:4:acme:"+id, val, time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -288,9 +290,9 @@ func TestDedupe(t *testing.T) {
 	}
 }
 
-func TestReadYourWrites(t *testing.T) {
-	t.Parallel()
-	r := newRig(t, 2)
+func TestReadYourWrites(t *testing.T) { t.Parallel(); bothRedis(t, 2, testReadYourWrites) }
+
+func testReadYourWrites(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 90*time.Second)
 	r.start(t, nil)
 	// The fanout's store has now cached "no endpoint" for this tenant/type.
@@ -324,15 +326,7 @@ func TestReadYourWrites(t *testing.T) {
 // deleted after fanout cached their matches, make a stale in-process cache
 // (a Refresh that dropped nothing) or a rebuild that lost a write show up
 // as missing or stray pairs.
-func TestRedisFlushMidStream(t *testing.T) {
-	t.Parallel()
-	for _, cluster := range []bool{false, true} {
-		t.Run(map[bool]string{false: "single", true: "cluster"}[cluster], func(t *testing.T) {
-			t.Parallel()
-			testRedisFlushMidStream(t, newRigOn(t, 3, cluster))
-		})
-	}
-}
+func TestRedisFlushMidStream(t *testing.T) { t.Parallel(); bothRedis(t, 3, testRedisFlushMidStream) }
 
 func testRedisFlushMidStream(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 120*time.Second)

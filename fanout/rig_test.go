@@ -100,6 +100,17 @@ func (r *rig) store(t testing.TB) *subscription.Store {
 	return s
 }
 
+// bothRedis runs test, in parallel, on a rig with partitions on a single
+// redis-server and on one with a 3-master Redis Cluster.
+func bothRedis(t *testing.T, partitions int32, test func(t *testing.T, r *rig)) {
+	for _, cluster := range []bool{false, true} {
+		t.Run(map[bool]string{false: "single", true: "cluster"}[cluster], func(t *testing.T) {
+			t.Parallel()
+			test(t, newRigOn(t, partitions, cluster))
+		})
+	}
+}
+
 // rdb returns a new client of the rig's Redis (the caller closes it).
 func (r *rig) rdb() redis.UniversalClient {
 	if r.cluster != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/textproto"
 	"syscall"
 
 	"github.com/hookstream/hookstream/internal/netguard"
@@ -81,20 +80,20 @@ const Redacted = "[redacted]"
 // redactedHeaders copies h for the attempts log, with the signatures and
 // credentials replaced: the log is read by people who must not be able to
 // forge a request from it.
-func redactedHeaders(h http.Header, brand string) map[string]string {
-	secret := map[string]bool{
-		signature.HeaderSignature:                                     true,
-		textproto.CanonicalMIMEHeaderKey("X-" + brand + "-Signature"): true,
-		"Authorization":       true,
-		"Proxy-Authorization": true,
-		"Cookie":              true,
+func redactedHeaders(h http.Header, seedSignature string) map[string]string {
+	secret := func(k string) bool {
+		switch k {
+		case signature.HeaderSignature, seedSignature, "Authorization", "Proxy-Authorization", "Cookie":
+			return true
+		}
+		return false
 	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {
 		if len(v) == 0 {
 			continue
 		}
-		if secret[k] {
+		if secret(k) {
 			out[k] = Redacted
 			continue
 		}

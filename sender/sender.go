@@ -136,12 +136,14 @@ type Sender struct {
 	// redirect handling, which must stay off (a 3xx is the answer), and
 	// copies every request's headers for it.
 	transport     *http.Transport
+	h1            *h1 // plain http:// destinations
 	signer        *signature.Signer
 	timeout       time.Duration
 	maxBody       int64
 	maxRetryAfter time.Duration
 	userAgent     []string
 	brand         string
+	seedSignature string // the seed scheme's signature header, canonical
 	tracer        trace.Tracer
 	propagator    propagation.TextMapPropagator
 }
@@ -190,12 +192,14 @@ func New(opts ...Option) *Sender {
 	}
 	return &Sender{
 		transport:     tr,
+		h1:            newH1(dialer, c.maxIdlePerHost, tr.IdleConnTimeout, tr.MaxResponseHeaderBytes),
 		signer:        c.signer,
 		timeout:       c.timeout,
 		maxBody:       c.maxBody,
 		maxRetryAfter: c.maxRetryAfter,
 		userAgent:     []string{c.userAgent},
 		brand:         c.signer.Brand(),
+		seedSignature: textproto.CanonicalMIMEHeaderKey("X-" + c.signer.Brand() + "-Signature"),
 		tracer:        c.tracer.Tracer("hookstream/sender"),
 		propagator:    c.propagator,
 	}
@@ -203,7 +207,10 @@ func New(opts ...Option) *Sender {
 
 // CloseIdleConnections closes pooled connections not in use, e.g. on
 // shutdown. The Sender stays usable.
-func (s *Sender) CloseIdleConnections() { s.transport.CloseIdleConnections() }
+func (s *Sender) CloseIdleConnections() {
+	s.transport.CloseIdleConnections()
+	s.h1.closeIdle()
+}
 
 var (
 	contentTypeJSON = []string{"application/json"}
@@ -253,13 +260,35 @@ func (s *Sender) send(ctx context.Context, req Request) Result {
 		return Result{Outcome: Refused, Err: err}
 	}
 
-	sent := redactedHeaders(hreq.Header, s.signer.Brand())
+	sent := redactedHeaders(hreq.Header, s.seedSignature)
 	start := time.Now()
+	if addr, host, ok := h1Target(hreq); ok {
+		resp, body, more, err := s.h1.roundTrip(ctx, hreq, addr, host, req.Body, s.maxBody)
+		if err != nil {
+			return Result{Outcome: transportOutcome(err), Latency: time.Since(start), Err: transportError(ctxError(ctx, err), timeout), Headers: sent}
+		}
+		res := s.classify(resp)
+		res.Headers, res.Body, res.BodyTruncated = sent, body, more
+		res.Latency = time.Since(start)
+		return res
+	}
 	resp, err := s.transport.RoundTrip(hreq)
 	if err != nil {
 		return Result{Outcome: transportOutcome(err), Latency: time.Since(start), Err: transportError(err, timeout), Headers: sent}
 	}
-	res := Result{Status: resp.StatusCode, Headers: sent}
+	res := s.classify(resp)
+	res.Headers = sent
+	// An error reading the body does not change the outcome: the status
+	// has already answered; the connection is just not reused.
+	res.Body, res.BodyTruncated = s.readBody(resp.Body)
+	res.Latency = time.Since(start)
+	return res
+}
+
+// classify reads the outcome, and Retry-After, from the response's status
+// and headers.
+func (s *Sender) classify(resp *http.Response) Result {
+	res := Result{Status: resp.StatusCode}
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:
 		res.Outcome = Delivered
@@ -270,11 +299,17 @@ func (s *Sender) send(ctx context.Context, req Request) Result {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		res.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now(), s.maxRetryAfter)
 	}
-	// An error reading the body does not change the outcome: the status
-	// has already answered; the connection is just not reused.
-	res.Body, res.BodyTruncated = s.readBody(resp.Body)
-	res.Latency = time.Since(start)
 	return res
+}
+
+// ctxError is why ctx ended, when it did: h1 ends an attempt by moving the
+// connection's deadline, which reads as a timeout even when ctx was
+// cancelled.
+func ctxError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
 }
 
 // newRequest builds the signed POST. Its errors wrap ErrInvalidRequest.

@@ -9,9 +9,10 @@ import (
 
 // MatchDisabled returns the ids of tenant's disabled endpoints whose
 // filters select eventType: fanout records them with each event, so the
-// delivery log shows why such an endpoint got nothing. Disabled endpoints
-// are not in the filter index, so this reads the tenant's endpoints; the
-// result is cached like Match's until the next endpoint change.
+// delivery log shows why such an endpoint got nothing. Like Match, it
+// unions the few filter sets that can select eventType (disabled endpoints
+// have sets of their own), so its cost does not grow with the tenant's
+// endpoint count, and it is cached until the next endpoint change.
 func (s *Store) MatchDisabled(ctx context.Context, tenant, eventType string) ([]string, error) {
 	k := matchKey{tenant, eventType}
 	s.mu.Lock()
@@ -20,35 +21,17 @@ func (s *Store) MatchDisabled(ctx context.Context, tenant, eventType string) ([]
 	if ok {
 		return slices.Clone(ids), nil
 	}
-	var all []string
-	if _, err := s.readBuilt(ctx, func(p redis.Pipeliner) func() {
-		cmd := p.ZRange(ctx, s.keys.tenant(tenant), 0, -1)
-		return func() { all = cmd.Val() }
-	}); err != nil {
-		return nil, err
+	filters := filtersFor(eventType)
+	keys := make([]string, len(filters))
+	for i, f := range filters {
+		keys[i] = s.keys.disabledIndex(tenant, f)
 	}
-	var raws []any
 	t, err := s.readBuilt(ctx, func(p redis.Pipeliner) func() {
-		if len(all) == 0 {
-			return func() {}
-		}
-		cmd := p.HMGet(ctx, s.keys.data, all...)
-		return func() { raws = cmd.Val() }
+		cmd := p.SUnion(ctx, keys...)
+		return func() { ids = cmd.Val() }
 	})
 	if err != nil {
 		return nil, err
-	}
-	ids = []string{}
-	for _, v := range raws {
-		raw, ok := v.(string)
-		if !ok {
-			continue
-		}
-		e, err := decode([]byte(raw))
-		if err != nil || !e.Disabled || e.Tenant != tenant || !e.Matches(eventType) {
-			continue
-		}
-		ids = append(ids, e.ID)
 	}
 	slices.Sort(ids)
 	s.remember(t, func(c *cache) { c.disabled[k] = ids })

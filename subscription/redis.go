@@ -21,6 +21,7 @@ import (
 //	applied          hash  id -> offset of the endpoints-topic record applied last (kept for deleted ids)
 //	tenant:<t>       zset  ids of tenant t, score 0: ZRANGEBYLEX lists in creation order (ids start with time)
 //	idx:<t>:<filter> set   ids of t's enabled endpoints that list filter; filters never contain ':'
+//	didx:<t>:<filter> set  the same for t's disabled endpoints (the delivery log names them)
 //	changes          int   bumped by every applied change (also a pub/sub channel)
 //	generation       str   set only when a full rebuild from the topic has completed
 //	offsets          hash  partition -> next offset of the topic reflected here
@@ -42,6 +43,11 @@ func newKeys(prefix string) keys {
 func (k keys) index(tenant, filter string) string { return k.base + "idx:" + tenant + ":" + filter }
 func (k keys) tenant(t string) string             { return k.base + "tenant:" + t }
 func (k keys) lock(id string) string              { return k.base + "lock:" + id }
+
+// disabledIndex is index for disabled endpoints.
+func (k keys) disabledIndex(tenant, filter string) string {
+	return k.base + "didx:" + tenant + ":" + filter
+}
 
 // applyScript applies one record of the endpoints topic, atomically: unless
 // this record (0) or a later one (-1) was applied already, it drops the old
@@ -68,7 +74,10 @@ if old then
   local o = cjson.decode(old)
   redis.call('ZREM', b .. 'tenant:' .. o.tenant, id)
   if type(o.events) == 'table' then
-    for _, f in ipairs(o.events) do redis.call('SREM', b .. 'idx:' .. o.tenant .. ':' .. f, id) end
+    for _, f in ipairs(o.events) do
+      redis.call('SREM', b .. 'idx:' .. o.tenant .. ':' .. f, id)
+      redis.call('SREM', b .. 'didx:' .. o.tenant .. ':' .. f, id)
+    end
   end
 end
 if ARGV[4] == '' then
@@ -77,9 +86,9 @@ else
   local t = ARGV[5]
   redis.call('HSET', b .. 'data', id, ARGV[4])
   redis.call('ZADD', b .. 'tenant:' .. t, 0, id)
-  if ARGV[6] == '1' then
-    for i = 7, #ARGV do redis.call('SADD', b .. 'idx:' .. t .. ':' .. ARGV[i], id) end
-  end
+  local set = 'didx:'
+  if ARGV[6] == '1' then set = 'idx:' end
+  for i = 7, #ARGV do redis.call('SADD', b .. set .. t .. ':' .. ARGV[i], id) end
 end
 redis.call('HSET', b .. 'applied', id, ARGV[3])
 local n = redis.call('INCR', b .. 'changes')

@@ -14,8 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func TestMatch(t *testing.T) {
-	e := newEnv(t)
+func TestMatch(t *testing.T) { backends(t, testMatch) }
+
+func testMatch(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	exact := create(t, s, "t1", "agent.created")
@@ -82,8 +83,9 @@ func TestMatch(t *testing.T) {
 	}
 }
 
-func TestDisable(t *testing.T) {
-	e := newEnv(t)
+func TestDisable(t *testing.T) { backends(t, testDisable) }
+
+func testDisable(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	ep := create(t, s, "t1", "agent.*")
@@ -111,8 +113,9 @@ func TestDisable(t *testing.T) {
 	}
 }
 
-func TestTenantIsolation(t *testing.T) {
-	e := newEnv(t)
+func TestTenantIsolation(t *testing.T) { backends(t, testTenantIsolation) }
+
+func testTenantIsolation(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	ep := create(t, s, "t1", "agent.*")
@@ -138,8 +141,9 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
-func TestListPagination(t *testing.T) {
-	e := newEnv(t)
+func TestListPagination(t *testing.T) { backends(t, testListPagination) }
+
+func testListPagination(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	var want []string
@@ -172,8 +176,9 @@ func TestListPagination(t *testing.T) {
 	}
 }
 
-func TestUpdate(t *testing.T) {
-	e := newEnv(t)
+func TestUpdate(t *testing.T) { backends(t, testUpdate) }
+
+func testUpdate(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	ep := create(t, s, "t1", "agent.*")
@@ -217,8 +222,9 @@ func TestUpdate(t *testing.T) {
 // TestConcurrentUpdatesLoseNothing runs updates of one endpoint from two
 // stores at once: each one that succeeds must be one version, so none
 // builds on a version another already replaced.
-func TestConcurrentUpdatesLoseNothing(t *testing.T) {
-	e := newEnv(t)
+func TestConcurrentUpdatesLoseNothing(t *testing.T) { backends(t, testConcurrentUpdatesLoseNothing) }
+
+func testConcurrentUpdatesLoseNothing(t *testing.T, e *env) {
 	a, b := e.store(t, true), e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	ep := create(t, a, "t1", "agent.*")
@@ -253,8 +259,9 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	}
 }
 
-func TestRotateSecret(t *testing.T) {
-	e := newEnv(t)
+func TestRotateSecret(t *testing.T) { backends(t, testRotateSecret) }
+
+func testRotateSecret(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	ep := create(t, s, "t1", "agent.*")
@@ -459,8 +466,9 @@ func TestRebuildOnEmptyRedis(t *testing.T) {
 // TestRunRepairsStaleRedis writes endpoint records to Kafka directly, as
 // an api process that died between Kafka's ack and its Redis write leaves
 // them: Run applies them. A bad record in between does not stop it.
-func TestRunRepairsStaleRedis(t *testing.T) {
-	e := newEnv(t)
+func TestRunRepairsStaleRedis(t *testing.T) { backends(t, testRunRepairsStaleRedis) }
+
+func testRunRepairsStaleRedis(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	before := create(t, s, "t1", "agent.*")
@@ -490,8 +498,9 @@ func TestRunRepairsStaleRedis(t *testing.T) {
 	}
 }
 
-func TestApplyKeepsTheLaterRecord(t *testing.T) {
-	e := newEnv(t)
+func TestApplyKeepsTheLaterRecord(t *testing.T) { backends(t, testApplyKeepsTheLaterRecord) }
+
+func testApplyKeepsTheLaterRecord(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	ep := create(t, s, "t1", "agent.*")

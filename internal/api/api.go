@@ -85,7 +85,9 @@ type cfg struct {
 	backendTimeout time.Duration
 	tracer         trace.TracerProvider
 	propagator     propagation.TextMapPropagator
-	brand          string // WithBrand, docs.go
+	brand          string         // WithBrand, docs.go
+	portal         PortalSessions // WithPortal, portal.go; nil: 503
+	portalURL      string
 
 	// jobs and failing serve the recovery routes (WithJobs, jobs.go).
 	jobs    Jobs
@@ -166,6 +168,8 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /v1/openapi.json":                  s.serveOpenAPI,
 		"GET /v1/asyncapi.json":                 s.serveAsyncAPI,
 		"GET /docs/events":                      s.serveEventsPage,
+		"POST /v1/portal/sessions":              s.createPortalSession,
+		"POST /v1/portal/sessions/revoke":       s.revokePortalSessions,
 	}
 	for pattern, h := range s.jobRoutes() {
 		routes[pattern] = h

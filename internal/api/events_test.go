@@ -140,6 +140,7 @@ func TestPublishEventsRejects(t *testing.T) {
 		{"missing data", "tok-acme", "", `{"event":"agent.created"}`, 400, api.CodeInvalid, "/data"},
 		{"operational type", "tok-acme", "", `{"event":"endpoint.disabled","data":{"endpoint_id":"ep_1","tenant":"acme","url":"https://example.com/h","reason":"x","failing_since":"2026-03-04T12:00:00Z","disabled_at":"2026-03-04T12:00:00Z"}}`, 422, api.CodeInvalid, "/event"},
 		{"operational type in a batch", "tok-acme", "", batch(ok, `{"event":"endpoint.disabled","data":{}}`), 422, api.CodeInvalid, "/1/event"},
+		{"operational attempt.exhausted", "tok-acme", "", `{"event":"attempt.exhausted","data":{}}`, 422, api.CodeInvalid, "/event"},
 		{"unknown field", "tok-acme", "", ev("agent.created", created, `,"payload":{}`), 400, api.CodeInvalid, "/payload"},
 		{"bad id", "tok-acme", "", ev("agent.created", created, `,"id":"evt 1"`), 400, api.CodeInvalid, "/id"},
 		{"empty id", "tok-acme", "", ev("agent.created", created, `,"id":""`), 422, api.CodeInvalid, "/id"},

@@ -40,6 +40,8 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	// the recovery jobs.
 	var group groupFlags
 	group.register(fs)
+	var pf portalFlags
+	pf.register(fs, "signing key of customer portal links and sessions, at least 16 bytes (keep it secret; changing it ends every session); empty: no portal")
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
@@ -67,6 +69,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if _, err := newSigner(*brand); err != nil {
+		return err
+	}
+	if err := pf.validate(); err != nil {
 		return err
 	}
 	if *maxEndpoints < 1 {
@@ -97,12 +102,21 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention, jobs: jobs})
+	sessions, err := pf.build(d)
+	if err != nil {
+		return err
+	}
+	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention,
+		portal: sessions, portalURL: pf.publicURL, jobs: jobs})
+	pages, err := pf.pages(d, sessions, server, *brand, *logRetention)
+	if err != nil {
+		return err
+	}
 	// A request may take its read timeout to arrive and the backend
 	// timeout to be answered.
 	limits := ops.WithLimits(ops.Limits{ReadTimeout: *readTimeout, WriteTimeout: *readTimeout + *backendTimeout + 10*time.Second,
 		IdleTimeout: *idleTimeout, MaxConns: *maxConns})
-	srv := d.opsServer(c.httpAddr, append(apiRoutes(server), limits, ops.WithTerseReadiness())...)
+	srv := d.opsServer(c.httpAddr, append(append(apiRoutes(server), portalRoutes(pages)...), limits, ops.WithTerseReadiness())...)
 	if err := srv.Listen(); err != nil {
 		return err
 	}

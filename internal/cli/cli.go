@@ -56,6 +56,7 @@ func commands() []command {
 		{"jobs", "list, get (--wait: follow), cancel recovery jobs (resend, recover, replay)", runJobs},
 		{"verify", "verify a received webhook against a secret", runVerify},
 		{"schemas", "import an OpenAPI 3.1 document's webhooks as catalog schema files", runSchemas},
+		{"portal-link", "print a one-time customer portal link for a tenant (or --revoke its sessions)", runPortalLink},
 		{"docs", "print the AsyncAPI document, or write the events page and both specs (--out)", runDocs},
 		{"healthcheck", "exit 0 when a URL answers 2xx (container healthchecks)", runHealthcheck},
 	}

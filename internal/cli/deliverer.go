@@ -25,6 +25,7 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	tenantShare := fs.Int("tenant-share", 0, "in-flight requests one tenant may hold while others could need them (0: an eighth of --max-in-flight); beyond it a tenant takes slots only while half of --max-in-flight stays free")
 	unordered := fs.Int("unordered-concurrency", deliverer.DefaultUnorderedConcurrency, "most requests in flight to one endpoint with ordering \"none\"")
 	maxBuffered := fs.Int("max-buffered", deliverer.DefaultMaxBuffered, "unfinished records held in memory per deliveries partition before fetching it pauses; a lane in backoff with a tenth of that queued parks in retries")
+	maxBufferedBytes := fs.Int64("max-buffered-bytes", deliverer.DefaultMaxBufferedBytes, "bytes of unfinished records (key, value, headers, 512 bytes overhead each) held in memory per deliveries partition before fetching it pauses; a lane in backoff holding a tenth of that parks in retries")
 	connect := fs.Duration("connect-timeout", sender.DefaultConnectTimeout, "TCP connect (and TLS handshake) timeout of a delivery")
 	request := fs.Duration("request-timeout", sender.DefaultTimeout, "total timeout of a delivery attempt (an endpoint's own timeout overrides it)")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses (development only)")
@@ -57,6 +58,8 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --unordered-concurrency must be at least 1", ErrUsage)
 	case *maxBuffered < 1:
 		return fmt.Errorf("%w: --max-buffered must be at least 1", ErrUsage)
+	case *maxBufferedBytes < 1:
+		return fmt.Errorf("%w: --max-buffered-bytes must be at least 1", ErrUsage)
 	case *connect <= 0:
 		return fmt.Errorf("%w: --connect-timeout must be positive", ErrUsage)
 	case *request <= 0:
@@ -89,7 +92,7 @@ func runDeliverer(ctx context.Context, env Env, args []string) error {
 	}
 	defer closeDeps()
 	del, err := newDeliverer(d, delivererSettings{
-		schedule: sched, park: *park, maxInFlight: *maxInFlight, tenantShare: *tenantShare, unordered: *unordered, maxBuffered: *maxBuffered,
+		schedule: sched, park: *park, maxInFlight: *maxInFlight, tenantShare: *tenantShare, unordered: *unordered, maxBuffered: *maxBuffered, maxBufferedB: *maxBufferedBytes,
 		connect: *connect, request: *request, allowPrivate: *allowPrivate, signer: signer,
 		disableAfter: *disableAfter, drain: *drain, group: group,
 	})

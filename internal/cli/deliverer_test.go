@@ -15,6 +15,7 @@ func TestDelivererFlags(t *testing.T) {
 		{[]string{"--park-threshold", "0s"}, "--park-threshold must be positive"},
 		{[]string{"--max-in-flight", "0"}, "--max-in-flight must be at least 1"},
 		{[]string{"--unordered-concurrency", "0"}, "--unordered-concurrency must be at least 1"},
+		{[]string{"--max-buffered-bytes", "0"}, "--max-buffered-bytes must be at least 1"},
 		{[]string{"--disable-after", "-1h"}, "--disable-after must not be negative"},
 		{[]string{"--drain-timeout", "30s"}, "--drain-timeout (30s) must be at least 3s shorter than --shutdown-grace (25s)"},
 		{[]string{"--signature-brand", "Bad Brand"}, "--signature-brand: signature: invalid brand"},

@@ -56,6 +56,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	logFormat := fs.String("log-format", "text", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight work may finish after Ctrl-C or SIGTERM")
+	var pf portalFlags
+	pf.register(fs, "signing key of customer portal links and sessions (default: a random key, kept in <data-dir>/portal-key)")
 	if err := parse(fs, env, args); err != nil {
 		return err
 	}
@@ -67,6 +69,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --shutdown-grace must be positive", ErrUsage)
 	case strings.ContainsFunc(*fixedToken, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("%w: --api-token must not contain spaces or control characters", ErrUsage)
+	}
+	if err := pf.validate(); err != nil {
+		return err
 	}
 	sched, err := parseSchedule(*schedule)
 	if err != nil {
@@ -88,6 +93,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	token, err := devToken(*dataDir, *fixedToken)
 	if err != nil {
+		return err
+	}
+	if pf.key, err = devPortalKey(*dataDir, pf.key); err != nil {
 		return err
 	}
 	ks, err := kafkaserver.Start(kopts...)
@@ -138,7 +146,12 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	settings := apiSettings{tokens: api.Tokens{token: devTenant}, backendTimeout: api.DefaultBackendTimeout}
+	sessions, err := pf.build(d)
+	if err != nil {
+		return err
+	}
+	settings := apiSettings{tokens: api.Tokens{token: devTenant}, backendTimeout: api.DefaultBackendTimeout,
+		portal: sessions, portalURL: pf.publicURL}
 	publish, err := kgo.NewClient(d.kafkaOpts(producer.ClientOpts(settings.backendTimeout)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -151,7 +164,12 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	settings.jobs = jobs
-	srv := d.opsServer(*httpAddr, apiRoutes(newAPI(d, pub, settings))...)
+	server := newAPI(d, pub, settings)
+	pages, err := pf.pages(d, sessions, server, *brand, deliverylog.DefaultRetention)
+	if err != nil {
+		return err
+	}
+	srv := d.opsServer(*httpAddr, append(apiRoutes(server), portalRoutes(pages)...)...)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("%w (see --http-addr)", err)
 	}
@@ -188,6 +206,15 @@ func runDev(ctx context.Context, env Env, args []string) error {
 				return err
 			}
 			fmt.Fprintf(out, "hookstream dev ready: api=http://%s token=%s tenant=%s kafka=%s\n", srv.Addr(), token, devTenant, ks.Addr())
+			base := pf.publicURL
+			if base == "" {
+				base = "http://" + srv.Addr()
+			}
+			link, err := devPortalLink(ctx, sessions, strings.TrimSuffix(base, "/"), devTenant)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "customer portal for tenant %s (one-time link, valid 24h; `hookstream portal-link` makes more): %s\n", devTenant, link)
 			if recv != nil {
 				if err := startDemo(ctx, d, recv, out); err != nil {
 					return err

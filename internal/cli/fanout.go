@@ -24,6 +24,7 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 	var group groupFlags
 	group.register(fs)
 	maxBatch := fs.Int("max-batch", fanout.DefaultMaxBatch, "most events per transaction")
+	linger := fs.Duration("linger", fanout.DefaultLinger, "how long a poll with fewer than --max-batch events waits for more before its transaction (0: none); adds at most this to latency")
 	var parts partitionFlags
 	parts.register(fs, true)
 	if err := parse(fs, env, args); err != nil {
@@ -39,6 +40,8 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --transaction-timeout must be positive", ErrUsage)
 	case *maxBatch < 1:
 		return fmt.Errorf("%w: --max-batch must be at least 1", ErrUsage)
+	case *linger < 0:
+		return fmt.Errorf("%w: --linger must not be negative", ErrUsage)
 	}
 	if err := group.validate(); err != nil {
 		return err
@@ -70,7 +73,7 @@ func runFanout(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	fan, err := newFanout(d, fanoutSettings{
-		txnID: *txnID, window: *window, txnTimeout: *txnTimeout, group: group, maxBatch: *maxBatch, watch: watch,
+		txnID: *txnID, window: *window, txnTimeout: *txnTimeout, group: group, maxBatch: *maxBatch, linger: *linger, watch: watch,
 	})
 	if err != nil {
 		return err

@@ -82,7 +82,7 @@ func (r *redisFlags) options() (*redis.UniversalOptions, error) {
 	case (cluster || sentinel) && r.url != defaultRedisURL:
 		return nil, errors.New("--redis-url names a single node: give it, or --redis-cluster-addrs, or --redis-sentinel-*, not both")
 	case sentinel && (r.sentinelMaster == "" || len(r.sentinelAddrs) == 0):
-		return nil, errors.New("Sentinel needs both --redis-sentinel-master and --redis-sentinel-addrs")
+		return nil, errors.New("--redis-sentinel-master and --redis-sentinel-addrs go together")
 	case cluster:
 		o.Addrs, o.IsClusterMode = r.clusterAddrs, true
 	case sentinel:
@@ -148,6 +148,16 @@ func (r *redisFlags) client() (redis.UniversalClient, error) {
 		if err := r.loadTLS(o.TLSConfig); err != nil {
 			return nil, err
 		}
+	}
+	if len(r.clusterAddrs) == 0 && r.sentinelMaster == "" {
+		// A single node keeps everything its URL says (unix sockets, pool
+		// and timeout parameters), which UniversalOptions cannot carry.
+		so, err := redis.ParseURL(r.url)
+		if err != nil {
+			return nil, errRedisURL
+		}
+		so.Username, so.Password, so.TLSConfig = o.Username, o.Password, o.TLSConfig
+		return redis.NewClient(so), nil
 	}
 	return redis.NewUniversalClient(o), nil
 }

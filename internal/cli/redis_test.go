@@ -65,7 +65,7 @@ func TestRedisFlags(t *testing.T) {
 		{name: "bad url never quoted", args: []string{"--redis-url", "redis://u:" + testRedisSecret + "@host:notaport/0"}, wantErr: "--redis-url is not a valid Redis URL"},
 		{name: "cluster and url", args: []string{"--redis-cluster-addrs", "a:1", "--redis-url", "redis://b:2/0"}, wantErr: "not both"},
 		{name: "cluster and sentinel", args: []string{"--redis-cluster-addrs", "a:1", "--redis-sentinel-master", "m", "--redis-sentinel-addrs", "s:1"}, wantErr: "exclude each other"},
-		{name: "sentinel without addrs", args: []string{"--redis-sentinel-master", "m"}, wantErr: "--redis-sentinel-addrs"},
+		{name: "sentinel without addrs", args: []string{"--redis-sentinel-master", "m"}, wantErr: "--redis-sentinel-master and --redis-sentinel-addrs go together"},
 		{name: "password twice", args: []string{"--redis-password", testRedisSecret, "--redis-password-file", "/x"}, wantErr: "not both"},
 		{name: "cert without key", args: []string{"--redis-tls-cert", "/c.pem"}, wantErr: "go together"},
 	}
@@ -149,6 +149,34 @@ func TestRedisClientModes(t *testing.T) {
 				t.Fatalf("the error quotes the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestRedisURLKeepsItsParameters: a single node's URL keeps what go-redis
+// reads from it beyond the address (pool and timeouts, a unix socket).
+func TestRedisURLKeepsItsParameters(t *testing.T) {
+	for _, tt := range []struct {
+		url   string
+		check func(o *redis.Options) bool
+	}{
+		{"redis://h:6379/3?pool_size=7&dial_timeout=2s", func(o *redis.Options) bool {
+			return o.PoolSize == 7 && o.DialTimeout == 2*time.Second && o.DB == 3 && o.Addr == "h:6379"
+		}},
+		{"unix:///run/redis.sock?db=2", func(o *redis.Options) bool { return o.Network == "unix" && o.Addr == "/run/redis.sock" && o.DB == 2 }},
+	} {
+		r, err := parseRedisFlags(t, []string{"--redis-url", tt.url, "--redis-username", "u"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb, err := r.client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := rdb.(*redis.Client)
+		if !ok || !tt.check(c.Options()) || c.Options().Username != "u" {
+			t.Errorf("%s: client options %+v", tt.url, c.Options())
+		}
+		_ = rdb.Close()
 	}
 }
 
@@ -255,5 +283,43 @@ func TestRedisLeastPrivilegeACL(t *testing.T) {
 	ids, err := store.Match(ctx, "acme", "agent.created")
 	if err != nil || !slices.Equal(ids, []string{ep.ID}) {
 		t.Fatalf("Match = %v, %v; want [%s]", ids, err, ep.ID)
+	}
+}
+
+// TestRedisSecretsNeverLogged runs a role whose Redis refuses it (nothing
+// listening; a wrong password from a file) at debug level: what it logs
+// while it retries, and says when it stops, never holds the password.
+func TestRedisSecretsNeverLogged(t *testing.T) {
+	k := testenv.StartKafka(t)
+	rd := testenv.StartRedis(t)
+	if err := rd.Client.Do(context.Background(), "ACL", "SETUSER", "hookstream", "on", ">another-password", "+@all", "~*", "&*").Err(); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(testRedisSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, failure string
+		redisArgs     []string
+	}{
+		{"password in an unreachable URL", "connection refused", []string{"--redis-url", "redis://hookstream:" + testRedisSecret + "@" + freeAddr(t) + "/0"}},
+		{"wrong password from a file", "WRONGPASS", []string{"--redis-url", "redis://hookstream@" + rd.Addr + "/0", "--redis-password-file", pw}},
+	} {
+		name, redisArgs := tt.name, tt.redisArgs
+		t.Run(name, func(t *testing.T) {
+			var out testenv.Output
+			env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, LookupEnv: func(string) (string, bool) { return "", false }}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			args := append([]string{"fanout", "--kafka-brokers", k.Addr, "--http-addr", freeAddr(t), "--log-level", "debug", "--shutdown-grace", "1s", "--allow-unsafe-topics"}, redisArgs...)
+			Main(ctx, args, env)
+			if strings.Contains(out.String(), testRedisSecret) {
+				t.Fatalf("the output holds the password:\n%s", out.String())
+			}
+			if !strings.Contains(out.String(), tt.failure) {
+				t.Fatalf("the role logged no %q, so the test saw no failure:\n%s", tt.failure, out.String())
+			}
+		})
 	}
 }

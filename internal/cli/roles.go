@@ -18,6 +18,7 @@ import (
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/groupwatch"
 	"github.com/hookstream/hookstream/internal/ops"
+	"github.com/hookstream/hookstream/internal/portal"
 	"github.com/hookstream/hookstream/internal/supervisor"
 	"github.com/hookstream/hookstream/internal/telemetry"
 	"github.com/hookstream/hookstream/producer"
@@ -136,9 +137,11 @@ func (d *roleDeps) opsServer(addr string, extra ...ops.Option) *ops.Server {
 type apiSettings struct {
 	tokens         api.Tokens
 	backendTimeout time.Duration
-	logRetention   time.Duration // the delivery log's window; 0: the default
-	brand          string        // "": signature.DefaultBrand
-	jobs           api.Jobs      // nil: the recovery routes answer 503
+	logRetention   time.Duration    // the delivery log's window; 0: the default
+	brand          string           // "": signature.DefaultBrand
+	portal         *portal.Sessions // nil: no portal (portal.go)
+	portalURL      string
+	jobs           api.Jobs // nil: the recovery routes answer 503
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -147,11 +150,14 @@ type apiSettings struct {
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 	index := deliverylog.NewIndex(d.rdb, s.logRetention)
-	var jobs []api.Option
-	if s.jobs != nil {
-		jobs = append(jobs, api.WithJobs(s.jobs, index))
+	var more []api.Option
+	if s.portal != nil {
+		more = append(more, api.WithPortal(s.portal, s.portalURL))
 	}
-	return api.New(append(jobs,
+	if s.jobs != nil {
+		more = append(more, api.WithJobs(s.jobs, index))
+	}
+	return api.New(append([]api.Option{
 		api.WithTokens(s.tokens),
 		api.WithCatalog(d.catalog),
 		api.WithPublisher(pub),
@@ -163,7 +169,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),
 		api.WithBrand(s.brand),
-	)...)
+	}, more...)...)
 }
 
 // apiRoutes mounts srv's routes on an ops server.
@@ -182,7 +188,8 @@ type fanoutSettings struct {
 	txnTimeout time.Duration
 	group      groupFlags
 	maxBatch   int
-	watch      *groupwatch.Watch // nil: no readiness check of the group
+	linger     time.Duration
+	watch      *groupwatch.Watch // its group's readiness check uses it; nil: a watch of its own
 }
 
 func defaultFanoutSettings() fanoutSettings {
@@ -191,6 +198,7 @@ func defaultFanoutSettings() fanoutSettings {
 		txnTimeout: fanout.DefaultTransactionTimeout,
 		group:      groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout},
 		maxBatch:   fanout.DefaultMaxBatch,
+		linger:     fanout.DefaultLinger,
 	}
 }
 
@@ -208,15 +216,17 @@ func newFanout(d *roleDeps, s fanoutSettings) (supervisor.Named, error) {
 		fanout.WithDedupe(d.rdb),
 		fanout.WithDedupeWindow(s.window),
 		fanout.WithMaxBatch(s.maxBatch),
+		fanout.WithLinger(s.linger),
 		fanout.WithMeterProvider(d.tel.Meter),
 	}
-	if s.watch != nil {
-		if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
-			return supervisor.Named{}, err
-		}
-		opts = append(opts, s.watch.ClientOpts()...)
-		fopts = append(fopts, fanout.WithWatch(s.watch))
+	if s.watch == nil {
+		s.watch = groupwatch.New(time.Now) // its gauges, without a readiness check
 	}
+	if err := s.watch.Register(d.tel.Meter.Meter("hookstream/fanout"), "hookstream.fanout", "fanout"); err != nil {
+		return supervisor.Named{}, err
+	}
+	opts = append(opts, s.watch.ClientOpts()...)
+	fopts = append(fopts, fanout.WithWatch(s.watch))
 	sess, err := kgo.NewGroupTransactSession(d.kafkaOpts(append(opts, s.group.opts()...)...)...)
 	if err != nil {
 		return supervisor.Named{}, fmt.Errorf("kafka transact session: %w", err)
@@ -245,6 +255,7 @@ type delivererSettings struct {
 	tenantShare  int
 	unordered    int
 	maxBuffered  int
+	maxBufferedB int64
 	connect      time.Duration
 	request      time.Duration
 	allowPrivate bool
@@ -261,6 +272,7 @@ func defaultDelivererSettings() delivererSettings {
 		maxInFlight:  deliverer.DefaultMaxInFlight,
 		unordered:    deliverer.DefaultUnorderedConcurrency,
 		maxBuffered:  deliverer.DefaultMaxBuffered,
+		maxBufferedB: deliverer.DefaultMaxBufferedBytes,
 		connect:      sender.DefaultConnectTimeout,
 		request:      sender.DefaultTimeout,
 		signer:       signature.NewSigner(),
@@ -295,6 +307,7 @@ func newDeliverer(d *roleDeps, s delivererSettings) (*deliverer.Deliverer, error
 		deliverer.WithTenantShare(s.tenantShare),
 		deliverer.WithUnorderedConcurrency(s.unordered),
 		deliverer.WithMaxBuffered(s.maxBuffered),
+		deliverer.WithMaxBufferedBytes(s.maxBufferedB),
 		deliverer.WithDisableAfter(s.disableAfter),
 		deliverer.WithDrainTimeout(s.drain),
 		deliverer.WithPublisher(pub),

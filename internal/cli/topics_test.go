@@ -23,7 +23,7 @@ func TestTopicsCommand(t *testing.T) {
 		t.Fatalf("topics check before create: exit %d: %s%s", code, out, errOut)
 	}
 	code, out, errOut = runMain(t, "", "topics", "create", "--kafka-brokers", k.Addr, "--partitions-deliveries", "6")
-	if code != 0 || strings.Count(out, "created ") != len(topic.New(topic.DefaultPrefix).All()) || !strings.Contains(out, "topics ok") {
+	if code != 0 || strings.Count(out, "created ") != len(topic.New("hookstream.").All()) || !strings.Contains(out, "topics ok") {
 		t.Fatalf("topics create: exit %d: %s%s", code, out, errOut)
 	}
 	if code, out, errOut = runMain(t, "", "topics", "check", "--kafka-brokers", k.Addr); code != 0 {
