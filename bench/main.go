@@ -18,6 +18,7 @@
 //	c-500         10% of endpoints answer 500
 //	c2            (b) beside one more tenant whose many endpoints never answer
 //	d             (a) with 2 deliverer processes
+//	f             (b) beside a 100,000-event replay to one endpoint
 //	g             10,000 endpoints, every tenth black-holed, 100,000 deliveries backing off: deliverer memory
 //	h             10,000 endpoints answering after 200 ms: defaults, -slow-inflight, and the bare loop
 package main
@@ -63,7 +64,7 @@ type config struct {
 	slowInflight   int  // (h): the deliverer's --max-in-flight besides its default, and the bare loop's concurrency
 }
 
-var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d", "g", "h"}
+var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d", "f", "g", "h"}
 
 func defaultConfig() config {
 	return config{

@@ -28,6 +28,10 @@ type deliverySpec struct {
 	// slow > 0: every healthy endpoint answers after slow, as real
 	// receivers on the internet do.
 	slow time.Duration
+	// beside, when set, starts more work beside the load once the
+	// endpoints exist (needs api); its result adds to the scenario's
+	// (replay.go).
+	beside func(ctx context.Context, cl *cluster) (done func(*scenarioResult), err error)
 }
 
 // hungRequestTimeout is the deliverer's request timeout in (c2): long, as
@@ -99,7 +103,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	b.logf("%s: starting kafka, redis, fanout and %d deliverer(s)", spec.name, spec.deliverers)
 	cl, err := startCluster(ctx, b.bins, b.scenarioDir(spec.id), clusterConfig{
 		partitions:    cfg.partitions,
-		api:           cfg.endpointsVia == "api",
+		api:           cfg.endpointsVia == "api" || spec.beside != nil,
 		fanout:        true,
 		deliverers:    spec.deliverers,
 		delivererArgs: args,
@@ -124,6 +128,12 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		return nil, err
 	}
 	defer pub.Close()
+	besideDone := func(*scenarioResult) {}
+	if spec.beside != nil {
+		if besideDone, err = spec.beside(ctx, cl); err != nil {
+			return nil, errors.Join(err, cl.alive())
+		}
+	}
 
 	var loop *closedLoop
 	var complete func(int64)
@@ -205,6 +215,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		InFlight:     inflightMean,
 		InFlightPeak: inflightPeak,
 	}
+	besideDone(s)
 	s.Notes = append(s.Notes, fmt.Sprintf("%d endpoints created (via %s) in %.1fs; %d events published in %.1fs (%.0f events/s); measured from %.1fs on",
 		len(modes), cfg.endpointsVia, created.Seconds(), res.published, res.end.Sub(res.start).Seconds(), s.PublishRate, warm.Seconds()))
 	if unhealthy > 0 {

@@ -182,6 +182,10 @@ func (r *report) judge() {
 		y := c.Latency.P99 / b.Latency.P99
 		r.Targets = append(r.Targets, target{"(c2) other tenants' p99 vs (b)", "<= 2x", fmt.Sprintf("%.2fx (%.1f vs %.1f ms)", y, c.Latency.P99, b.Latency.P99), y <= 2})
 	}
+	if f := r.scenario("f"); f != nil && f.Latency.Count > 0 && b != nil && b.Latency.P99 > 0 {
+		y := f.Latency.P99 / b.Latency.P99
+		r.Targets = append(r.Targets, target{"(f) other endpoints' p99 vs (b), beside a replay", "<= 2x", fmt.Sprintf("%.2fx (%.1f vs %.1f ms)", y, f.Latency.P99, b.Latency.P99), y <= 2})
+	}
 }
 
 // writeTable prints the results as the README quotes them.

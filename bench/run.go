@@ -123,6 +123,8 @@ func (b *bench) scenario(ctx context.Context, id string) error {
 		return b.fairness(ctx)
 	case "d":
 		return b.scale(ctx)
+	case "f":
+		return b.replayBeside(ctx) // replay.go
 	case "g":
 		return b.memoryBound(ctx)
 	case "h":

@@ -274,8 +274,8 @@ func MatchFilter(filter, eventType string) bool {
 }
 
 // Operational reports whether eventType is one only Hookstream emits
-// (endpoint.* and attempt.*): customers' receivers act on them, so tenants
-// may not publish them through the API.
+// (endpoint.*, attempt.* and job.*): customers' receivers act on them, so
+// tenants may not publish them through the API.
 func Operational(eventType string) bool {
-	return strings.HasPrefix(eventType, "endpoint.") || strings.HasPrefix(eventType, "attempt.")
+	return strings.HasPrefix(eventType, "endpoint.") || strings.HasPrefix(eventType, "attempt.") || strings.HasPrefix(eventType, "job.")
 }

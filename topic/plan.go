@@ -72,6 +72,9 @@ func Plan(n Names, s Settings) []Spec {
 		{n.Dead, s.Partitions.Other, s.ReplicationFactor, del(r.Dead)},
 		// The delivery log indexes matches beside attempts: same window.
 		{n.Matches, s.Partitions.Other, s.ReplicationFactor, del(r.Attempts)},
+		// One partition: jobs are few, and one runner reads them all in
+		// the order they were written (package internal/recovery).
+		{n.Jobs, 1, s.ReplicationFactor, map[string]string{"cleanup.policy": "compact"}},
 	}
 	if s.MinInsyncReplicas > 0 {
 		for _, sp := range specs {

@@ -21,6 +21,7 @@ type Names struct {
 	Attempts   string // one record per delivery attempt
 	Dead       string // exhausted or poison records, with the reason
 	Matches    string // one record per accepted event: the endpoints it matched (delivery log)
+	Jobs       string // compacted recovery jobs (resend, recover, replay), keyed by job id
 }
 
 // New returns the topic names for prefix.
@@ -33,12 +34,13 @@ func New(prefix string) Names {
 		Attempts:   prefix + "attempts",
 		Dead:       prefix + "dead",
 		Matches:    prefix + "matches",
+		Jobs:       prefix + "jobs",
 	}
 }
 
 // All lists every topic name.
 func (n Names) All() []string {
-	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead, n.Matches}
+	return []string{n.Events, n.Endpoints, n.Deliveries, n.Retries, n.Attempts, n.Dead, n.Matches, n.Jobs}
 }
 
 // Partitions is how many partitions Ensure gives each topic it creates; -1

@@ -88,6 +88,10 @@ type cfg struct {
 	brand          string         // WithBrand, docs.go
 	portal         PortalSessions // WithPortal, portal.go; nil: 503
 	portalURL      string
+
+	// jobs and failing serve the recovery routes (WithJobs, jobs.go).
+	jobs    Jobs
+	failing FailingLog
 }
 
 // Option configures a Server.
@@ -166,6 +170,9 @@ func (s *Server) Routes() map[string]http.Handler {
 		"GET /docs/events":                      s.serveEventsPage,
 		"POST /v1/portal/sessions":              s.createPortalSession,
 		"POST /v1/portal/sessions/revoke":       s.revokePortalSessions,
+	}
+	for pattern, h := range s.jobRoutes() {
+		routes[pattern] = h
 	}
 	out := make(map[string]http.Handler, len(routes))
 	for pattern, h := range routes {

@@ -15,6 +15,7 @@ import (
 	"github.com/hookstream/hookstream/fanout"
 	"github.com/hookstream/hookstream/internal/config"
 	"github.com/hookstream/hookstream/internal/kafkaacl"
+	"github.com/hookstream/hookstream/internal/recovery"
 	"github.com/hookstream/hookstream/internal/txnid"
 	"github.com/hookstream/hookstream/topic"
 )
@@ -29,6 +30,7 @@ func aclNames(prefix string) kafkaacl.Names {
 		DelivererGroup:  deliverer.Group,
 		FanoutTxnPrefix: "hookstream-fanout-",
 		APITxnPrefix:    "hookstream-producer-",
+		JobsGroup:       recovery.Group,
 	}
 }
 

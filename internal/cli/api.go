@@ -36,6 +36,10 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	brand := fs.String("signature-brand", signature.DefaultBrand, "<Brand> the deliverers sign with, whose X-<Brand>-* headers endpoints may not set; it also brands /docs/events and /v1/asyncapi.json")
 	maxEndpoints := fs.Int("max-endpoints-per-tenant", subscription.DefaultMaxEndpoints, "most endpoints one tenant may have")
 	allowPrivate := fs.Bool("allow-private-destinations", false, "allow endpoint URLs on loopback, private and link-local addresses")
+	// The jobs group (package recovery) decides which api process runs
+	// the recovery jobs.
+	var group groupFlags
+	group.register(fs)
 	var pf portalFlags
 	pf.register(fs, "signing key of customer portal links and sessions, at least 16 bytes (keep it secret; changing it ends every session); empty: no portal")
 	if err := parse(fs, env, args); err != nil {
@@ -57,6 +61,9 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w: --http-read-timeout and --http-idle-timeout must be at least 1s", ErrUsage)
 	case *maxConns < 1:
 		return fmt.Errorf("%w: --http-max-conns must be at least 1", ErrUsage)
+	}
+	if err := group.validate(); err != nil {
+		return err
 	}
 	if err := parts.validate(); err != nil {
 		return err
@@ -91,12 +98,16 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
+	jobs, jobsWorker, err := newJobs(d, group, p)
+	if err != nil {
+		return err
+	}
 	sessions, err := pf.build(d)
 	if err != nil {
 		return err
 	}
 	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention,
-		portal: sessions, portalURL: pf.publicURL})
+		portal: sessions, portalURL: pf.publicURL, jobs: jobs})
 	pages, err := pf.pages(d, sessions, server, *brand, *logRetention)
 	if err != nil {
 		return err
@@ -110,5 +121,5 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log.Info("api starting", "http_addr", srv.Addr(), "events", d.topics().Events, "tokens", len(tokens))
-	return c.serve(ctx, log, supervisor.Named{Name: "http", Worker: srv}, supervisor.Named{Name: "endpoints", Worker: d.store})
+	return c.serve(ctx, log, supervisor.Named{Name: "http", Worker: srv}, supervisor.Named{Name: "endpoints", Worker: d.store}, jobsWorker)
 }

@@ -53,6 +53,7 @@ func commands() []command {
 		{"kafka-acls", "print or apply the Kafka ACLs a role needs", runKafkaACLs},
 		{"publish", "publish one event", runPublish},
 		{"endpoints", "create, list, get, update, delete, rotate-secret endpoints", runEndpoints},
+		{"jobs", "list, get (--wait: follow), cancel recovery jobs (resend, recover, replay)", runJobs},
 		{"verify", "verify a received webhook against a secret", runVerify},
 		{"schemas", "import an OpenAPI 3.1 document's webhooks as catalog schema files", runSchemas},
 		{"portal-link", "print a one-time customer portal link for a tenant (or --revoke its sessions)", runPortalLink},

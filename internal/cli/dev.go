@@ -159,6 +159,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	defer publish.Close()
 	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter), producer.WithPropagator(tel.Propagator))
 	defer pub.Close()
+	jobs, jobsWorker, err := newJobs(d, groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout}, pub)
+	if err != nil {
+		return err
+	}
+	settings.jobs = jobs
 	server := newAPI(d, pub, settings)
 	pages, err := pf.pages(d, sessions, server, *brand, deliverylog.DefaultRetention)
 	if err != nil {
@@ -193,6 +198,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		fan,
 		{Name: "deliverer", Worker: del},
 		newIndexer(d, deliverylog.DefaultRetention, sched),
+		jobsWorker,
 		{Name: "dev", Worker: supervisor.Func(func(ctx context.Context) error {
 			// The store waits for its first build from the endpoints topic;
 			// once it answers, the API does too.

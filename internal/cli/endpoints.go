@@ -28,6 +28,8 @@ type endpointsClient struct {
 	tenant string
 	http   *http.Client
 	out    io.Writer
+	// idempotencyKey, when set, is sent as Idempotency-Key (jobs.go).
+	idempotencyKey string
 }
 
 func (c *endpointsClient) register(fs *flag.FlagSet) {
@@ -67,6 +69,7 @@ const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|dele
   rotate-secret ID            [--grace 24h]
   stats ID                    [--window 1h] [--json]: outcomes, success rate, latency, state (delivery log)
   dead ID                     [--type T] [--since/--until RFC 3339] [--limit N] [--cursor C] [--json]: dead-lettered deliveries
+  recover|replay|test ID      recovery jobs and test events: see hookstream jobs --help
 
 Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
 `
@@ -82,7 +85,10 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
-	if sub == "stats" || sub == "dead" {
+	switch sub {
+	case "recover", "replay", "test":
+		return runJobCommand(ctx, env, sub, args) // jobs.go
+	case "stats", "dead":
 		return runEndpointLog(ctx, env, sub, args) // logcmds.go
 	}
 	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
@@ -292,6 +298,9 @@ func (c *endpointsClient) call(ctx context.Context, method, path string, q url.V
 		return nil, fmt.Errorf("%w: --api-url: %w", ErrUsage, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", c.idempotencyKey)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

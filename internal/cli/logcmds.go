@@ -16,12 +16,13 @@ import (
 	"github.com/hookstream/hookstream/internal/config"
 )
 
-const eventsUsage = `Usage: hookstream events <list|get> [flags]
+const eventsUsage = `Usage: hookstream events <list|get|resend> [flags]
 
   list      [--type T] [--status no_endpoints|pending|delivered|failing|dead] [--endpoint ep_...]
             [--since/--until RFC 3339] [--limit N] [--cursor C]: the tenant's events, newest first
   get ID    the event as delivered and its deliveries: each endpoint it matched, with status,
             attempts, last status code and next attempt
+  resend ID [--endpoints ep_1,ep_2] [--wait]: the same event again (a job; see hookstream jobs --help)
   --json    print the API's JSON instead of a table
 
 Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) and, for admin tokens, --tenant.
@@ -29,6 +30,9 @@ Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) a
 
 // runEvents lists events and shows one from the delivery log.
 func runEvents(ctx context.Context, env Env, args []string) error {
+	if len(args) > 0 && args[0] == "resend" {
+		return runJobCommand(ctx, env, "resend", args[1:]) // jobs.go
+	}
 	if len(args) == 0 || args[0] != "get" && args[0] != "list" {
 		fmt.Fprint(env.Stderr, eventsUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {

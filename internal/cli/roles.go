@@ -141,6 +141,7 @@ type apiSettings struct {
 	brand          string           // "": signature.DefaultBrand
 	portal         *portal.Sessions // nil: no portal (portal.go)
 	portalURL      string
+	jobs           api.Jobs // nil: the recovery routes answer 503
 }
 
 // newAPI builds the HTTP API over the endpoint store. pub should produce
@@ -148,9 +149,13 @@ type apiSettings struct {
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
+	index := deliverylog.NewIndex(d.rdb, s.logRetention)
 	var more []api.Option
 	if s.portal != nil {
 		more = append(more, api.WithPortal(s.portal, s.portalURL))
+	}
+	if s.jobs != nil {
+		more = append(more, api.WithJobs(s.jobs, index))
 	}
 	return api.New(append([]api.Option{
 		api.WithTokens(s.tokens),
@@ -158,7 +163,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithPublisher(pub),
 		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
-		api.WithDeliveryLog(deliverylog.NewIndex(d.rdb, s.logRetention)),
+		api.WithDeliveryLog(index),
 		api.WithEventReader(deliverylog.NewReader(d.kafkaOpts()...)),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),

@@ -56,7 +56,8 @@ type Names struct {
 	FanoutGroup     string
 	DelivererGroup  string
 	FanoutTxnPrefix string // transactional ids "hookstream-fanout-<host>-<random>"
-	APITxnPrefix    string // the api's batch publishes
+	APITxnPrefix    string // the api's batch publishes and recovery job steps
+	JobsGroup       string // the api's recovery jobs group (internal/recovery)
 }
 
 // Roles lists the roles Grants knows, the topics administrator last.
@@ -83,9 +84,12 @@ func Grants(role string, n Names) ([]Grant, error) {
 	case "api":
 		return []Grant{all,
 			{Topic, t.Endpoints, false, readWrite, "create, update and delete endpoints; rebuild the endpoint cache"},
-			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log"},
-			{Topic, t.Deliveries, false, read, "read a delivery back for the delivery log"},
-			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes are transactions"},
+			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log and replay jobs"},
+			{Topic, t.Deliveries, false, readWrite, "read a delivery back for the delivery log; resend, recover, replay and test events write delivery records"},
+			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes and recovery job steps are transactions"},
+			{Topic, t.Jobs, false, readWrite, "recovery jobs: their state, plans and cancels"},
+			{Group, n.JobsGroup, false, read, "the group that picks the api process running the jobs"},
+			{Group, n.DelivererGroup, false, []kmsg.ACLOperation{kmsg.ACLOperationDescribe}, "a job waits while the deliverer's committed offsets trail its records"},
 		}, nil
 	case "fanout":
 		return []Grant{all, endpoints,

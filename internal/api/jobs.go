@@ -1,0 +1,513 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/envelope"
+	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/recovery"
+	"github.com/hookstream/hookstream/schemas"
+	"github.com/hookstream/hookstream/subscription"
+)
+
+// Jobs runs recovery jobs and test events (*recovery.Service).
+type Jobs interface {
+	Submit(ctx context.Context, j recovery.Job, plan []recovery.Item) (recovery.Job, bool, error)
+	Get(tenant, id string) (recovery.Job, error)
+	List(tenant, cursor string, limit int) ([]recovery.Job, string)
+	Cancel(ctx context.Context, tenant, id string) (recovery.Job, error)
+	DryRun(ctx context.Context, f recovery.Filter, sampleSize int) (int64, []envelope.Event, error)
+	SendTest(ctx context.Context, tenant, endpointID string, e envelope.Event) error
+}
+
+// FailingLog finds what a recover job sends again (*deliverylog.Index).
+type FailingLog interface {
+	Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]deliverylog.FailingDelivery, error)
+}
+
+// WithJobs serves the recovery routes (resend, recover, replay, test,
+// jobs) from j, finding failed deliveries in l.
+func WithJobs(j Jobs, l FailingLog) Option {
+	return func(c *cfg) { c.jobs, c.failing = j, l }
+}
+
+// jobRoutes are the recovery routes.
+func (s *Server) jobRoutes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"POST /v1/events/{id}/resend":     s.resend,
+		"POST /v1/endpoints/{id}/recover": s.recoverEndpoint,
+		"POST /v1/endpoints/{id}/replay":  s.replay,
+		"POST /v1/endpoints/{id}/test":    s.testEvent,
+		"GET /v1/jobs":                    s.listJobs,
+		"GET /v1/jobs/{id}":               s.getJob,
+		"POST /v1/jobs/{id}/cancel":       s.cancelJob,
+	}
+}
+
+// jobView is a job as the API shows it.
+type jobView struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	EndpointID string     `json:"endpoint_id,omitempty"`
+	EventID    string     `json:"event_id,omitempty"`
+	State      string     `json:"state"`
+	Total      int64      `json:"total"`
+	Processed  int64      `json:"processed"`
+	Sent       int64      `json:"sent"`
+	Failed     int64      `json:"failed"`
+	Rate       int        `json:"rate"`
+	Since      *time.Time `json:"since,omitempty"`
+	Until      *time.Time `json:"until,omitempty"`
+	Types      []string   `json:"types,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Error      string     `json:"error,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func jobOf(j recovery.Job) jobView {
+	return jobView{ID: j.ID, Kind: j.Kind, EndpointID: j.EndpointID, EventID: j.EventID, State: j.State,
+		Total: j.Total, Processed: j.Processed, Sent: j.Sent, Failed: j.Failed, Rate: j.Rate,
+		Since: timePtr(j.Since), Until: timePtr(j.Until), Types: j.Types, CreatedAt: j.CreatedAt.UTC(),
+		StartedAt: timePtr(j.StartedAt), FinishedAt: timePtr(j.FinishedAt), Error: j.Error}
+}
+
+// jobsRequest authenticates a recovery route, reads the body into fields
+// (nil: no body; every body may be empty) and resolves the tenant.
+func (s *Server) jobsRequest(w http.ResponseWriter, r *http.Request, fields map[string]any) (string, bool) {
+	tok, ok := s.authenticate(w, r)
+	if !ok {
+		return "", false
+	}
+	if s.jobs == nil || s.endpoints == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "recovery jobs are not configured on this server")
+		return "", false
+	}
+	var tenant string
+	if fields != nil {
+		fields["tenant"] = &tenant
+		if !s.decodeObject(w, r, true, fields) {
+			return "", false
+		}
+	}
+	return s.tenantFor(w, r, tok, tenant)
+}
+
+// checkRate validates a job's "rate".
+func checkRate(w http.ResponseWriter, rate int) bool {
+	if rate < 0 || rate > recovery.MaxRate {
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/rate", "rate must be from 1 to %d deliveries per second", recovery.MaxRate)
+		return false
+	}
+	return true
+}
+
+// window parses since (required) and until (optional) of a body.
+func window(w http.ResponseWriter, since, until string) (time.Time, time.Time, bool) {
+	if since == "" {
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/since", "since is required (RFC 3339)")
+		return time.Time{}, time.Time{}, false
+	}
+	from, err := time.Parse(time.RFC3339, since)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/since", "since must be an RFC 3339 time")
+		return time.Time{}, time.Time{}, false
+	}
+	var to time.Time
+	if until != "" {
+		if to, err = time.Parse(time.RFC3339, until); err != nil || !to.After(from) {
+			writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/until", "until must be an RFC 3339 time after since")
+			return time.Time{}, time.Time{}, false
+		}
+	}
+	return from, to, true
+}
+
+// submit starts j and answers 202 with it; a request repeated with the
+// same Idempotency-Key gets the job it started.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, j recovery.Job, plan []recovery.Item) {
+	j.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	if len(j.IdempotencyKey) > 255 {
+		writeError(w, http.StatusBadRequest, CodeInvalid, "", "Idempotency-Key is longer than 255 characters")
+		return
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	out, existing, err := s.jobs.Submit(ctx, j, plan)
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	if existing {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusAccepted, map[string]jobView{"job": jobOf(out)})
+}
+
+func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, recovery.ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, "", "no job %q", r.PathValue("id"))
+	case errors.Is(err, recovery.ErrFinished):
+		writeError(w, http.StatusConflict, CodeConflict, "", "the job already ended")
+	case errors.Is(err, deliverylog.ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, "", "not found: %s", r.URL.Path)
+	case errors.Is(err, subscription.ErrNotFound), errors.Is(err, subscription.ErrUnavailable):
+		s.endpointError(w, r, err)
+	case unavailable(err), errors.Is(err, context.Canceled):
+		s.log.Warn("recovery request failed: dependency unavailable", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "Kafka or Redis is unavailable; retry later")
+	default:
+		s.log.Error("recovery request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternal, "", "internal error")
+	}
+}
+
+func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		endpoints []string
+		rate      int
+	}
+	tenant, ok := s.jobsRequest(w, r, map[string]any{"endpoints": &body.endpoints, "rate": &body.rate})
+	if !ok || !checkRate(w, body.rate) {
+		return
+	}
+	if s.deliveryLog == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+		return
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	ev, err := s.deliveryLog.Event(ctx, tenant, r.PathValue("id"))
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	// The event's bytes: its own delivery record for an endpoint it
+	// matched, any of them for another.
+	locs := map[string]deliverylog.Delivery{}
+	var src deliverylog.Delivery
+	for _, d := range ev.Deliveries {
+		if d.Topic != "" {
+			locs[d.EndpointID], src = d, d
+		}
+	}
+	if src.Topic == "" {
+		writeError(w, http.StatusNotFound, CodeNotFound, "", "the event's bytes are no longer known to the delivery log")
+		return
+	}
+	targets := body.endpoints
+	if targets == nil {
+		for _, d := range ev.Deliveries {
+			targets = append(targets, d.EndpointID)
+		}
+	}
+	if len(targets) == 0 {
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/endpoints", "name at least one endpoint")
+		return
+	}
+	var plan []recovery.Item
+	seen := map[string]bool{}
+	for i, id := range targets {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if body.endpoints != nil {
+			if _, err := s.endpoints.Get(ctx, tenant, id); err != nil {
+				if errors.Is(err, subscription.ErrNotFound) {
+					writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/endpoints/"+strconv.Itoa(i), "no endpoint %q", id)
+					return
+				}
+				s.endpointError(w, r, err)
+				return
+			}
+		}
+		loc, ok := locs[id]
+		if !ok {
+			loc = src
+		}
+		plan = append(plan, recovery.Item{EndpointID: id, Partition: loc.Partition, Offset: loc.Offset})
+	}
+	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: body.rate}, plan)
+}
+
+func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		since, until string
+		enable       bool
+		rate         int
+	}
+	tenant, ok := s.jobsRequest(w, r, map[string]any{"since": &body.since, "until": &body.until, "enable": &body.enable, "rate": &body.rate})
+	if !ok || !checkRate(w, body.rate) {
+		return
+	}
+	since, until, ok := window(w, body.since, body.until)
+	if !ok {
+		return
+	}
+	if s.failing == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+		return
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	id := r.PathValue("id")
+	ep, err := s.endpoints.Get(ctx, tenant, id)
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	if ep.Disabled {
+		if !body.enable {
+			writeError(w, http.StatusConflict, CodeConflict, "/enable", "the endpoint is disabled (%s): send \"enable\": true to enable it and recover", ep.DisabledReason)
+			return
+		}
+		enabled := false
+		if _, err := s.endpoints.Update(ctx, tenant, id, subscription.Patch{Disabled: &enabled}); err != nil {
+			s.endpointError(w, r, err)
+			return
+		}
+	}
+	failing, err := s.failing.Failing(ctx, tenant, id, since, until)
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	plan := make([]recovery.Item, 0, len(failing))
+	for _, d := range failing {
+		plan = append(plan, recovery.Item{EndpointID: id, Partition: d.Partition, Offset: d.Offset})
+	}
+	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate}, plan)
+}
+
+// dryRunTimeout bounds a dry run's read of the events topic.
+const dryRunTimeout = time.Minute
+
+func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		since, until string
+		types        []string
+		dryRun       bool
+		rate         int
+	}
+	tenant, ok := s.jobsRequest(w, r, map[string]any{"since": &body.since, "until": &body.until, "types": &body.types,
+		"dry_run": &body.dryRun, "rate": &body.rate})
+	if !ok || !checkRate(w, body.rate) {
+		return
+	}
+	since, until, ok := window(w, body.since, body.until)
+	if !ok {
+		return
+	}
+	for i, t := range body.types {
+		if s.catalog == nil || !s.catalog.Has(t) {
+			writeError(w, http.StatusUnprocessableEntity, CodeUnknownType, "/types/"+strconv.Itoa(i), "unknown event type; GET /v1/event-types lists them")
+			return
+		}
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	ep, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	if body.dryRun {
+		dctx, cancel := context.WithTimeout(r.Context(), dryRunTimeout)
+		defer cancel()
+		n, sample, err := s.jobs.DryRun(dctx, recovery.Filter{Tenant: tenant, Since: since, Until: until, Types: body.types, Endpoint: ep}, 10)
+		if err != nil {
+			s.jobError(w, r, err)
+			return
+		}
+		type item struct {
+			ID        string `json:"id"`
+			Event     string `json:"event"`
+			Timestamp string `json:"timestamp"`
+		}
+		out := struct {
+			Count  int64  `json:"count"`
+			Sample []item `json:"sample"`
+		}{Count: n, Sample: []item{}}
+		for _, e := range sample {
+			out.Sample = append(out.Sample, item{e.ID, e.Event, e.Timestamp})
+		}
+		writeJSON(w, http.StatusOK, &out)
+		return
+	}
+	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: since, Until: until,
+		Types: body.types, Rate: body.rate}, nil)
+}
+
+// maxTestWait bounds ?wait= of a test event.
+const maxTestWait = 30 * time.Second
+
+func (s *Server) testEvent(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		event string
+		data  json.RawMessage
+	}
+	tenant, ok := s.jobsRequest(w, r, map[string]any{"event": &body.event, "data": &body.data})
+	if !ok {
+		return
+	}
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxTestWait {
+			writeError(w, http.StatusBadRequest, CodeInvalid, "/wait", "wait must be a duration up to %s, such as 10s", maxTestWait)
+			return
+		}
+		wait = d
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	ep, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
+	if err != nil {
+		s.endpointError(w, r, err)
+		return
+	}
+	typ, data, ok := s.testData(w, ep, body.event, body.data)
+	if !ok {
+		return
+	}
+	e := envelope.New(typ, data)
+	if err := s.jobs.SendTest(ctx, tenant, ep.ID, e); err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	out := struct {
+		EventID string       `json:"event_id"`
+		Attempt *attemptView `json:"attempt,omitempty"`
+	}{EventID: e.ID}
+	if wait > 0 && s.deliveryLog != nil {
+		wctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		for out.Attempt == nil && wctx.Err() == nil {
+			pg, err := s.deliveryLog.EventAttempts(wctx, tenant, e.ID, deliverylog.Query{Limit: 1})
+			if err == nil && len(pg.Data) > 0 {
+				a := attemptOf(pg.Data[len(pg.Data)-1])
+				out.Attempt = &a
+				break
+			}
+			select {
+			case <-wctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if out.Attempt != nil {
+			writeJSON(w, http.StatusOK, &out)
+			return
+		}
+	}
+	writeJSON(w, http.StatusAccepted, &out)
+}
+
+// testData picks a test event's type and data: the type given, else the
+// first catalog type the endpoint subscribes to; the data given
+// (validated), else the type's catalog example.
+func (s *Server) testData(w http.ResponseWriter, ep *subscription.Endpoint, typ string, data json.RawMessage) (string, json.RawMessage, bool) {
+	if s.catalog == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the event catalog is not configured on this server")
+		return "", nil, false
+	}
+	var example json.RawMessage
+	for _, t := range s.catalog.Types() {
+		if typ == "" && ep.Matches(t.Name) && !schemas.Operational(t.Name) || typ != "" && t.Name == typ {
+			typ, example = t.Name, t.Example
+			break
+		}
+	}
+	switch {
+	case typ == "":
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/event", "the endpoint subscribes to no catalog type: name one")
+		return "", nil, false
+	case example == nil:
+		writeError(w, http.StatusUnprocessableEntity, CodeUnknownType, "/event", "unknown event type; GET /v1/event-types lists them")
+		return "", nil, false
+	case data == nil:
+		return typ, example, true
+	}
+	if err := s.catalog.Validate(typ, data); err != nil {
+		e := publishError(err, false)
+		writeError(w, e.status, e.code, e.field, "%s", e.text)
+		return "", nil, false
+	}
+	return typ, data, true
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.jobsRequest(w, r, nil)
+	if !ok {
+		return
+	}
+	limit := DefaultPageSize
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeError(w, http.StatusBadRequest, CodeInvalid, "/limit", "limit must be an integer from 1 to %d", MaxPageSize)
+			return
+		}
+		limit = n
+	}
+	jobs, next := s.jobs.List(tenant, r.URL.Query().Get("cursor"), limit)
+	out := struct {
+		Data []jobView `json:"data"`
+		Next *string   `json:"next"`
+	}{Data: make([]jobView, len(jobs))}
+	for i, j := range jobs {
+		out.Data[i] = jobOf(j)
+	}
+	if next != "" {
+		out.Next = &next
+	}
+	writeJSON(w, http.StatusOK, &out)
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.jobsRequest(w, r, nil)
+	if !ok {
+		return
+	}
+	j, err := s.jobs.Get(tenant, r.PathValue("id"))
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, jobOf(j))
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.jobsRequest(w, r, nil)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	if _, err := s.jobs.Cancel(ctx, tenant, r.PathValue("id")); err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	// The runner ends it within a step; until then it shows as it was.
+	j, err := s.jobs.Get(tenant, r.PathValue("id"))
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, jobOf(j))
+}

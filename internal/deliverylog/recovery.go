@@ -1,0 +1,87 @@
+package deliverylog
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FailingDelivery is a delivery that ended dead or is still failing.
+type FailingDelivery struct {
+	EventID string
+	Delivery
+}
+
+// MaxFailing bounds what one Failing call returns.
+const MaxFailing = 100000
+
+// Failing returns the deliveries to the tenant's endpoint that ended dead
+// (and were not delivered since) or are still failing, among the events it was attempted in [since,
+// until) (until zero: no end), in the order fanout wrote them: by
+// partition and offset of their delivery record. Deliveries whose record
+// location the log does not know cannot be sent again and are left out.
+func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]FailingDelivery, error) {
+	lo, hi := "["+memberTime(since), "+"
+	if !until.IsZero() {
+		hi = "(" + memberTime(until)
+	}
+	seen := map[string]bool{}
+	var events []string
+	// The newest attempt of each event to the endpoint: a delivered one
+	// means it was sent again since (by a resend or an earlier recover),
+	// whatever its attempt number.
+	latest := map[string]Entry{}
+	key := endpointKey(tenant, endpointID)
+	for {
+		ms, err := ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("deliverylog: range: %w", err)
+		}
+		if len(ms) == 0 {
+			break
+		}
+		es, err := ix.entries(ctx, tenant, ms)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if e.ID == "" {
+				continue
+			}
+			if !seen[e.EventID] {
+				seen[e.EventID] = true
+				events = append(events, e.EventID)
+			}
+			if l, ok := latest[e.EventID]; !ok || !e.At.Before(l.At) {
+				latest[e.EventID] = e
+			}
+		}
+		if len(ms) < scanBatch || len(events) > MaxFailing {
+			break
+		}
+		lo = "(" + ms[len(ms)-1]
+	}
+	var out []FailingDelivery
+	for _, id := range events {
+		ev, err := ix.Event(ctx, tenant, id)
+		if err != nil {
+			continue // expired since
+		}
+		for _, d := range ev.Deliveries {
+			again := latest[id].Outcome == "delivered" || d.LastStatusCode >= 200 && d.LastStatusCode < 300
+			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status == StatusRetrying || d.Status == StatusParked) {
+				out = append(out, FailingDelivery{EventID: id, Delivery: d})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Partition != out[j].Partition {
+			return out[i].Partition < out[j].Partition
+		}
+		return out[i].Offset < out[j].Offset
+	})
+	return out, nil
+}

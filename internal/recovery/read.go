@@ -1,0 +1,120 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// errGone: the record is no longer in Kafka (retention removed it).
+var errGone = errors.New("recovery: record no longer in Kafka")
+
+// readTimeout bounds the wait for one record read back by offset.
+const readTimeout = 15 * time.Second
+
+// locReader reads records of one topic back by partition and offset. A
+// plan's records are in offset order per partition, so it reads forward
+// and keeps what it fetched, jumping only when the next wanted offset is
+// not ahead in what it has.
+type locReader struct {
+	opts  []kgo.Opt
+	topic string
+	cl    *kgo.Client
+	at    map[int32]int64 // next offset the client fetches per partition
+	have  map[int32]map[int64]*kgo.Record
+}
+
+func newLocReader(opts []kgo.Opt, topic string) *locReader {
+	return &locReader{opts: opts, topic: topic, at: map[int32]int64{}, have: map[int32]map[int64]*kgo.Record{}}
+}
+
+func (l *locReader) close() {
+	if l.cl != nil {
+		l.cl.Close()
+	}
+}
+
+// maxAhead is how far ahead a wanted offset may be for the reader to read
+// on instead of jumping there.
+const maxAhead = 2000
+
+func (l *locReader) read(ctx context.Context, p int32, off int64) (*kgo.Record, error) {
+	if r, ok := l.have[p][off]; ok {
+		delete(l.have[p], off)
+		return r, nil
+	}
+	at, consuming := l.at[p]
+	if !consuming || off < at-1 || off > at+maxAhead || l.cl == nil {
+		if err := l.seek(p, off); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	for {
+		fs := l.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("recovery: read %s/%d/%d: %w", l.topic, p, off, ctx.Err())
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if errors.Is(err, kgo.ErrClientClosed) || ferr == nil {
+				ferr = err
+			}
+		})
+		var found *kgo.Record
+		past := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Topic != l.topic {
+				return
+			}
+			l.at[r.Partition] = r.Offset + 1
+			switch {
+			case r.Partition == p && r.Offset == off:
+				found = r
+			case r.Partition == p && r.Offset > off:
+				past = true
+				fallthrough
+			default:
+				if l.have[r.Partition] == nil {
+					l.have[r.Partition] = map[int64]*kgo.Record{}
+				}
+				if len(l.have[r.Partition]) < 4*maxAhead {
+					l.have[r.Partition][r.Offset] = r
+				}
+			}
+		})
+		if found != nil {
+			return found, nil
+		}
+		if past {
+			// Offsets jump over aborted records and transaction
+			// markers, or retention removed it.
+			return nil, errGone
+		}
+		if ferr != nil {
+			return nil, fmt.Errorf("recovery: read %s/%d/%d: %w", l.topic, p, off, ferr)
+		}
+	}
+}
+
+// seek starts reading partition p at off.
+func (l *locReader) seek(p int32, off int64) error {
+	clear(l.have[p])
+	l.at[p] = off
+	if l.cl == nil {
+		cl, err := kgo.NewClient(append(l.opts[:len(l.opts):len(l.opts)],
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.topic: {p: kgo.NewOffset().At(off)}}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		if err != nil {
+			return fmt.Errorf("recovery: kafka client: %w", err)
+		}
+		l.cl = cl
+		return nil
+	}
+	l.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{l.topic: {p: {Epoch: -1, Offset: off}}})
+	return nil
+}
