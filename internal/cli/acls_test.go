@@ -48,7 +48,6 @@ type orderReceiver struct {
 	failID  string // set once the event is published
 	mu      sync.Mutex
 	arrived []string // ids answered 2xx, in order
-	early   []string // an id that arrived while an earlier one had no 2xx yet
 	failed  bool
 	bad     []error
 }
