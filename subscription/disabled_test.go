@@ -9,8 +9,9 @@ import (
 // TestMatchDisabled: disabled endpoints are found by type like enabled
 // ones, and leave the disabled sets when re-enabled or deleted; Match
 // never returns them.
-func TestMatchDisabled(t *testing.T) {
-	e := newEnv(t)
+func TestMatchDisabled(t *testing.T) { backends(t, testMatchDisabled) }
+
+func testMatchDisabled(t *testing.T, e *env) {
 	s := e.store(t, true)
 	ctx := ctxFor(t, time.Minute)
 	agents := create(t, s, "t1", "agent.*")

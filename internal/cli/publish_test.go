@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -19,7 +18,9 @@ var traceparent = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$`)
 
 func runMain(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
+	// Goroutine-safe: go-redis logs from its pool's goroutines into the
+	// role's logger while Main writes its own error.
+	var out, errb testenv.Output
 	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, LookupEnv: func(string) (string, bool) { return "", false }}
 	code = Main(context.Background(), args, env)
 	return code, out.String(), errb.String()
