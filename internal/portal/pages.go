@@ -130,7 +130,7 @@ func (p *Portal) showEndpoint(w http.ResponseWriter, r *http.Request, rq *reques
 	data := map[string]any{
 		"Endpoint": e, "Health": p.healthOf(ctx, rq.sess.Tenant, e.ID), "Filter": f, "FilterError": filterErr,
 		"Types": p.Catalog.Types(), "Scheme": p.schemeName(e.Signature),
-		"Graces": graces, "Headers": subscription.MaskedHeaders(e.Headers), "Self": r.URL.RequestURI(),
+		"Graces": graces, "Headers": subscription.MaskedHeaders(e.Headers), "Self": endpointURL(e.ID, r),
 	}
 	for k, x := range extra {
 		data[k] = x
@@ -155,6 +155,16 @@ func (p *Portal) showEndpoint(w http.ResponseWriter, r *http.Request, rq *reques
 		}
 	}
 	p.render(w, r, status, "endpoint", rq, e.URL, data)
+}
+
+// endpointURL is the endpoint page with the request's filters: what the
+// log refreshes from, also after an action answered on another path.
+func endpointURL(id string, r *http.Request) string {
+	u := "/portal/endpoints/" + url.PathEscape(id)
+	if r.Method == http.MethodGet && r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
 }
 
 // pageLink is the current URL with another cursor.
