@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,7 +77,30 @@ func memberTime(t time.Time) string { return fmt.Sprintf("%012x", max(t.UnixMill
 
 func tag(tenant string) string { return "dl:{" + tenant + "}:" }
 
-func entryKey(tenant, m string) string           { return tag(tenant) + "a:" + m }
+// bucketSpan is the time one bucket hash covers. Attempts live as fields
+// of hourly hashes rather than one key each: a key with its own TTL costs
+// Redis about 100 bytes before its value, a hash field a fraction of that.
+const bucketSpan = time.Hour
+
+// bucketKey is the hash holding member m (its first 12 hex digits are the
+// time in ms).
+func bucketKey(tenant, m string) string {
+	ms, _ := strconv.ParseInt(m[:12], 16, 64)
+	return tag(tenant) + "b:" + strconv.FormatInt(ms/bucketSpan.Milliseconds(), 36)
+}
+
+// bucketExpiry is when the bucket holding at can go: when its newest
+// possible attempt leaves the retention window.
+func (ix *Index) bucketExpiry(at time.Time) time.Time {
+	start := at.Truncate(bucketSpan)
+	return start.Add(bucketSpan + ix.retention)
+}
+
+// expired tells whether member m is older than the retention window; its
+// bucket may still hold it for up to bucketSpan.
+func (ix *Index) expired(m string) bool {
+	return m[:12] < memberTime(ix.now().Add(-ix.retention))
+}
 func endpointKey(tenant, endpoint string) string { return tag(tenant) + "ep:" + endpoint }
 func eventKey(tenant, event string) string       { return tag(tenant) + "ev:" + event }
 
@@ -101,12 +125,14 @@ func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, of
 		return
 	}
 	m := member(a.At, partition, offset)
-	v, err := json.Marshal(Entry{ID: attemptID(m), Attempt: a})
+	// The id is the field name, so the value is the attempt alone.
+	v, err := json.Marshal(a)
 	if err != nil {
 		return
 	}
-	p.Set(ctx, entryKey(a.Tenant, m), v, 0)
-	p.PExpireAt(ctx, entryKey(a.Tenant, m), expires)
+	bk := bucketKey(a.Tenant, m)
+	p.HSet(ctx, bk, m, v)
+	p.PExpireAt(ctx, bk, ix.bucketExpiry(a.At))
 	ix.addLast(ctx, p, a, expires)
 	ix.addEndpointAttempt(ctx, p, m, a, expires)
 	// Trimmed on write and expiring when idle, so memory stays bounded by
@@ -120,18 +146,18 @@ func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, of
 // Attempt returns the tenant's attempt id.
 func (ix *Index) Attempt(ctx context.Context, tenant, id string) (Entry, error) {
 	m, ok := strings.CutPrefix(id, "att_")
-	if !ok || len(m) != 28 {
+	if !ok || len(m) != 28 || ix.expired(m) {
 		return Entry{}, ErrNotFound
 	}
-	v, err := ix.rdb.Get(ctx, entryKey(tenant, m)).Bytes()
+	v, err := ix.rdb.HGet(ctx, bucketKey(tenant, m), m).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Entry{}, ErrNotFound
 	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("deliverylog: get: %w", err)
 	}
-	var e Entry
-	if err := json.Unmarshal(v, &e); err != nil {
+	e := Entry{ID: id}
+	if err := json.Unmarshal(v, &e.Attempt); err != nil {
 		return Entry{}, fmt.Errorf("deliverylog: entry %s: %w", id, err)
 	}
 	return e, nil
@@ -319,23 +345,51 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 }
 
 // entries loads members; an expired one comes back with an empty ID.
+// Members of one bucket are read with one HMGET, all in one round trip.
 func (ix *Index) entries(ctx context.Context, tenant string, ms []string) ([]Entry, error) {
-	keys := make([]string, len(ms))
+	type read struct {
+		idx    []int
+		fields []string
+		cmd    *redis.SliceCmd
+	}
+	byKey := map[string]*read{}
 	for i, m := range ms {
-		keys[i] = entryKey(tenant, m)
-	}
-	vs, err := ix.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("deliverylog: mget: %w", err)
-	}
-	out := make([]Entry, len(vs))
-	for i, v := range vs {
-		s, ok := v.(string)
-		if !ok {
+		if len(m) < 28 || ix.expired(m) {
 			continue
 		}
-		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
-			return nil, fmt.Errorf("deliverylog: entry %s: %w", ms[i], err)
+		k := bucketKey(tenant, m)
+		r := byKey[k]
+		if r == nil {
+			r = &read{}
+			byKey[k] = r
+		}
+		r.idx = append(r.idx, i)
+		r.fields = append(r.fields, m)
+	}
+	out := make([]Entry, len(ms))
+	if len(byKey) == 0 {
+		return out, nil
+	}
+	_, err := ix.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, r := range byKey {
+			r.cmd = p.HMGet(ctx, k, r.fields...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deliverylog: hmget: %w", err)
+	}
+	for _, r := range byKey {
+		for j, v := range r.cmd.Val() {
+			s, ok := v.(string)
+			if !ok {
+				continue
+			}
+			i := r.idx[j]
+			if err := json.Unmarshal([]byte(s), &out[i].Attempt); err != nil {
+				return nil, fmt.Errorf("deliverylog: entry %s: %w", ms[i], err)
+			}
+			out[i].ID = attemptID(ms[i])
 		}
 	}
 	return out, nil
