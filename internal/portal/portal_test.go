@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/recovery"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/subscription"
@@ -48,8 +51,16 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	ix := deliverylog.NewIndex(r.Client, 0)
+	jobs, err := recovery.New(recovery.Config{Topics: topic.New(topic.DefaultPrefix), ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Addr)},
+		Endpoints: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(jobs.Close)
+	testenv.Run(t, jobs)
+	<-jobs.Loaded()
 	server := api.New(api.WithEndpoints(store), api.WithDeliveryLog(ix), api.WithCatalog(cat), api.WithLogger(quiet))
-	p, err := New(Deps{Sessions: sessions, Endpoints: store, Log: ix, API: server, Catalog: cat, Logger: quiet,
+	p, err := New(Deps{Sessions: sessions, Endpoints: store, Log: ix, API: server, Jobs: jobs, Failing: ix, Catalog: cat, Logger: quiet,
 		Branding: Branding{Name: "Acme"}})
 	if err != nil {
 		t.Fatal(err)
