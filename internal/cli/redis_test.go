@@ -236,7 +236,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 // redisACL is the least-privileged ACL README documents for Hookstream's
 // Redis user.
-var redisACL = []any{"~hookstream:*", "~dl:*", "&hookstream:*",
+var redisACL = []any{"~hookstream:*", "~dl:*", "~portal:*", "&hookstream:*",
 	"+@read", "+@write", "+@scripting", "+@transaction", "+@pubsub", "+@connection", "-@dangerous"}
 
 // TestRedisLeastPrivilegeACL runs the endpoint store (Lua scripts,
@@ -266,6 +266,12 @@ func TestRedisLeastPrivilegeACL(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() }) // after the store's Run stopped
 	if err := rdb.Set(ctx, "other:key", "1", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("a key outside the ACL: %v, want NOPERM", err)
+	}
+	// The delivery log's and the portal's keys (single-key commands).
+	for _, key := range []string{"dl:{acme}:ev:evt_1", "dl:indexer:generation", "portal:{acme}:gen"} {
+		if err := rdb.Incr(ctx, key).Err(); err != nil {
+			t.Fatalf("INCR %s as the ACL user: %v", key, err)
+		}
 	}
 	k := testenv.StartKafka(t)
 	k.CreateTopics(t, topic.DefaultPrefix, topic.Partitions{Events: 1, Deliveries: 1, Other: 1})

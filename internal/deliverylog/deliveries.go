@@ -118,6 +118,8 @@ type lastAttempt struct {
 	Outcome string    `json:"o"`
 	At      time.Time `json:"t"`
 	Next    time.Time `json:"x,omitzero"`
+	Rank    int64     `json:"r"`           // lastRank: which summary is newest
+	Trigger string    `json:"g,omitempty"` // "" for scheduled
 }
 
 // addMatch indexes fanout's record of an event: the event in the tenant's
@@ -190,7 +192,10 @@ func (ix *Index) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record
 
 // addLast keeps a's summary as its delivery's latest attempt.
 func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Attempt, expires time.Time) {
-	l := lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At}
+	l := lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At, Rank: lastRank(a.At, a.Attempt)}
+	if a.Trigger != record.TriggerScheduled {
+		l.Trigger = a.Trigger
+	}
 	if a.Outcome != "delivered" && a.Outcome != "deleted" && a.Attempt >= 1 && a.Attempt < len(ix.schedule) {
 		l.Next = a.At.Add(ix.schedule[a.Attempt])
 	}
@@ -201,20 +206,28 @@ func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Att
 	k := eventDeliveriesKey(a.Tenant, a.EventID)
 	// Attempts of one endpoint arrive in order, but a replay after a
 	// crash must not put an older one back over a newer: the script keeps
-	// the highest attempt number.
-	lastScript.EvalSha(ctx, p, []string{k}, "last:"+a.EndpointID, a.Attempt, v)
+	// the newest. Newest by time first: a resend or recover starts again
+	// at attempt 1, after the attempts that went dead.
+	lastScript.EvalSha(ctx, p, []string{k}, "last:"+a.EndpointID, lastRank(a.At, a.Attempt), v)
 	if a.EventType != "" {
 		p.HSetNX(ctx, k, "type", a.EventType)
 	}
 	p.PExpireAt(ctx, k, expires)
 }
 
-// lastScript sets field to value unless it holds a higher attempt number.
+// lastRank orders a delivery's attempts: by time (milliseconds), then by
+// attempt number within one millisecond. It is stored as "r" in the
+// summary.
+func lastRank(at time.Time, attempt int) int64 {
+	return max(at.UnixMilli(), 0)*1000 + int64(min(max(attempt, 0), 999))
+}
+
+// lastScript sets field to value unless it holds a higher rank.
 var lastScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
-  local n = tonumber(string.match(cur, '"n":(%d+)'))
-  if n and n > tonumber(ARGV[2]) then return 0 end
+  local r = tonumber(string.match(cur, '"r":(%d+)'))
+  if r and r > tonumber(ARGV[2]) then return 0 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
@@ -234,6 +247,17 @@ func (ix *Index) Event(ctx context.Context, tenant, id string) (Event, error) {
 	return eventOf(id, h), nil
 }
 
+// deadSince tells whether d's delivery is dead: it went dead, and no
+// attempt of a recovery (resend, recover, replay) came after. resentAt is
+// the time of its latest attempt if that one was not scheduled.
+func deadSince(h map[string]string, d *Delivery, resentAt time.Time) bool {
+	if !hasField(h, "dead:"+d.EndpointID) {
+		return false
+	}
+	ms, err := strconv.ParseInt(h["deadat:"+d.EndpointID], 10, 64)
+	return err != nil || !resentAt.After(time.UnixMilli(ms))
+}
+
 // eventOf builds an event from its hash.
 func eventOf(id string, h map[string]string) Event {
 	ev := Event{ID: id, Type: h["type"]}
@@ -249,6 +273,7 @@ func eventOf(id string, h map[string]string) Event {
 		return byEP[ep]
 	}
 	var parked map[string]string
+	resentAt := map[string]time.Time{}
 	for f, v := range h {
 		kind, ep, ok := strings.Cut(f, ":")
 		if !ok {
@@ -271,6 +296,9 @@ func eventOf(id string, h map[string]string) Event {
 			var l lastAttempt
 			if json.Unmarshal([]byte(v), &l) == nil {
 				d.Attempts, d.LastStatusCode, d.LastAttemptAt, d.NextAttemptAt = l.Attempt, l.Status, l.At, l.Next
+				if l.Trigger != "" {
+					resentAt[ep] = l.At
+				}
 				switch l.Outcome {
 				case "delivered":
 					d.Status = StatusDelivered
@@ -285,7 +313,7 @@ func eventOf(id string, h map[string]string) Event {
 	counts := map[string]int{}
 	for _, d := range byEP {
 		switch {
-		case h["dead:"+d.EndpointID] != "" || hasField(h, "dead:"+d.EndpointID):
+		case deadSince(h, d, resentAt[d.EndpointID]):
 			d.Status, d.NextAttemptAt = StatusDead, time.Time{}
 		case hasField(h, "dis:"+d.EndpointID):
 			d.Status, d.CancelReason = StatusCanceled, ReasonDisabled

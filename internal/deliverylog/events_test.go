@@ -195,4 +195,16 @@ func TestEventStatuses(t *testing.T) {
 	if err != nil || st.Delivered != 2 || st.SuccessRate != 1 || !st.FailingSince.IsZero() || st.P50MS < 32 || st.P50MS > 48 {
 		t.Errorf("ep_ok stats %+v, %v; want 2 delivered, healthy, p50 about 40ms", st, err)
 	}
+
+	// A resend after the dead letter starts again at attempt 1: its
+	// success outranks both the dead letter and the higher-numbered
+	// attempts before it.
+	e.produce(t, "acme", "ep_bad", 1, func(_ int, a *deliverer.Attempt) {
+		a.EventID, a.Trigger, a.At = "evt_a", "resend", time.Now().Add(time.Second).UTC()
+	})
+	testenv.Eventually(t, 20*time.Second, "ep_bad's resent delivery delivered", func() bool {
+		ev, err := ix.Event(ctx, "acme", "evt_a")
+		d, ok := ev.Delivery("ep_bad")
+		return err == nil && ok && d.Status == deliverylog.StatusDelivered && d.Attempts == 1
+	})
 }

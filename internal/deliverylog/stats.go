@@ -181,4 +181,6 @@ func (ix *Index) addDead(ctx context.Context, p redis.Pipeliner, r *kgo.Record) 
 	deadScript.EvalSha(ctx, p,
 		[]string{eventDeliveriesKey(string(tenant), string(ev)), statKey(string(tenant), string(ep), r.Timestamp)},
 		"dead:"+string(ep), string(record.Header(r, record.HeaderReason)), expires.UnixMilli())
+	// When, so that a later attempt (a resend, a recover) outranks it.
+	p.HSet(ctx, eventDeliveriesKey(string(tenant), string(ev)), "deadat:"+string(ep), r.Timestamp.UnixMilli())
 }
