@@ -108,7 +108,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	}
 	server := newAPI(d, p, apiSettings{tokens: tokens, backendTimeout: *backendTimeout, brand: *brand, logRetention: *logRetention,
 		portal: sessions, portalURL: pf.publicURL, jobs: jobs})
-	pages, err := pf.pages(d, sessions, server, *brand, *logRetention)
+	pages, err := pf.pages(d, sessions, server, jobs, *brand, *logRetention)
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	settings.jobs = jobs
 	server := newAPI(d, pub, settings)
-	pages, err := pf.pages(d, sessions, server, *brand, deliverylog.DefaultRetention)
+	pages, err := pf.pages(d, sessions, server, jobs, *brand, deliverylog.DefaultRetention)
 	if err != nil {
 		return err
 	}

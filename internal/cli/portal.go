@@ -21,6 +21,7 @@ import (
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/ops"
 	"github.com/hookstream/hookstream/internal/portal"
+	"github.com/hookstream/hookstream/internal/recovery"
 )
 
 // portalFlags configure the customer portal of the api role and dev.
@@ -65,12 +66,17 @@ func (f *portalFlags) build(d *roleDeps) (*portal.Sessions, error) {
 
 // pages builds the portal's pages on the sessions and the API server, whose
 // Go methods they share; nil without sessions.
-func (f *portalFlags) pages(d *roleDeps, s *portal.Sessions, server *api.Server, signatureBrand string, logRetention time.Duration) (*portal.Portal, error) {
+func (f *portalFlags) pages(d *roleDeps, s *portal.Sessions, server *api.Server, jobs *recovery.Service, signatureBrand string, logRetention time.Duration) (*portal.Portal, error) {
 	if s == nil {
 		return nil, nil
 	}
-	return portal.New(portal.Deps{Sessions: s, Endpoints: d.store, Log: deliverylog.NewIndex(d.rdb, logRetention), API: server,
-		Catalog: d.catalog, Logger: d.log, Branding: f.brand, SignatureBrand: signatureBrand})
+	index := deliverylog.NewIndex(d.rdb, logRetention)
+	deps := portal.Deps{Sessions: s, Endpoints: d.store, Log: index, API: server,
+		Catalog: d.catalog, Logger: d.log, Branding: f.brand, SignatureBrand: signatureBrand}
+	if jobs != nil {
+		deps.Jobs, deps.Failing = jobs, index
+	}
+	return portal.New(deps)
 }
 
 // portalRoutes mounts the portal's pages on an ops server; none for nil.

@@ -309,6 +309,17 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Error("the secret is in the URL")
 	}
 
+	// Send a test event from the endpoint's page: it arrives, to this
+	// endpoint only, and shows in the log as a test.
+	acme.do("send a test event",
+		chromedp.SetValue(chromedp.ID("test-type"), "agent.created"),
+		chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr.attempt[data-trigger="test"][data-outcome="delivered"]`)))
+	testID := eval[string](acme, `document.querySelector('tr.attempt[data-trigger="test"]').dataset.event`)
+	if len(p.hooks.of(testID)) != 1 {
+		t.Errorf("the test event %s reached the receiver %d times, want once", testID, len(p.hooks.of(testID)))
+	}
+
 	// The events list, the event with its body as delivered, the attempt.
 	acme.do("the events list", chromedp.Navigate(p.api+"/portal/events"),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr.event[data-event=%q][data-status="delivered"]`, evt))))
@@ -323,7 +334,23 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Errorf("the event's body on its page: %+v, %v", sent, err)
 	}
 	acme.axe("event")
-	acme.do("the attempt", chromedp.Click(chromedp.CSS(`a[href^="/portal/attempts/"]`)), chromedp.WaitVisible(chromedp.ID("attempt-outcome")))
+
+	// Resend it: a job whose progress page follows it to done; the
+	// receiver gets the same event (same id, same bytes) once more.
+	acme.do("resend", chromedp.Click(chromedp.ID("resend-all")), chromedp.WaitVisible(chromedp.ID("job-state")))
+	if !strings.Contains(acme.location(), "/portal/jobs/job_") {
+		t.Errorf("after resend the page is %s, want the job's", acme.location())
+	}
+	acme.do("the job done", chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state="done"]`)))
+	acme.axe("job")
+	acme.screenshot("job")
+	testenv.Eventually(t, 30*time.Second, "the resent event at the receiver", func() bool { return len(p.hooks.of(evt)) == 2 })
+	if again := p.hooks.of(evt); !bytes.Equal(again[0].body, again[1].body) {
+		t.Errorf("the resent body differs:\n%s\n%s", again[0].body, again[1].body)
+	}
+	acme.do("the event after the resend", chromedp.Navigate(p.api+"/portal/events/"+evt),
+		chromedp.WaitVisible(chromedp.CSS(`tr.attempt[data-trigger="resend"][data-outcome="delivered"]`)))
+	acme.do("the attempt", chromedp.Click(chromedp.CSS(`tr.attempt[data-trigger="scheduled"] a[href^="/portal/attempts/"]`)), chromedp.WaitVisible(chromedp.ID("attempt-outcome")))
 	attemptURL := acme.location()
 	if o := eval[string](acme, `document.getElementById("attempt-outcome").textContent`); o != "delivered" {
 		t.Errorf("attempt outcome %q", o)

@@ -15,6 +15,7 @@ import (
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/docs"
+	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/subscription"
 )
 
@@ -131,6 +132,8 @@ func (p *Portal) showEndpoint(w http.ResponseWriter, r *http.Request, rq *reques
 		"Endpoint": e, "Health": p.healthOf(ctx, rq.sess.Tenant, e.ID), "Filter": f, "FilterError": filterErr,
 		"Types": p.Catalog.Types(), "Scheme": p.schemeName(e.Signature),
 		"Graces": graces, "Headers": subscription.MaskedHeaders(e.Headers), "Self": endpointURL(e.ID, r),
+		"TestTypes": testTypes(p.Catalog, e), "DefaultSince": time.Now().UTC().Add(-24 * time.Hour).Format(timeLayout),
+		"Recovery": p.Jobs != nil,
 	}
 	for k, x := range extra {
 		data[k] = x
@@ -155,6 +158,18 @@ func (p *Portal) showEndpoint(w http.ResponseWriter, r *http.Request, rq *reques
 		}
 	}
 	p.render(w, r, status, "endpoint", rq, e.URL, data)
+}
+
+// testTypes are the catalog types a test event to e may have: those it
+// subscribes to, but for the operational ones Hookstream emits itself.
+func testTypes(cat *schemas.Catalog, e *subscription.Endpoint) []string {
+	var out []string
+	for _, t := range cat.Types() {
+		if e.Matches(t.Name) && !schemas.Operational(t.Name) {
+			out = append(out, t.Name)
+		}
+	}
+	return out
 }
 
 // endpointURL is the endpoint page with the request's filters: what the
@@ -477,7 +492,8 @@ func (p *Portal) eventPage(w http.ResponseWriter, r *http.Request, rq *request) 
 		body.Reset()
 		body.Write(ev.Event)
 	}
-	p.render(w, r, http.StatusOK, "event", rq, "Event "+id, map[string]any{"ID": id, "Event": ev, "Body": body.String(), "Attempts": pg.Data})
+	p.render(w, r, http.StatusOK, "event", rq, "Event "+id, map[string]any{"ID": id, "Event": ev, "Body": body.String(), "Attempts": pg.Data,
+		"Recovery": p.Jobs != nil})
 }
 
 func (p *Portal) attemptPage(w http.ResponseWriter, r *http.Request, rq *request) {

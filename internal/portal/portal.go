@@ -84,9 +84,13 @@ type Deps struct {
 	Endpoints Endpoints
 	Log       DeliveryLog
 	API       API
-	Catalog   *schemas.Catalog
-	Logger    *slog.Logger
-	Branding  Branding
+	// Jobs and Failing run resend, recover, replay and test events; nil:
+	// those pages answer 503.
+	Jobs     Jobs
+	Failing  Failing
+	Catalog  *schemas.Catalog
+	Logger   *slog.Logger
+	Branding Branding
 	// SignatureBrand is <Brand> of the seed scheme's X-<Brand>-* headers,
 	// as the deliverers sign (default signature.DefaultBrand).
 	SignatureBrand string
@@ -218,6 +222,11 @@ func (p *Portal) routes() []route {
 		{"GET /portal/events", View, p.eventsPage},
 		{"GET /portal/events/{id}", View, p.eventPage},
 		{"GET /portal/attempts/{id}", View, p.attemptPage},
+		{"POST /portal/endpoints/{id}/test", ManageEndpoints, p.testEvent},
+		{"POST /portal/endpoints/{id}/recover", Recover, p.recoverEndpoint},
+		{"POST /portal/endpoints/{id}/replay", Recover, p.replay},
+		{"POST /portal/events/{id}/resend", Recover, p.resend},
+		{"GET /portal/jobs/{id}", View, p.jobPage},
 		{"POST /portal/logout", View, p.logout},
 	}
 }
@@ -399,6 +408,7 @@ var notices = map[string]string{
 	"deleted":  "Endpoint deleted.",
 	"disabled": "Endpoint disabled: nothing is sent to it until you enable it.",
 	"enabled":  "Endpoint enabled.",
+	"test":     "Test event sent: it shows in the log below within seconds.",
 }
 
 // static serves the embedded assets, and brand.css, made from the

@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hookstream/hookstream/internal/api"
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/internal/recovery"
 	"github.com/hookstream/hookstream/internal/testenv"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/subscription"
@@ -48,8 +51,16 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	ix := deliverylog.NewIndex(r.Client, 0)
+	jobs, err := recovery.New(recovery.Config{Topics: topic.New(topic.DefaultPrefix), ClientOpts: []kgo.Opt{kgo.SeedBrokers(k.Addr)},
+		Endpoints: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(jobs.Close)
+	testenv.Run(t, jobs)
+	<-jobs.Loaded()
 	server := api.New(api.WithEndpoints(store), api.WithDeliveryLog(ix), api.WithCatalog(cat), api.WithLogger(quiet))
-	p, err := New(Deps{Sessions: sessions, Endpoints: store, Log: ix, API: server, Catalog: cat, Logger: quiet,
+	p, err := New(Deps{Sessions: sessions, Endpoints: store, Log: ix, API: server, Jobs: jobs, Failing: ix, Catalog: cat, Logger: quiet,
 		Branding: Branding{Name: "Acme"}})
 	if err != nil {
 		t.Fatal(err)
@@ -354,5 +365,44 @@ func TestEndpointForm(t *testing.T) {
 	got, _ := s.store.Get(ctx, "acme", e.ID)
 	if st != http.StatusSeeOther || got.URL != "https://93.184.215.14/v2" || got.Headers["X-Api-Key"] != "k1" || got.Headers["X-Team"] != "" || got.RateLimit != 0 {
 		t.Errorf("edit: %d, %+v; want the new URL, the masked header kept, X-Team removed, no rate limit", st, got)
+	}
+}
+
+// TestRecoveryForms: recover and replay start jobs whose page shows their
+// state; a window without a start, or ending before it, is refused.
+func TestRecoveryForms(t *testing.T) {
+	s := startStack(t)
+	e := s.endpoint(t, "acme")
+	v := s.signIn(t, "acme", Recover)
+	since := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")
+	for _, action := range []string{"recover", "replay"} {
+		st, _ := v.post("/portal/endpoints/"+e.ID+"/"+action, url.Values{"since": {since}})
+		if st != http.StatusSeeOther {
+			t.Fatalf("%s: %d, want 303 to the job", action, st)
+		}
+		for _, bad := range []url.Values{{}, {"since": {"yesterday"}}, {"since": {since}, "until": {"2000-01-01T00:00"}}} {
+			if st, _ := v.post("/portal/endpoints/"+e.ID+"/"+action, bad); st != http.StatusUnprocessableEntity {
+				t.Errorf("%s %v: %d, want 422", action, bad, st)
+			}
+		}
+	}
+	req, _ := http.NewRequest("POST", s.base+"/portal/endpoints/"+e.ID+"/recover", strings.NewReader(url.Values{"since": {since}, "csrf": {v.csrf}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := v.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	job := resp.Header.Get("Location")
+	if !strings.HasPrefix(job, "/portal/jobs/job_") {
+		t.Fatalf("recover redirects to %q", job)
+	}
+	testenv.Eventually(t, 30*time.Second, "the job done", func() bool {
+		_, body := v.get(job)
+		return strings.Contains(body, `data-state="done"`)
+	})
+	other := s.signIn(t, "globex")
+	if st, body := other.get(job); st != http.StatusNotFound || strings.Contains(body, e.ID) {
+		t.Errorf("another tenant's job: %d, want 404 without it", st)
 	}
 }
