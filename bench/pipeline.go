@@ -32,6 +32,8 @@ type deliverySpec struct {
 	// endpoints exist (needs api); its result adds to the scenario's
 	// (replay.go).
 	beside func(ctx context.Context, cl *cluster) (done func(*scenarioResult), err error)
+	// noIndexer leaves the delivery-log indexer out, to measure its cost.
+	noIndexer bool
 }
 
 // hungRequestTimeout is the deliverer's request timeout in (c2): long, as
@@ -107,7 +109,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		fanout:        true,
 		deliverers:    spec.deliverers,
 		delivererArgs: args,
-		indexer:       true,
+		indexer:       !spec.noIndexer,
 		pprof:         cfg.pprof,
 	})
 	if err != nil {
@@ -266,6 +268,32 @@ func (b *bench) throughput(ctx context.Context) error {
 		deliverers: 1,
 	})
 	return b.add(s, err, "")
+}
+
+// throughputNoIndex is scenario a-noindex: (a) without the delivery-log
+// indexer, so the report shows what the indexer costs (a).
+func (b *bench) throughputNoIndex(ctx context.Context) error {
+	s, err := b.delivery(ctx, deliverySpec{
+		id:         "a-noindex",
+		name:       "(a) without indexer",
+		desc:       "(a)'s configuration without the delivery-log indexer",
+		deliverers: 1,
+		noIndexer:  true,
+	})
+	if err == nil {
+		setIndexerLoss(b.rep.scenario("a"), s)
+	}
+	return b.add(s, err, "")
+}
+
+// setIndexerLoss records on noIndex how much slower (a) ran with the
+// indexer than without it, when both ran.
+func setIndexerLoss(a, noIndex *scenarioResult) {
+	if a == nil || noIndex == nil || noIndex.Rate == 0 {
+		return
+	}
+	noIndex.Ratio, noIndex.RatioOf = a.Rate/noIndex.Rate, "(a) with indexer / this"
+	noIndex.IndexerLossPct = (1 - a.Rate/noIndex.Rate) * 100
 }
 
 // pacedRate is the events/s of (b) and (c2), and how it was chosen:
