@@ -58,8 +58,13 @@ type scenarioResult struct {
 	RatioOf string  `json:"ratio_of,omitempty"`
 	// IndexerLossPct (a-noindex) is how much lower (a)'s rate was with the
 	// delivery-log indexer than this run's without it (goal <= 10).
-	IndexerLossPct float64      `json:"indexer_loss_pct,omitempty"`
-	Latency        latencyStats `json:"latency"`
+	IndexerLossPct float64 `json:"indexer_loss_pct,omitempty"`
+	// IndexLag (a) is receipt by the receiver to queryable in the
+	// delivery-log index, over one delivery in indexLagEvery; IndexLagMissing
+	// of the sampled ones were not queryable 10 s after the load ended.
+	IndexLag        *latencyStats `json:"index_lag,omitempty"`
+	IndexLagMissing int           `json:"index_lag_missing,omitempty"`
+	Latency         latencyStats  `json:"latency"`
 	// PeakRSS is each process's peak resident set in MiB during the scenario.
 	PeakRSS map[string]float64 `json:"peak_rss_mib"`
 	// CPUCores is the CPU each process used while the load ran, in cores.
