@@ -136,7 +136,7 @@ func TestJobsRoutes(t *testing.T) {
 	if r := epDo(t, "POST", base+"/v1/jobs/"+a.Job.ID+"/cancel", "tok-acme", ""); r.status != 202 {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
-	testenv.Eventually(t, 10*time.Second, "the job canceled", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the job canceled", func() bool {
 		var j struct{ State string }
 		epDo(t, "GET", base+"/v1/jobs/"+a.Job.ID, "tok-acme", "").decode(t, &j)
 		return j.State == "canceled"
