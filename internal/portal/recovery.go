@@ -131,11 +131,8 @@ func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *req
 		p.logError(w, r, rq, err)
 		return
 	}
-	plan := make([]recovery.Item, 0, len(failing))
-	for _, d := range failing {
-		plan = append(plan, recovery.Item{EndpointID: e.ID, Partition: d.Partition, Offset: d.Offset})
-	}
-	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until}, plan)
+	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until},
+		recovery.RecoverPlan(e.ID, failing))
 }
 
 // replay sends the endpoint every event of the window that its filter
