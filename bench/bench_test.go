@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	if _, err := rep.writeFiles(out); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"a", "b", "c-blackhole", "c-500", "c2", "d", "e", "g", "h-default", "h", "h-bare"} {
+	for _, id := range []string{"a", "a-noindex", "b", "c-blackhole", "c-500", "c2", "d", "e", "g", "h-default", "h", "h-bare"} {
 		s := rep.scenario(id)
 		if s == nil {
 			t.Fatalf("scenario %s missing", id)
@@ -46,6 +46,12 @@ func TestSmoke(t *testing.T) {
 		if id != "e" && id != "h-bare" && s.Verified == 0 { // the bare loops do not sign
 			t.Errorf("scenario %s: no signature verified", id)
 		}
+	}
+	if a := rep.scenario("a"); a.IndexLag == nil || a.IndexLag.Count == 0 || a.IndexLagMissing > 0 {
+		t.Errorf("scenario a: index lag %+v, %d sampled attempts never queryable", a.IndexLag, a.IndexLagMissing)
+	}
+	if s := rep.scenario("a-noindex"); s.RatioOf == "" {
+		t.Error("scenario a-noindex: no indexer loss against (a)")
 	}
 	b, err := os.ReadFile(filepath.Join(out, "latest.json"))
 	if err != nil {

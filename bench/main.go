@@ -12,6 +12,7 @@
 //	fanout        the fanout role alone at fan-out 1, 10 and 100
 //	fanout-scale  fanout's cost per event in a tenant of 100 vs 100,000 endpoints, 10 matching
 //	a             throughput: fan-out 10, 1 KiB bodies, 1,000 endpoints
+//	a-noindex     (a) without the delivery-log indexer: the indexer's cost to (a) in %
 //	e             bare keep-alive POST loop, same bodies, receivers and concurrency
 //	b             latency at 50% of (a)'s rate
 //	c-blackhole   10% of endpoints never answer
@@ -64,7 +65,7 @@ type config struct {
 	slowInflight   int  // (h): the deliverer's --max-in-flight besides its default, and the bare loop's concurrency
 }
 
-var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "e", "b", "c-blackhole", "c-500", "c2", "d", "f", "g", "h"}
+var allScenarios = []string{"publish-lib", "publish-http", "fanout", "fanout-scale", "a", "a-noindex", "e", "b", "c-blackhole", "c-500", "c2", "d", "f", "g", "h"}
 
 func defaultConfig() config {
 	return config{

@@ -32,6 +32,8 @@ type deliverySpec struct {
 	// endpoints exist (needs api); its result adds to the scenario's
 	// (replay.go).
 	beside func(ctx context.Context, cl *cluster) (done func(*scenarioResult), err error)
+	// noIndexer leaves the delivery-log indexer out, to measure its cost.
+	noIndexer bool
 }
 
 // hungRequestTimeout is the deliverer's request timeout in (c2): long, as
@@ -107,7 +109,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 		fanout:        true,
 		deliverers:    spec.deliverers,
 		delivererArgs: args,
-		indexer:       true,
+		indexer:       !spec.noIndexer,
 		pprof:         cfg.pprof,
 	})
 	if err != nil {
@@ -143,6 +145,11 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	}
 	rec := newRecorder(modes, cfg.fanout, tenants, cfg.maxEvents, complete)
 	rec.secrets, rec.verifyEvery, rec.delay = eps.secrets, cfg.verifyEvery, spec.slow
+	if !spec.noIndexer && spec.id == "a" {
+		if rec.indexLag, err = startIndexLag(ctx, cl.redisURL); err != nil {
+			return nil, err
+		}
+	}
 	b.rs.record(rec)
 	defer b.rs.record(nil)
 
@@ -175,6 +182,12 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	drainErr := rec.waitComplete(dctx, res.published, skip)
 	cancel()
 
+	var indexLag *latencyStats
+	var indexLagMissing int
+	if rec.indexLag != nil {
+		st, unresolved := rec.indexLag.finish()
+		indexLag, indexLagMissing = &st, unresolved
+	}
 	rss := cl.peakRSS()
 	alive := cl.alive()
 	cl.saveMetrics(ctx)
@@ -191,29 +204,31 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	n, lat := summarise(samples, w, nil)
 	_, missing := rec.incomplete(res.published, skip)
 	s := &scenarioResult{
-		ID:           spec.id,
-		Name:         spec.name,
-		Description:  spec.desc,
-		Rate:         perSecond(float64(n), w.seconds()),
-		Deliveries:   int64(n),
-		Seconds:      w.seconds(),
-		Latency:      lat,
-		PeakRSS:      rss,
-		CPUCores:     cores,
-		Published:    res.published,
-		PublishRate:  perSecond(float64(res.published), res.end.Sub(res.start).Seconds()),
-		Received:     rec.received.Load(),
-		Incomplete:   missing,
-		Duplicates:   rec.duplicates.Load(),
-		Misrouted:    rec.misrouted.Load(),
-		Verified:     rec.verified.Load(),
-		BadSignature: rec.badSignature.Load(),
-		Unhealthy:    rec.blackholed.Load() + rec.failed.Load(),
-		Errors:       int64(len(res.failed)) + rec.bad.Load() + rec.overflow.Load(),
-		BodyBytes:    rec.bodyBytes.Load(),
-		Connections:  b.rs.conns.Load() - conns0,
-		InFlight:     inflightMean,
-		InFlightPeak: inflightPeak,
+		ID:              spec.id,
+		Name:            spec.name,
+		Description:     spec.desc,
+		Rate:            perSecond(float64(n), w.seconds()),
+		Deliveries:      int64(n),
+		Seconds:         w.seconds(),
+		Latency:         lat,
+		PeakRSS:         rss,
+		CPUCores:        cores,
+		Published:       res.published,
+		PublishRate:     perSecond(float64(res.published), res.end.Sub(res.start).Seconds()),
+		Received:        rec.received.Load(),
+		Incomplete:      missing,
+		IndexLag:        indexLag,
+		IndexLagMissing: indexLagMissing,
+		Duplicates:      rec.duplicates.Load(),
+		Misrouted:       rec.misrouted.Load(),
+		Verified:        rec.verified.Load(),
+		BadSignature:    rec.badSignature.Load(),
+		Unhealthy:       rec.blackholed.Load() + rec.failed.Load(),
+		Errors:          int64(len(res.failed)) + rec.bad.Load() + rec.overflow.Load(),
+		BodyBytes:       rec.bodyBytes.Load(),
+		Connections:     b.rs.conns.Load() - conns0,
+		InFlight:        inflightMean,
+		InFlightPeak:    inflightPeak,
 	}
 	besideDone(s)
 	s.Notes = append(s.Notes, fmt.Sprintf("%d endpoints created (via %s) in %.1fs; %d events published in %.1fs (%.0f events/s); measured from %.1fs on",
@@ -233,6 +248,10 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	}
 	if s.Duplicates > 0 || s.Misrouted > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d duplicate and %d misrouted deliveries", s.Duplicates, s.Misrouted))
+	}
+	if indexLag != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("index lag (receipt to queryable in the delivery-log index, %d sampled attempts): p50 %.0f ms, p99 %.0f ms; %d not queryable 10 s after the load",
+			indexLag.Count, indexLag.P50, indexLag.P99, indexLagMissing))
 	}
 	if drainErr != nil {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d deliveries still missing %v after publishing stopped", missing, b.drainTimeout()))
@@ -266,6 +285,32 @@ func (b *bench) throughput(ctx context.Context) error {
 		deliverers: 1,
 	})
 	return b.add(s, err, "")
+}
+
+// throughputNoIndex is scenario a-noindex: (a) without the delivery-log
+// indexer, so the report shows what the indexer costs (a).
+func (b *bench) throughputNoIndex(ctx context.Context) error {
+	s, err := b.delivery(ctx, deliverySpec{
+		id:         "a-noindex",
+		name:       "(a) without indexer",
+		desc:       "(a)'s configuration without the delivery-log indexer",
+		deliverers: 1,
+		noIndexer:  true,
+	})
+	if err == nil {
+		setIndexerLoss(b.rep.scenario("a"), s)
+	}
+	return b.add(s, err, "")
+}
+
+// setIndexerLoss records on noIndex how much slower (a) ran with the
+// indexer than without it, when both ran.
+func setIndexerLoss(a, noIndex *scenarioResult) {
+	if a == nil || noIndex == nil || noIndex.Rate == 0 {
+		return
+	}
+	noIndex.Ratio, noIndex.RatioOf = a.Rate/noIndex.Rate, "(a) with indexer / this"
+	noIndex.IndexerLossPct = (1 - a.Rate/noIndex.Rate) * 100
 }
 
 // pacedRate is the events/s of (b) and (c2), and how it was chosen:

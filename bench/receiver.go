@@ -156,6 +156,8 @@ type recorder struct {
 	verified, badSignature                         atomic.Int64
 	blackholed, failed                             atomic.Int64
 	bodyBytes                                      atomic.Int64
+	// indexLag, when set, gets every indexLagEvery-th delivery.
+	indexLag *indexLag
 	// hit[ep] is set once endpoint ep got a request it black-holed;
 	// blackholedEndpoints counts them.
 	hit                 []atomic.Bool
@@ -204,6 +206,9 @@ func (r *recorder) receive(ep int, body []byte, h http.Header, now int64) {
 	if endpointTenant(ep, r.fanout, r.tenants) != t {
 		r.misrouted.Add(1)
 		return
+	}
+	if r.indexLag != nil && n%indexLagEvery == 0 {
+		r.indexLag.add(t, h.Get("webhook-id"), now)
 	}
 	if r.secrets != nil && r.verifyEvery > 0 && n%r.verifyEvery == 0 {
 		if err := signature.Verify(h, body, []string{r.secrets[ep]}); err != nil {

@@ -54,9 +54,17 @@ type scenarioResult struct {
 	Deliveries int64   `json:"deliveries_measured"`
 	Seconds    float64 `json:"seconds_measured"`
 	// Ratio is Rate divided by the rate of RatioOf.
-	Ratio   float64      `json:"ratio,omitempty"`
-	RatioOf string       `json:"ratio_of,omitempty"`
-	Latency latencyStats `json:"latency"`
+	Ratio   float64 `json:"ratio,omitempty"`
+	RatioOf string  `json:"ratio_of,omitempty"`
+	// IndexerLossPct (a-noindex) is how much lower (a)'s rate was with the
+	// delivery-log indexer than this run's without it (goal <= 10).
+	IndexerLossPct float64 `json:"indexer_loss_pct,omitempty"`
+	// IndexLag (a) is receipt by the receiver to queryable in the
+	// delivery-log index, over one delivery in indexLagEvery; IndexLagMissing
+	// of the sampled ones were not queryable 10 s after the load ended.
+	IndexLag        *latencyStats `json:"index_lag,omitempty"`
+	IndexLagMissing int           `json:"index_lag_missing,omitempty"`
+	Latency         latencyStats  `json:"latency"`
 	// PeakRSS is each process's peak resident set in MiB during the scenario.
 	PeakRSS map[string]float64 `json:"peak_rss_mib"`
 	// CPUCores is the CPU each process used while the load ran, in cores.
@@ -239,6 +247,9 @@ func (r *report) writeTable(w io.Writer) {
 			ratio := "-"
 			if s.RatioOf != "" {
 				ratio = fmt.Sprintf("%.2f of %s", s.Ratio, s.RatioOf)
+			}
+			if s.ID == "a-noindex" && s.RatioOf != "" {
+				ratio = fmt.Sprintf("indexer loss %.1f%%", s.IndexerLossPct)
 			}
 			lat := func(v float64) string {
 				if s.Latency.Count == 0 {

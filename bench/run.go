@@ -111,6 +111,8 @@ func (b *bench) scenario(ctx context.Context, id string) error {
 		return b.fanoutScale(ctx)
 	case "a":
 		return b.throughput(ctx)
+	case "a-noindex":
+		return b.throughputNoIndex(ctx)
 	case "e":
 		return b.baseline(ctx)
 	case "b":

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookstream/hookstream/internal/deliverylog"
+)
+
+// indexLagEvery samples one received delivery in this many for index lag.
+const indexLagEvery = 200
+
+// lagSample is one received delivery whose attempt is awaited in the index.
+type lagSample struct {
+	tenant  string
+	eventID string
+	recv    int64 // receiver's receipt time, unix ns
+}
+
+// indexLag measures how long after a receiver got a delivery its attempt
+// is queryable in the delivery-log index on the scenario's Redis.
+type indexLag struct {
+	mu     sync.Mutex
+	closed bool // late deliveries after finish are not sampled
+	in     chan lagSample
+	out    chan indexLagResult
+}
+
+type indexLagResult struct {
+	lat        []int64
+	unresolved int
+}
+
+// startIndexLag polls the index for sampled deliveries until ctx ends or
+// finish is called.
+func startIndexLag(ctx context.Context, redisURL string) (*indexLag, error) {
+	ro, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("index lag: %w", err)
+	}
+	rdb := redis.NewClient(ro)
+	ix := deliverylog.NewIndex(rdb, 0)
+	l := &indexLag{in: make(chan lagSample, 4096), out: make(chan indexLagResult, 1)}
+	go func() {
+		defer rdb.Close()
+		var res indexLagResult
+		var pending []lagSample
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		in := l.in
+		for in != nil || len(pending) > 0 {
+			select {
+			case s, ok := <-in:
+				if !ok {
+					in = nil
+					// Give the index a bounded time to catch up after the load.
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+					defer cancel()
+					continue
+				}
+				pending = append(pending, s)
+			case <-tick.C:
+				keep := pending[:0]
+				for _, s := range pending {
+					p, err := ix.EventAttempts(ctx, s.tenant, s.eventID, deliverylog.Query{Limit: 1})
+					if err == nil && len(p.Data) > 0 {
+						res.lat = append(res.lat, time.Now().UnixNano()-s.recv)
+						continue
+					}
+					keep = append(keep, s)
+				}
+				pending = keep
+			case <-ctx.Done():
+				res.unresolved = len(pending)
+				l.out <- res
+				return
+			}
+		}
+		l.out <- res
+	}()
+	return l, nil
+}
+
+// add samples one delivery; it never blocks the receiver.
+func (l *indexLag) add(tenant int, eventID string, recv int64) {
+	if eventID == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	select {
+	case l.in <- lagSample{tenant: tenantName(tenant), eventID: eventID, recv: recv}:
+	default:
+	}
+}
+
+// finish stops sampling and returns the lag percentiles once every sample
+// is found or the catch-up time is over.
+func (l *indexLag) finish() (latencyStats, int) {
+	l.mu.Lock()
+	l.closed = true
+	close(l.in)
+	l.mu.Unlock()
+	res := <-l.out
+	return percentiles(res.lat), res.unresolved
+}
