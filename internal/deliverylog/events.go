@@ -143,15 +143,9 @@ func (ix *Index) pageEvents(ctx context.Context, tenant, key, scope string, q Ev
 	more := false
 	batch := int64(min(limit+1, eventBatch))
 	for len(got) <= limit {
-		var ms []string
-		var err error
-		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		}
+		ms, err := ix.rangeLex(ctx, key, lo, hi, older, batch)
 		if err != nil {
-			return EventPage{}, fmt.Errorf("deliverylog: range: %w", err)
+			return EventPage{}, err
 		}
 		if len(ms) == 0 {
 			break

@@ -260,15 +260,9 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 	// rounds up to scanBatch.
 	batch := int64(limit + 1)
 	for len(got) <= limit {
-		var ms []string
-		var err error
-		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		}
+		ms, err := ix.rangeLex(ctx, key, lo, hi, older, batch)
 		if err != nil {
-			return Page{}, fmt.Errorf("deliverylog: range: %w", err)
+			return Page{}, err
 		}
 		if len(ms) == 0 {
 			break
@@ -411,4 +405,21 @@ func (ix *Index) bounds(tenant, scope string, limit int, since, until time.Time,
 		}
 	}
 	return b, nil
+}
+
+// rangeLex reads up to count members of key in [lo, hi): newest first when
+// older, else oldest first.
+func (ix *Index) rangeLex(ctx context.Context, key, lo, hi string, older bool, count int64) ([]string, error) {
+	by := &redis.ZRangeBy{Min: lo, Max: hi, Count: count}
+	var ms []string
+	var err error
+	if older {
+		ms, err = ix.rdb.ZRevRangeByLex(ctx, key, by).Result()
+	} else {
+		ms, err = ix.rdb.ZRangeByLex(ctx, key, by).Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deliverylog: range: %w", err)
+	}
+	return ms, nil
 }
