@@ -2,9 +2,6 @@ package subscription
 
 import (
 	"context"
-	"slices"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // MatchDisabled returns the ids of tenant's disabled endpoints whose
@@ -14,26 +11,5 @@ import (
 // have sets of their own), so its cost does not grow with the tenant's
 // endpoint count, and it is cached until the next endpoint change.
 func (s *Store) MatchDisabled(ctx context.Context, tenant, eventType string) ([]string, error) {
-	k := matchKey{tenant, eventType}
-	s.mu.Lock()
-	ids, ok := s.cache.disabled[k]
-	s.mu.Unlock()
-	if ok {
-		return slices.Clone(ids), nil
-	}
-	filters := filtersFor(eventType)
-	keys := make([]string, len(filters))
-	for i, f := range filters {
-		keys[i] = s.keys.disabledIndex(tenant, f)
-	}
-	t, err := s.readBuilt(ctx, func(p redis.Pipeliner) func() {
-		cmd := p.SUnion(ctx, keys...)
-		return func() { ids = cmd.Val() }
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(ids)
-	s.remember(t, func(c *cache) { c.disabled[k] = ids })
-	return slices.Clone(ids), nil
+	return s.matchSets(ctx, tenant, eventType, func(c *cache) map[matchKey][]string { return c.disabled }, s.keys.disabledIndex)
 }

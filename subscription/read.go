@@ -42,9 +42,16 @@ func newCache(t tag) *cache {
 // eventType, so its cost does not grow with the tenant's endpoint count.
 // While the Redis cache is being rebuilt it waits (bounded by ctx).
 func (s *Store) Match(ctx context.Context, tenant, eventType string) ([]string, error) {
+	return s.matchSets(ctx, tenant, eventType, func(c *cache) map[matchKey][]string { return c.match }, s.keys.index)
+}
+
+// matchSets unions the index sets (named by index) of the filters that can
+// select eventType, cached in the map set picks: Match and MatchDisabled
+// differ only in those two.
+func (s *Store) matchSets(ctx context.Context, tenant, eventType string, set func(*cache) map[matchKey][]string, index func(tenant, filter string) string) ([]string, error) {
 	k := matchKey{tenant, eventType}
 	s.mu.Lock()
-	ids, ok := s.cache.match[k]
+	ids, ok := set(s.cache)[k]
 	s.mu.Unlock()
 	if ok {
 		return slices.Clone(ids), nil
@@ -52,7 +59,7 @@ func (s *Store) Match(ctx context.Context, tenant, eventType string) ([]string, 
 	filters := filtersFor(eventType)
 	keys := make([]string, len(filters))
 	for i, f := range filters {
-		keys[i] = s.keys.index(tenant, f)
+		keys[i] = index(tenant, f)
 	}
 	t, err := s.readBuilt(ctx, func(p redis.Pipeliner) func() {
 		cmd := p.SUnion(ctx, keys...)
@@ -62,7 +69,7 @@ func (s *Store) Match(ctx context.Context, tenant, eventType string) ([]string, 
 		return nil, err
 	}
 	slices.Sort(ids)
-	s.remember(t, func(c *cache) { c.match[k] = ids })
+	s.remember(t, func(c *cache) { set(c)[k] = ids })
 	return slices.Clone(ids), nil
 }
 

@@ -288,11 +288,8 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.jobError(w, r, err)
 		return
 	}
-	plan := make([]recovery.Item, 0, len(failing))
-	for _, d := range failing {
-		plan = append(plan, recovery.Item{EndpointID: id, Partition: d.Partition, Offset: d.Offset})
-	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate}, plan)
+	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate},
+		recovery.RecoverPlan(id, failing))
 }
 
 // dryRunTimeout bounds a dry run's read of the events topic.

@@ -135,13 +135,8 @@ func (s *Server) endpointAttempts(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	// The endpoint must be the tenant's: another tenant's id is 404, not
-	// an empty list.
-	if s.endpoints != nil {
-		if _, err := s.endpoints.Get(ctx, tenant, r.PathValue("id")); err != nil {
-			s.endpointError(w, r, err)
-			return
-		}
+	if !s.tenantEndpoint(ctx, w, r, tenant) {
+		return
 	}
 	pg, err := s.deliveryLog.EndpointAttempts(ctx, tenant, r.PathValue("id"), q)
 	s.writeAttempts(w, r, pg, err, false)
@@ -213,4 +208,18 @@ func (s *Server) logError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("delivery log request failed", "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, codeInternal, "", "internal error")
 	}
+}
+
+// tenantEndpoint answers for the endpoint routes of the delivery log whether
+// the {id} endpoint is the tenant's: another tenant's id is 404, not an
+// empty list.
+func (s *Server) tenantEndpoint(ctx context.Context, w http.ResponseWriter, r *http.Request, tenant string) bool {
+	if s.endpoints == nil {
+		return true
+	}
+	if _, err := s.endpoints.Get(ctx, tenant, r.PathValue("id")); err != nil {
+		s.endpointError(w, r, err)
+		return false
+	}
+	return true
 }

@@ -267,11 +267,8 @@ func (s *Server) endpointDead(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	if s.endpoints != nil {
-		if _, err := s.endpoints.Get(ctx, tenant, r.PathValue("id")); err != nil {
-			s.endpointError(w, r, err)
-			return
-		}
+	if !s.tenantEndpoint(ctx, w, r, tenant) {
+		return
 	}
 	out, err := s.ListDead(ctx, tenant, r.PathValue("id"), q)
 	if err != nil {
@@ -297,11 +294,8 @@ func (s *Server) endpointStats(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	if s.endpoints != nil {
-		if _, err := s.endpoints.Get(ctx, tenant, r.PathValue("id")); err != nil {
-			s.endpointError(w, r, err)
-			return
-		}
+	if !s.tenantEndpoint(ctx, w, r, tenant) {
+		return
 	}
 	out, err := s.EndpointStats(ctx, tenant, r.PathValue("id"), window)
 	if err != nil {

@@ -132,50 +132,20 @@ func memberEvent(m string) string {
 const eventBatch = 100
 
 func (ix *Index) pageEvents(ctx context.Context, tenant, key, scope string, q EventQuery, keep func(*Event) bool) (EventPage, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 50
+	b, err := ix.bounds(tenant, scope, q.Limit, q.Since, q.Until, q.Cursor)
+	if err != nil {
+		return EventPage{}, err
 	}
-	limit = min(limit, 250)
-	now := ix.now()
-	pg := EventPage{Since: now.Add(-ix.retention), Until: now}
-	if !q.Since.IsZero() && q.Since.After(pg.Since) {
-		pg.Since = q.Since
-	}
-	if !q.Until.IsZero() && q.Until.Before(pg.Until) {
-		pg.Until = q.Until
-	}
-	lo, hi := "["+memberTime(pg.Since), "("+memberTime(pg.Until.Add(time.Millisecond))
-	if q.Until.IsZero() {
-		hi = "+"
-	}
-	older := true
-	if q.Cursor != "" {
-		var m string
-		var err error
-		if older, m, err = parseCursor(q.Cursor, tenant, scope); err != nil {
-			return EventPage{}, err
-		}
-		if older {
-			hi = "(" + m
-		} else {
-			lo = "(" + m
-		}
-	}
+	limit, lo, hi, older := b.limit, b.lo, b.hi, b.older
+	pg := EventPage{Since: b.since, Until: b.until}
 	var got []Event
 	var members []string
 	more := false
 	batch := int64(min(limit+1, eventBatch))
 	for len(got) <= limit {
-		var ms []string
-		var err error
-		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		}
+		ms, err := ix.rangeLex(ctx, key, lo, hi, older, batch)
 		if err != nil {
-			return EventPage{}, fmt.Errorf("deliverylog: range: %w", err)
+			return EventPage{}, err
 		}
 		if len(ms) == 0 {
 			break

@@ -247,39 +247,12 @@ func parseCursor(c, tenant, scope string) (older bool, m string, err error) {
 const scanBatch = 500
 
 func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (Page, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 50
+	b, err := ix.bounds(tenant, scope, q.Limit, q.Since, q.Until, q.Cursor)
+	if err != nil {
+		return Page{}, err
 	}
-	limit = min(limit, 250)
-	now := ix.now()
-	pg := Page{Since: now.Add(-ix.retention), Until: now}
-	if !q.Since.IsZero() && q.Since.After(pg.Since) {
-		pg.Since = q.Since
-	}
-	if !q.Until.IsZero() && q.Until.Before(pg.Until) {
-		pg.Until = q.Until
-	}
-	// Members run oldest to newest; the window is [lo, hi).
-	lo, hi := "["+memberTime(pg.Since), "("+memberTime(pg.Until.Add(time.Millisecond))
-	if q.Until.IsZero() {
-		// Unbounded above: an attempt stamped by a host whose clock runs
-		// a little ahead is still listed.
-		hi = "+"
-	}
-	older := true
-	if q.Cursor != "" {
-		var m string
-		var err error
-		if older, m, err = parseCursor(q.Cursor, tenant, scope); err != nil {
-			return Page{}, err
-		}
-		if older {
-			hi = "(" + m
-		} else {
-			lo = "(" + m
-		}
-	}
+	limit, lo, hi, older := b.limit, b.lo, b.hi, b.older
+	pg := Page{Since: b.since, Until: b.until}
 	var got []Entry
 	more := false
 	// The first round reads one more than a page, which is all an
@@ -287,15 +260,9 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 	// rounds up to scanBatch.
 	batch := int64(limit + 1)
 	for len(got) <= limit {
-		var ms []string
-		var err error
-		if older {
-			ms, err = ix.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		} else {
-			ms, err = ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: batch}).Result()
-		}
+		ms, err := ix.rangeLex(ctx, key, lo, hi, older, batch)
 		if err != nil {
-			return Page{}, fmt.Errorf("deliverylog: range: %w", err)
+			return Page{}, err
 		}
 		if len(ms) == 0 {
 			break
@@ -393,4 +360,66 @@ func (ix *Index) entries(ctx context.Context, tenant string, ms []string) ([]Ent
 		}
 	}
 	return out, nil
+}
+
+// pageBounds is the window one page of a sorted set reads.
+type pageBounds struct {
+	limit        int
+	since, until time.Time
+	// lo and hi bound the members, which run oldest to newest: [lo, hi).
+	lo, hi string
+	// older pages back in time (the default); false pages forward.
+	older bool
+}
+
+// bounds clamps a query's limit and window to what the index holds and
+// applies its cursor; attempt and event pages share it.
+func (ix *Index) bounds(tenant, scope string, limit int, since, until time.Time, cursor string) (pageBounds, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	now := ix.now()
+	b := pageBounds{limit: min(limit, 250), since: now.Add(-ix.retention), until: now, older: true}
+	if !since.IsZero() && since.After(b.since) {
+		b.since = since
+	}
+	if !until.IsZero() && until.Before(b.until) {
+		b.until = until
+	}
+	b.lo, b.hi = "["+memberTime(b.since), "("+memberTime(b.until.Add(time.Millisecond))
+	if until.IsZero() {
+		// Unbounded above: an attempt stamped by a host whose clock runs
+		// a little ahead is still listed.
+		b.hi = "+"
+	}
+	if cursor != "" {
+		older, m, err := parseCursor(cursor, tenant, scope)
+		if err != nil {
+			return pageBounds{}, err
+		}
+		b.older = older
+		if older {
+			b.hi = "(" + m
+		} else {
+			b.lo = "(" + m
+		}
+	}
+	return b, nil
+}
+
+// rangeLex reads up to count members of key in [lo, hi): newest first when
+// older, else oldest first.
+func (ix *Index) rangeLex(ctx context.Context, key, lo, hi string, older bool, count int64) ([]string, error) {
+	by := &redis.ZRangeBy{Min: lo, Max: hi, Count: count}
+	var ms []string
+	var err error
+	if older {
+		ms, err = ix.rdb.ZRevRangeByLex(ctx, key, by).Result()
+	} else {
+		ms, err = ix.rdb.ZRangeByLex(ctx, key, by).Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deliverylog: range: %w", err)
+	}
+	return ms, nil
 }

@@ -98,21 +98,31 @@ func (p *Portal) window(w http.ResponseWriter, r *http.Request, rq *request) (ti
 	return since, until, true
 }
 
-// recoverEndpoint sends again every delivery to the endpoint since a time
-// that ended dead or is still failing.
-func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *request) {
+// windowJob reads what a recover or replay form names: its window and
+// the tenant's {id} endpoint.
+func (p *Portal) windowJob(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) (*subscription.Endpoint, time.Time, time.Time, bool) {
 	if !p.jobsReady(w, r, rq) {
-		return
+		return nil, time.Time{}, time.Time{}, false
 	}
 	since, until, ok := p.window(w, r, rq)
 	if !ok {
-		return
+		return nil, time.Time{}, time.Time{}, false
 	}
-	ctx, cancel := p.ctx(r)
-	defer cancel()
 	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
 	if err != nil {
 		p.storeError(w, r, rq, err)
+		return nil, time.Time{}, time.Time{}, false
+	}
+	return e, since, until, true
+}
+
+// recoverEndpoint sends again every delivery to the endpoint since a time
+// that ended dead or is still failing.
+func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *request) {
+	ctx, cancel := p.ctx(r)
+	defer cancel()
+	e, since, until, ok := p.windowJob(ctx, w, r, rq)
+	if !ok {
 		return
 	}
 	if e.Disabled {
@@ -131,28 +141,17 @@ func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *req
 		p.logError(w, r, rq, err)
 		return
 	}
-	plan := make([]recovery.Item, 0, len(failing))
-	for _, d := range failing {
-		plan = append(plan, recovery.Item{EndpointID: e.ID, Partition: d.Partition, Offset: d.Offset})
-	}
-	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until}, plan)
+	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until},
+		recovery.RecoverPlan(e.ID, failing))
 }
 
 // replay sends the endpoint every event of the window that its filter
 // matches, read back from the events topic.
 func (p *Portal) replay(w http.ResponseWriter, r *http.Request, rq *request) {
-	if !p.jobsReady(w, r, rq) {
-		return
-	}
-	since, until, ok := p.window(w, r, rq)
-	if !ok {
-		return
-	}
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
+	e, since, until, ok := p.windowJob(ctx, w, r, rq)
+	if !ok {
 		return
 	}
 	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindReplay, EndpointID: e.ID, Since: since, Until: until}, nil)
