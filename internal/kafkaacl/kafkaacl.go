@@ -37,16 +37,17 @@ type Grant struct {
 	Why      string
 }
 
+// kind is the resource type as kafka-acls.sh spells it: topic, group,
+// transactional-id.
+func (g Grant) kind() string {
+	return strings.ToLower(strings.ReplaceAll(g.Resource.String(), "_", "-"))
+}
+
 func (g Grant) resource() string {
-	s := strings.ToLower(strings.ReplaceAll(g.Resource.String(), "_", "-"))
-	if s == "transactional-id" || s == "transactionalid" {
-		s = "transactional-id"
-	}
-	name := g.Name
 	if g.Prefixed {
-		name += "*"
+		return g.kind() + " " + g.Name + "*"
 	}
-	return s + " " + name
+	return g.kind() + " " + g.Name
 }
 
 // Names are the resource names the grants are made for.
@@ -208,7 +209,7 @@ func Probe(ctx context.Context, cl *kgo.Client, gs []Grant, n topic.Names, txnID
 	defer cancel()
 	var missing []string
 	miss := func(g Grant, op kmsg.ACLOperation, name string) {
-		missing = append(missing, fmt.Sprintf("%s on %s %s", opName(op), strings.SplitN(g.resource(), " ", 2)[0], name))
+		missing = append(missing, fmt.Sprintf("%s on %s %s", opName(op), g.kind(), name))
 	}
 	topics, groups := map[string][]Grant{}, map[string][]Grant{}
 	for _, g := range gs {
