@@ -124,8 +124,8 @@ func (x *Indexer) run(ctx context.Context) error {
 		// one Redis pipeline per poll held every command of it (2 GiB of
 		// RSS in bench (g)). Fetches are capped and each poll takes at
 		// most pollRecords.
-		kgo.FetchMaxBytes(8<<20),
-		kgo.FetchMaxPartitionBytes(1<<20),
+		kgo.FetchMaxBytes(8 << 20),
+		kgo.FetchMaxPartitionBytes(1 << 20),
 		kgo.MaxConcurrentFetches(2),
 	}, x.cfg.KafkaOpts...)...)
 	if err != nil {
