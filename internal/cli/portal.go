@@ -70,7 +70,10 @@ func (f *portalFlags) pages(d *roleDeps, s *portal.Sessions, server *api.Server,
 	if s == nil {
 		return nil, nil
 	}
-	index := deliverylog.NewIndex(d.rdb, logRetention)
+	// The attempt page shows an attempt in full: its heavy fields are
+	// read back from the attempts topic.
+	index := deliverylog.NewIndex(d.rdb, logRetention,
+		deliverylog.WithRecords(deliverylog.NewReader(d.kafkaOpts()...), d.topics().Attempts))
 	deps := portal.Deps{Sessions: s, Endpoints: d.store, Log: index, API: server,
 		Catalog: d.catalog, Logger: d.log, Branding: f.brand, SignatureBrand: signatureBrand}
 	if jobs != nil {

@@ -149,7 +149,8 @@ type apiSettings struct {
 // the publish timeout bounds every answer (see producer.ErrOutcomeUnknown
 // for the one case a 503 may still have been accepted).
 func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
-	index := deliverylog.NewIndex(d.rdb, s.logRetention)
+	rd := deliverylog.NewReader(d.kafkaOpts()...)
+	index := deliverylog.NewIndex(d.rdb, s.logRetention, deliverylog.WithRecords(rd, d.topics().Attempts))
 	var more []api.Option
 	if s.portal != nil {
 		more = append(more, api.WithPortal(s.portal, s.portalURL))
@@ -164,7 +165,7 @@ func newAPI(d *roleDeps, pub api.Publisher, s apiSettings) *api.Server {
 		api.WithBackendTimeout(s.backendTimeout),
 		api.WithEndpoints(d.store),
 		api.WithDeliveryLog(index),
-		api.WithEventReader(deliverylog.NewReader(d.kafkaOpts()...)),
+		api.WithEventReader(rd),
 		api.WithLogger(d.log),
 		api.WithTracerProvider(d.tel.Tracer),
 		api.WithPropagator(d.tel.Propagator),

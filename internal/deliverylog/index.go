@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/encoding/json"
 
 	"github.com/hookstream/hookstream/deliverer"
 )
@@ -44,6 +43,10 @@ type Index struct {
 	retention time.Duration
 	schedule  deliverer.Schedule
 	now       func() time.Time
+	// records, when set, reads an attempt's heavy fields back from
+	// attemptsTopic (WithRecords).
+	records       RecordReader
+	attemptsTopic string
 }
 
 // IndexOption configures an Index.
@@ -125,11 +128,8 @@ func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, of
 		return
 	}
 	m := member(a.At, partition, offset)
-	// The id is the field name, so the value is the attempt alone.
-	v, err := json.Marshal(a)
-	if err != nil {
-		return
-	}
+	// The id is the field name, so the value is the summary alone.
+	v := encodeSummary(&a)
 	bk := bucketKey(a.Tenant, m)
 	p.HSet(ctx, bk, m, v)
 	p.PExpireAt(ctx, bk, ix.bucketExpiry(a.At))
@@ -149,7 +149,7 @@ func (ix *Index) Attempt(ctx context.Context, tenant, id string) (Entry, error) 
 	if !ok || len(m) != 28 || ix.expired(m) {
 		return Entry{}, ErrNotFound
 	}
-	v, err := ix.rdb.HGet(ctx, bucketKey(tenant, m), m).Bytes()
+	v, err := ix.rdb.HGet(ctx, bucketKey(tenant, m), m).Result()
 	if errors.Is(err, redis.Nil) {
 		return Entry{}, ErrNotFound
 	}
@@ -157,8 +157,13 @@ func (ix *Index) Attempt(ctx context.Context, tenant, id string) (Entry, error) 
 		return Entry{}, fmt.Errorf("deliverylog: get: %w", err)
 	}
 	e := Entry{ID: id}
-	if err := json.Unmarshal(v, &e.Attempt); err != nil {
+	if err := decodeSummary(tenant, v, &e.Attempt); err != nil {
 		return Entry{}, fmt.Errorf("deliverylog: entry %s: %w", id, err)
+	}
+	if ix.records != nil {
+		if err := ix.full(ctx, m, &e); err != nil {
+			return Entry{}, err
+		}
 	}
 	return e, nil
 }
@@ -353,7 +358,7 @@ func (ix *Index) entries(ctx context.Context, tenant string, ms []string) ([]Ent
 				continue
 			}
 			i := r.idx[j]
-			if err := json.Unmarshal([]byte(s), &out[i].Attempt); err != nil {
+			if err := decodeSummary(tenant, s, &out[i].Attempt); err != nil {
 				return nil, fmt.Errorf("deliverylog: entry %s: %w", ms[i], err)
 			}
 			out[i].ID = attemptID(ms[i])
