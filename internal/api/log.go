@@ -24,7 +24,10 @@ type DeliveryLog interface {
 // WithDeliveryLog serves the delivery log routes from l.
 func WithDeliveryLog(l DeliveryLog) Option { return func(c *cfg) { c.deliveryLog = l } }
 
-// attemptView is an attempt as the API shows it.
+// attemptView is an attempt as the API shows it. Lists carry the summary
+// the index keeps; error, response_body and request_headers come from the
+// attempt's Kafka record and are in GET /v1/attempts/{id} only, so lists
+// omit them rather than show them empty.
 type attemptView struct {
 	ID                string            `json:"id"`
 	EventID           string            `json:"event_id"`
@@ -37,9 +40,9 @@ type attemptView struct {
 	ErrorClass        string            `json:"error_class,omitempty"`
 	Error             string            `json:"error,omitempty"`
 	LatencyMS         int64             `json:"latency_ms"`
-	ResponseBody      string            `json:"response_body"`
+	ResponseBody      string            `json:"response_body,omitempty"`
 	ResponseTruncated bool              `json:"response_truncated"`
-	RequestHeaders    map[string]string `json:"request_headers"`
+	RequestHeaders    map[string]string `json:"request_headers,omitempty"`
 	At                time.Time         `json:"at"`
 }
 

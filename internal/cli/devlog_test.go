@@ -121,6 +121,11 @@ func TestDevDeliveryLog(t *testing.T) {
 	})
 	byEP := map[string][]attempt{}
 	for _, a := range got {
+		// Headers and the response body are read back from Kafka, for
+		// one attempt at a time.
+		if code := apiCall(t, http.MethodGet, apiURL+"/v1/attempts/"+a.ID, token, nil, &a); code != http.StatusOK {
+			t.Fatalf("GET /v1/attempts/%s: %d", a.ID, code)
+		}
 		byEP[a.EndpointID] = append(byEP[a.EndpointID], a)
 		if a.EventID != published.ID || a.Trigger != "scheduled" || a.Headers["Webhook-Signature"] != "[redacted]" || a.Headers["Webhook-Id"] != published.ID {
 			t.Errorf("attempt %+v: want the event, trigger scheduled, headers with the signature redacted", a)
