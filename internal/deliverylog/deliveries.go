@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/deliverer"
@@ -190,8 +189,9 @@ func (ix *Index) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record
 	p.PExpireAt(ctx, k, r.Timestamp.Add(ix.retention))
 }
 
-// addLast keeps a's summary as its delivery's latest attempt.
-func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Attempt, expires time.Time) {
+// lastValue is a's summary as its delivery's latest attempt, for the
+// delivery's field "last:<endpoint>" of the event's hash.
+func (ix *Index) lastValue(a *deliverer.Attempt) lastAttempt {
 	l := lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At, Rank: lastRank(a.At, a.Attempt)}
 	if a.Trigger != record.TriggerScheduled {
 		l.Trigger = a.Trigger
@@ -199,20 +199,7 @@ func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Att
 	if a.Outcome != "delivered" && a.Outcome != "deleted" && a.Attempt >= 1 && a.Attempt < len(ix.schedule) {
 		l.Next = a.At.Add(ix.schedule[a.Attempt])
 	}
-	v, err := json.Marshal(l)
-	if err != nil {
-		return
-	}
-	k := eventDeliveriesKey(a.Tenant, a.EventID)
-	// Attempts of one endpoint arrive in order, but a replay after a
-	// crash must not put an older one back over a newer: the script keeps
-	// the newest. Newest by time first: a resend or recover starts again
-	// at attempt 1, after the attempts that went dead.
-	lastScript.EvalSha(ctx, p, []string{k}, "last:"+a.EndpointID, lastRank(a.At, a.Attempt), v)
-	if a.EventType != "" {
-		p.HSetNX(ctx, k, "type", a.EventType)
-	}
-	p.PExpireAt(ctx, k, expires)
+	return l
 }
 
 // lastRank orders a delivery's attempts: by time (milliseconds), then by
@@ -221,17 +208,6 @@ func (ix *Index) addLast(ctx context.Context, p redis.Pipeliner, a deliverer.Att
 func lastRank(at time.Time, attempt int) int64 {
 	return max(at.UnixMilli(), 0)*1000 + int64(min(max(attempt, 0), 999))
 }
-
-// lastScript sets field to value unless it holds a higher rank.
-var lastScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur then
-  local r = tonumber(string.match(cur, '"r":(%d+)'))
-  if r and r > tonumber(ARGV[2]) then return 0 end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-`)
 
 // Event returns what the log knows of the tenant's event: the endpoints it
 // matched, each delivery's status, and where its bytes are in Kafka.
@@ -293,8 +269,7 @@ func eventOf(id string, h map[string]string) Event {
 			}
 			parked[ep] = v
 		case "last":
-			var l lastAttempt
-			if json.Unmarshal([]byte(v), &l) == nil {
+			if l, ok := parseLast(v); ok {
 				d.Attempts, d.LastStatusCode, d.LastAttemptAt, d.NextAttemptAt = l.Attempt, l.Status, l.At, l.Next
 				if l.Trigger != "" {
 					resentAt[ep] = l.At

@@ -128,19 +128,14 @@ func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, of
 		return
 	}
 	m := member(a.At, partition, offset)
+	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
 	// The id is the field name, so the value is the summary alone.
-	v := encodeSummary(&a)
-	bk := bucketKey(a.Tenant, m)
-	p.HSet(ctx, bk, m, v)
-	p.PExpireAt(ctx, bk, ix.bucketExpiry(a.At))
-	ix.addLast(ctx, p, a, expires)
-	ix.addEndpointAttempt(ctx, p, m, a, expires)
-	// Trimmed on write and expiring when idle, so memory stays bounded by
-	// the window.
-	k := eventKey(a.Tenant, a.EventID)
-	p.ZAdd(ctx, k, redis.Z{Member: m})
-	p.ZRemRangeByLex(ctx, k, "-", "("+memberTime(ix.now().Add(-ix.retention)))
-	p.PExpireAt(ctx, k, expires)
+	attemptScript.EvalSha(ctx, p,
+		[]string{endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID),
+			bucketKey(a.Tenant, m), eventKey(a.Tenant, a.EventID), eventDeliveriesKey(a.Tenant, a.EventID)},
+		m, a.Outcome, latencyBucket(a.LatencyMS), expires.UnixMilli(), a.At.UnixMilli(), oldest,
+		ix.bucketExpiry(a.At).UnixMilli(), encodeSummary(&a), "last:"+a.EndpointID, lastRank(a.At, a.Attempt),
+		ix.lastValue(&a).encode(), a.EventType)
 }
 
 // Attempt returns the tenant's attempt id.

@@ -127,6 +127,11 @@ func (x *Indexer) run(ctx context.Context) error {
 		kgo.FetchMaxBytes(8 << 20),
 		kgo.FetchMaxPartitionBytes(1 << 20),
 		kgo.MaxConcurrentFetches(2),
+		// The index needs seconds of lag, not milliseconds: a broker
+		// waits for a batch worth a round trip rather than answering
+		// every few records on five topics.
+		kgo.FetchMinBytes(64<<10),
+		kgo.FetchMaxWait(300*time.Millisecond),
 	}, x.cfg.KafkaOpts...)...)
 	if err != nil {
 		return fmt.Errorf("deliverylog: kafka client: %w", err)

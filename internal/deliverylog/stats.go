@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/record"
 )
 
@@ -37,13 +36,32 @@ func latencyBucket(ms int64) int {
 // bucketMS is the largest latency of bucket b.
 func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float64(b)) - 1)) }
 
-// attemptScript adds an attempt to its endpoint's list and, when it is new
-// there, to the minute's counters; then it moves the endpoint's state on
-// unless a later attempt is already in it.
-// KEYS: endpoint list, minute counters, endpoint state.
+// attemptScript indexes one attempt in one round trip: its summary in
+// its hour's bucket, its member in its endpoint's and its event's lists,
+// its delivery's latest attempt, and, when it is new in its endpoint's
+// list, the minute's counters; then it moves the endpoint's state on
+// unless a later attempt is already in it. Every step is idempotent.
+// KEYS: endpoint list, minute counters, endpoint state, bucket, event
+// list, event hash.
 // ARGV: member, outcome, latency bucket, expiry (unix ms), attempt time
-// (unix ms), the list's oldest kept member (exclusive lex bound).
+// (unix ms), the lists' oldest kept member (exclusive lex bound), bucket
+// expiry (unix ms), summary, delivery field, rank, delivery summary, event
+// type ("" unknown).
 var attemptScript = redis.NewScript(`
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
+redis.call('PEXPIREAT', KEYS[4], ARGV[7])
+redis.call('ZADD', KEYS[5], 0, ARGV[1])
+redis.call('ZREMRANGEBYLEX', KEYS[5], '-', ARGV[6])
+redis.call('PEXPIREAT', KEYS[5], ARGV[4])
+-- A replay must not put an older attempt back over a newer: the highest
+-- rank stays (summaries before this format were JSON with "r").
+local cur = redis.call('HGET', KEYS[6], ARGV[9])
+local r = cur and tonumber(string.match(cur, '^(%d+),') or string.match(cur, '"r":(%d+)'))
+if not (r and r > tonumber(ARGV[10])) then
+  redis.call('HSET', KEYS[6], ARGV[9], ARGV[11])
+end
+if ARGV[12] ~= '' then redis.call('HSETNX', KEYS[6], 'type', ARGV[12]) end
+redis.call('PEXPIREAT', KEYS[6], ARGV[4])
 local added = redis.call('ZADD', KEYS[1], 0, ARGV[1])
 redis.call('ZREMRANGEBYLEX', KEYS[1], '-', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
@@ -75,13 +93,6 @@ end
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
-
-func (ix *Index) addEndpointAttempt(ctx context.Context, p redis.Pipeliner, m string, a deliverer.Attempt, expires time.Time) {
-	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
-	attemptScript.EvalSha(ctx, p,
-		[]string{endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID)},
-		m, a.Outcome, latencyBucket(a.LatencyMS), expires.UnixMilli(), a.At.UnixMilli(), oldest)
-}
 
 // Stats sums an endpoint's attempts over a window.
 type Stats struct {

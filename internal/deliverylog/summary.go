@@ -108,3 +108,43 @@ func (ix *Index) full(ctx context.Context, m string, e *Entry) error {
 	e.Error, e.ResponseBody, e.RequestHeaders = a.Error, a.ResponseBody, a.RequestHeaders
 	return nil
 }
+
+// encode writes the delivery's summary compactly, its rank first so that
+// attemptScript compares ranks without decoding the rest.
+func (l lastAttempt) encode() string {
+	next := ""
+	if !l.Next.IsZero() {
+		next = strconv.FormatInt(l.Next.UnixMilli(), 36)
+	}
+	return strings.Join([]string{strconv.FormatInt(l.Rank, 10), strconv.Itoa(l.Attempt), strconv.Itoa(l.Status), l.Outcome,
+		strconv.FormatInt(l.At.UnixNano(), 36), next, l.Trigger}, ",")
+}
+
+// parseLast reads a delivery's summary, compact or (as written before)
+// JSON.
+func parseLast(v string) (lastAttempt, bool) {
+	var l lastAttempt
+	if strings.HasPrefix(v, "{") {
+		return l, json.Unmarshal([]byte(v), &l) == nil
+	}
+	f := strings.Split(v, ",")
+	if len(f) != 7 {
+		return l, false
+	}
+	rank, err1 := strconv.ParseInt(f[0], 10, 64)
+	n, err2 := strconv.Atoi(f[1])
+	status, err3 := strconv.Atoi(f[2])
+	ns, err4 := strconv.ParseInt(f[4], 36, 64)
+	if errors.Join(err1, err2, err3, err4) != nil {
+		return l, false
+	}
+	l = lastAttempt{Rank: rank, Attempt: n, Status: status, Outcome: f[3], At: time.Unix(0, ns).UTC(), Trigger: f[6]}
+	if f[5] != "" {
+		ms, err := strconv.ParseInt(f[5], 36, 64)
+		if err != nil {
+			return l, false
+		}
+		l.Next = time.UnixMilli(ms).UTC()
+	}
+	return l, true
+}
