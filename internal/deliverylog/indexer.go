@@ -130,8 +130,8 @@ func (x *Indexer) run(ctx context.Context) error {
 		// The index needs seconds of lag, not milliseconds: a broker
 		// waits for a batch worth a round trip rather than answering
 		// every few records on five topics.
-		kgo.FetchMinBytes(64<<10),
-		kgo.FetchMaxWait(300*time.Millisecond),
+		kgo.FetchMinBytes(64 << 10),
+		kgo.FetchMaxWait(300 * time.Millisecond),
 	}, x.cfg.KafkaOpts...)...)
 	if err != nil {
 		return fmt.Errorf("deliverylog: kafka client: %w", err)

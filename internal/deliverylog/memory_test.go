@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/testenv"
@@ -42,6 +44,8 @@ func BenchmarkIndexMemory(b *testing.B) {
 		n = v
 	}
 	before := used()
+	callsBefore, _ := commandStats(b, r.Client)
+	cpuBefore := redisCPU(b, r.Client)
 	now := time.Now()
 	for i := range n {
 		a := deliverer.Attempt{Tenant: "acme", EndpointID: fmt.Sprintf("ep_%024x", i%50), EventID: fmt.Sprintf("evt_%024x", i/3),
@@ -54,6 +58,8 @@ func BenchmarkIndexMemory(b *testing.B) {
 		}
 	}
 	perAttempt := float64(used()-before) / float64(n)
+	calls, _ := commandStats(b, r.Client)
+	cpu := redisCPU(b, r.Client) - cpuBefore
 	// Latency percentiles of the two reads an operator makes most: an
 	// endpoint's first page and one event's deliveries.
 	quantiles := func(f func(i int) error) (p50, p99 float64) {
@@ -83,8 +89,55 @@ func BenchmarkIndexMemory(b *testing.B) {
 		}
 	}
 	b.ReportMetric(perAttempt, "redis-bytes/attempt")
+	b.ReportMetric(float64(used())/(1<<20), "redis-MiB")
+	b.ReportMetric(float64(calls-callsBefore)/float64(n), "redis-calls/attempt")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(n), "redis-cpu-us/attempt")
 	b.ReportMetric(pageP50, "page-p50-ms")
 	b.ReportMetric(pageP99, "page-p99-ms")
 	b.ReportMetric(eventP50, "event-p50-ms")
 	b.ReportMetric(eventP99, "event-p99-ms")
+}
+
+// commandStats sums INFO commandstats: calls (a script's own calls
+// included, as Redis counts them) and the microseconds Redis spent in
+// them (a script's counted twice: in it and in its calls).
+func commandStats(b *testing.B, rdb redis.UniversalClient) (calls, usec int64) {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		_, stats, ok := strings.Cut(l, ":")
+		if !strings.HasPrefix(l, "cmdstat_") || !ok {
+			continue
+		}
+		for _, kv := range strings.Split(stats, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				calls += n
+			case "usec":
+				usec += n
+			}
+		}
+	}
+	return calls, usec
+}
+
+// redisCPU is the CPU time the Redis process has used, network included.
+func redisCPU(b *testing.B, rdb redis.UniversalClient) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var s float64
+	for _, l := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(l, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			s += f
+		}
+	}
+	return time.Duration(s * float64(time.Second))
 }
