@@ -123,7 +123,11 @@ type lastAttempt struct {
 
 // addMatch indexes fanout's record of an event: the event in the tenant's
 // list and in each of its endpoints' lists.
-func (ix *Index) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+//
+// The lists' trims and expiries wait in trims (key → latest expiry) for
+// the end of the poll: one trim per list per poll instead of one per
+// event, as the tenant's list and busy endpoints' lists take most events.
+func (ix *Index) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record, trims map[string]time.Time) {
 	m, err := record.ParseMatch(r)
 	if err != nil {
 		return
@@ -147,13 +151,22 @@ func (ix *Index) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record)
 	}
 	p.HSet(ctx, k, fields...)
 	p.PExpireAt(ctx, k, expires)
-	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
 	keys := []string{eventsKey(m.Tenant)}
 	for _, ep := range append(append([]string{}, m.Endpoints...), m.Disabled...) {
 		keys = append(keys, endpointEventsKey(m.Tenant, ep))
 	}
 	for _, key := range keys {
 		p.ZAdd(ctx, key, redis.Z{Member: em})
+		if expires.After(trims[key]) {
+			trims[key] = expires
+		}
+	}
+}
+
+// trimLists trims the lists addMatch added to and moves their expiry on.
+func (ix *Index) trimLists(ctx context.Context, p redis.Pipeliner, trims map[string]time.Time) {
+	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
+	for key, expires := range trims {
 		p.ZRemRangeByLex(ctx, key, "-", oldest)
 		p.PExpireAt(ctx, key, expires)
 	}

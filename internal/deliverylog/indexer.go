@@ -218,6 +218,9 @@ func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.
 func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 	next := map[string]any{}
 	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) {
+		// A rerun after NOSCRIPT queues everything again.
+		trims := map[string]time.Time{}
+		defer x.ix.trimLists(ctx, p, trims)
 		fs.EachRecord(func(r *kgo.Record) {
 			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
 			switch r.Topic {
@@ -228,7 +231,7 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 				x.ix.addDead(ctx, p, r)
 				return
 			case x.cfg.Matches:
-				x.ix.addMatch(ctx, p, r)
+				x.ix.addMatch(ctx, p, r, trims)
 				return
 			case x.cfg.Retries:
 				x.ix.addParked(ctx, p, r)
