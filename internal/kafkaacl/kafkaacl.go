@@ -87,6 +87,7 @@ func Grants(role string, n Names) ([]Grant, error) {
 			{Topic, t.Endpoints, false, readWrite, "create, update and delete endpoints; rebuild the endpoint cache"},
 			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log and replay jobs"},
 			{Topic, t.Deliveries, false, readWrite, "read a delivery back for the delivery log; resend, recover, replay and test events write delivery records"},
+			{Topic, t.Attempts, false, read, "read an attempt's request headers, response body and error back for the delivery log"},
 			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes and recovery job steps are transactions"},
 			{Topic, t.Jobs, false, readWrite, "recovery jobs: their state, plans and cancels"},
 			{Group, n.JobsGroup, false, read, "the group that picks the api process running the jobs"},
