@@ -137,13 +137,29 @@ func window(w http.ResponseWriter, since, until string) (time.Time, time.Time, b
 	return from, to, true
 }
 
+// CodeIdempotency answers an Idempotency-Key used again with other
+// parameters (Stripe's code).
+const CodeIdempotency = "idempotency_error"
+
 // submit starts j and answers 202 with it; a request repeated with the
-// same Idempotency-Key gets the job it started.
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, j recovery.Job, plan []recovery.Item) {
+// same Idempotency-Key and body fields gets the job it started.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, fields map[string]any, j recovery.Job, plan []recovery.Item) {
 	j.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	if len(j.IdempotencyKey) > 255 {
 		writeError(w, http.StatusBadRequest, CodeInvalid, "", "Idempotency-Key is longer than 255 characters")
 		return
+	}
+	j.Request = map[string]json.RawMessage{}
+	for name, v := range fields {
+		if name == "tenant" {
+			continue // the key is the tenant's already
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			s.jobError(w, r, err)
+			return
+		}
+		j.Request[name] = b
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
@@ -159,7 +175,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, j recovery.Job, 
 }
 
 func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
+	var reused *recovery.KeyReusedError
 	switch {
+	case errors.As(err, &reused):
+		writeError(w, http.StatusBadRequest, CodeIdempotency, reused.Field,
+			"Keys for idempotent requests can only be used with the same parameters they were first used with; this Idempotency-Key started %s", reused.First)
 	case errors.Is(err, recovery.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "no job %q", r.PathValue("id"))
 	case errors.Is(err, recovery.ErrFinished):
@@ -182,7 +202,8 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		endpoints []string
 		rate      int
 	}
-	tenant, ok := s.jobsRequest(w, r, map[string]any{"endpoints": &body.endpoints, "rate": &body.rate})
+	fields := map[string]any{"endpoints": &body.endpoints, "rate": &body.rate}
+	tenant, ok := s.jobsRequest(w, r, fields)
 	if !ok || !checkRate(w, body.rate) {
 		return
 	}
@@ -243,7 +264,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		}
 		plan = append(plan, recovery.Item{EndpointID: id, Partition: loc.Partition, Offset: loc.Offset})
 	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: body.rate}, plan)
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: body.rate}, plan)
 }
 
 func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +273,8 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 		enable       bool
 		rate         int
 	}
-	tenant, ok := s.jobsRequest(w, r, map[string]any{"since": &body.since, "until": &body.until, "enable": &body.enable, "rate": &body.rate})
+	fields := map[string]any{"since": &body.since, "until": &body.until, "enable": &body.enable, "rate": &body.rate}
+	tenant, ok := s.jobsRequest(w, r, fields)
 	if !ok || !checkRate(w, body.rate) {
 		return
 	}
@@ -288,7 +310,7 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.jobError(w, r, err)
 		return
 	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate},
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate},
 		recovery.RecoverPlan(id, failing))
 }
 
@@ -302,8 +324,8 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		dryRun       bool
 		rate         int
 	}
-	tenant, ok := s.jobsRequest(w, r, map[string]any{"since": &body.since, "until": &body.until, "types": &body.types,
-		"dry_run": &body.dryRun, "rate": &body.rate})
+	fields := map[string]any{"since": &body.since, "until": &body.until, "types": &body.types, "dry_run": &body.dryRun, "rate": &body.rate}
+	tenant, ok := s.jobsRequest(w, r, fields)
 	if !ok || !checkRate(w, body.rate) {
 		return
 	}
@@ -347,7 +369,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, &out)
 		return
 	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: since, Until: until,
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: since, Until: until,
 		Types: body.types, Rate: body.rate}, nil)
 }
 

@@ -59,6 +59,9 @@ type Config struct {
 	// rate waits instead of filling the partition that other endpoints'
 	// live deliveries share.
 	MaxLead int64
+	// KeyTTL is how long an idempotency key names its job (default
+	// DefaultKeyTTL).
+	KeyTTL time.Duration
 }
 
 // Service keeps every job of the jobs topic in memory, accepts new jobs and
@@ -88,6 +91,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Step <= 0 {
 		cfg.Step = 200 * time.Millisecond
+	}
+	if cfg.KeyTTL <= 0 {
+		cfg.KeyTTL = DefaultKeyTTL
 	}
 	w, err := kgo.NewClient(append(cfg.ClientOpts[:len(cfg.ClientOpts):len(cfg.ClientOpts)], kgo.ProducerLinger(0))...)
 	if err != nil {
@@ -244,7 +250,11 @@ func (s *Service) put(j *Job) {
 	}
 	s.jobs[j.ID] = j
 	if j.IdempotencyKey != "" {
-		s.idem[j.Tenant+"\x00"+j.IdempotencyKey] = j.ID
+		// A key names its newest job: after KeyTTL it may start another.
+		k := j.Tenant + "\x00" + j.IdempotencyKey
+		if cur := s.jobs[s.idem[k]]; cur == nil || !cur.CreatedAt.After(j.CreatedAt) {
+			s.idem[k] = j.ID
+		}
 	}
 	if j.Finished() {
 		delete(s.plans, j.ID)
@@ -260,14 +270,17 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 	case <-ctx.Done():
 		return Job{}, false, fmt.Errorf("recovery: jobs topic not read yet: %w", ctx.Err())
 	}
-	s.mu.Lock()
-	if id, ok := s.idem[j.Tenant+"\x00"+j.IdempotencyKey]; ok && j.IdempotencyKey != "" {
-		out = *s.jobs[id]
-		s.mu.Unlock()
-		return out, true, nil
+	prev := ""
+	if old, ok := s.keyed(j.Tenant, j.IdempotencyKey); ok {
+		if time.Since(old.CreatedAt) >= s.cfg.KeyTTL {
+			prev = old.ID
+		} else if err := sameRequest(&old, &j); err != nil {
+			return Job{}, false, err
+		} else {
+			return old, true, nil
+		}
 	}
-	s.mu.Unlock()
-	j.ID = newID(j.Tenant, j.IdempotencyKey)
+	j.ID = newID(j.Tenant, j.IdempotencyKey, prev)
 	j.State, j.Seq, j.CreatedAt = StateQueued, 0, time.Now().UTC()
 	if j.Rate <= 0 {
 		j.Rate = DefaultRate
@@ -297,7 +310,13 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 	if old := s.jobs[j.ID]; old != nil {
 		// Read back already, or the same idempotency key accepted
 		// concurrently elsewhere.
-		return *old, !old.CreatedAt.Equal(j.CreatedAt), nil
+		existing := !old.CreatedAt.Equal(j.CreatedAt)
+		if existing {
+			if err := sameRequest(old, &j); err != nil {
+				return Job{}, false, err
+			}
+		}
+		return *old, existing, nil
 	}
 	for i := 0; i < len(recs); i++ {
 		if s.plans[j.ID] == nil {
@@ -307,6 +326,20 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 	}
 	s.put(&j)
 	return j, false, nil
+}
+
+// keyed returns the newest job the tenant started with key.
+func (s *Service) keyed(tenant, key string) (Job, bool) {
+	if key == "" {
+		return Job{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[s.idem[tenant+"\x00"+key]]
+	if j == nil {
+		return Job{}, false
+	}
+	return *j, true
 }
 
 func (s *Service) stateRecord(j *Job) (*kgo.Record, error) {
