@@ -27,7 +27,11 @@ import (
 // the delivery log's index, a Kafka client) and is always deployed; a
 // job's work is a paced stream of Kafka writes, small beside serving
 // HTTP, and runs on one replica at a time.
-func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher) (*recovery.Service, supervisor.Named, error) {
+// defaultJobRetention is --job-retention's default.
+const defaultJobRetention = recovery.DefaultRetention
+
+// retention is how long a finished job stays listed.
+func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher, retention time.Duration) (*recovery.Service, supervisor.Named, error) {
 	svc, err := recovery.New(recovery.Config{
 		Topics:     d.topics(),
 		ClientOpts: d.kafkaOpts(),
@@ -36,6 +40,7 @@ func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher) (*recovery.S
 		Publisher:  pub,
 		Logger:     d.log,
 		MaxLead:    recovery.DefaultMaxLead,
+		Retention:  retention,
 	})
 	if err != nil {
 		return nil, supervisor.Named{}, err

@@ -71,6 +71,11 @@ var ErrNotFound = errors.New("recovery: job not found")
 // ErrFinished: the job already ended; it cannot be canceled.
 var ErrFinished = errors.New("recovery: job already finished")
 
+// DefaultRetention is how long a finished job (done, failed, canceled)
+// stays listed before it is removed from the jobs topic: a week, as Svix
+// and Stripe keep such records for a while.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // DefaultKeyTTL is how long an idempotency key is remembered, from the
 // creation of the job it started (Stripe keeps keys 24 hours): within it
 // the same key and parameters return that job, other parameters are

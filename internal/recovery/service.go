@@ -62,6 +62,10 @@ type Config struct {
 	// KeyTTL is how long an idempotency key names its job (default
 	// DefaultKeyTTL).
 	KeyTTL time.Duration
+	// Retention is how long a finished job is kept (default
+	// DefaultRetention); then the runner writes tombstones for its
+	// records and compaction drops them.
+	Retention time.Duration
 }
 
 // Service keeps every job of the jobs topic in memory, accepts new jobs and
@@ -94,6 +98,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.KeyTTL <= 0 {
 		cfg.KeyTTL = DefaultKeyTTL
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
 	}
 	w, err := kgo.NewClient(append(cfg.ClientOpts[:len(cfg.ClientOpts):len(cfg.ClientOpts)], kgo.ProducerLinger(0))...)
 	if err != nil {
@@ -230,7 +237,7 @@ func (s *Service) apply(r *kgo.Record) {
 		s.plans[id][i] = items
 	default:
 		if r.Value == nil {
-			delete(s.jobs, key)
+			s.forget(key)
 			return
 		}
 		var j Job
@@ -240,6 +247,19 @@ func (s *Service) apply(r *kgo.Record) {
 		}
 		s.put(&j)
 	}
+}
+
+// forget drops a job whose tombstone was read. Called with s.mu held.
+func (s *Service) forget(id string) {
+	if j := s.jobs[id]; j != nil && j.IdempotencyKey != "" {
+		k := j.Tenant + "\x00" + j.IdempotencyKey
+		if s.idem[k] == id {
+			delete(s.idem, k)
+		}
+	}
+	delete(s.jobs, id)
+	delete(s.plans, id)
+	delete(s.cancels, id)
 }
 
 // put keeps j unless a later (or, for a repeated idempotency key, an
@@ -575,7 +595,15 @@ func (s *Service) lead(ctx context.Context) error {
 	defer wg.Wait()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	sweepEvery := min(time.Minute, max(s.cfg.Retention/4, 100*time.Millisecond))
+	var swept time.Time
 	for {
+		if time.Since(swept) >= sweepEvery {
+			if err := s.expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("recovery: removing expired jobs", "err", err)
+			}
+			swept = time.Now()
+		}
 		for _, j := range s.unfinished() {
 			if running[j.ID] {
 				continue
@@ -599,6 +627,35 @@ func (s *Service) lead(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// expire writes tombstones for every record of each job that finished
+// more than Retention before now, the job's own record last: a runner
+// that stops half-way leaves the job listed, and the next sweep writes
+// them all again, which is harmless.
+func (s *Service) expire(ctx context.Context, now time.Time) error {
+	s.mu.Lock()
+	var recs []*kgo.Record
+	for id, j := range s.jobs {
+		if !j.Finished() || now.Sub(j.FinishedAt) < s.cfg.Retention {
+			continue
+		}
+		for n := range j.PlanChunks {
+			recs = append(recs, &kgo.Record{Topic: s.cfg.Topics.Jobs, Key: []byte(id + "/plan/" + strconv.Itoa(n))})
+		}
+		recs = append(recs, &kgo.Record{Topic: s.cfg.Topics.Jobs, Key: []byte(id + "/cancel")},
+			&kgo.Record{Topic: s.cfg.Topics.Jobs, Key: []byte(id)})
+	}
+	s.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	// One partition, one producer, in order: each job's record after its
+	// plan's and cancel's.
+	if err := s.w.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("recovery: write tombstones: %w", err)
+	}
+	return nil
 }
 
 // errFail ends a job failed with its message as the reason.
