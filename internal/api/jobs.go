@@ -27,14 +27,18 @@ type Jobs interface {
 }
 
 // FailingLog finds what a recover job sends again (*deliverylog.Index).
-type FailingLog interface {
-	Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]deliverylog.FailingDelivery, error)
-}
+type FailingLog = recovery.RecoverLog
 
 // WithJobs serves the recovery routes (resend, recover, replay, test,
 // jobs) from j, finding failed deliveries in l.
 func WithJobs(j Jobs, l FailingLog) Option {
 	return func(c *cfg) { c.jobs, c.failing = j, l }
+}
+
+// WithRecoverLimit lowers how many events one recover may go through
+// (recovery.MaxRecoverEvents); a larger window is refused naming /since.
+func WithRecoverLimit(n int) Option {
+	return func(c *cfg) { c.recoverLimit = n }
 }
 
 // jobRoutes are the recovery routes.
@@ -176,7 +180,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, fields map[strin
 
 func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
 	var reused *recovery.KeyReusedError
+	var tooLarge *recovery.WindowTooLargeError
 	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/since", "%v", tooLarge)
 	case errors.As(err, &reused):
 		writeError(w, http.StatusBadRequest, CodeIdempotency, reused.Field,
 			"Keys for idempotent requests can only be used with the same parameters they were first used with; this Idempotency-Key started %s", reused.First)
@@ -305,13 +312,12 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	failing, err := s.failing.Failing(ctx, tenant, id, since, until)
+	plan, err := recovery.PlanRecover(ctx, s.failing, tenant, id, since, until, s.recoverLimit)
 	if err != nil {
 		s.jobError(w, r, err)
 		return
 	}
-	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate},
-		recovery.RecoverPlan(id, failing))
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate}, plan)
 }
 
 // dryRunTimeout bounds a dry run's read of the events topic.
