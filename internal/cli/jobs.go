@@ -69,25 +69,17 @@ Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) a
 
 // runJobs lists, shows and cancels recovery jobs through the HTTP API.
 func runJobs(ctx context.Context, env Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stderr, jobsUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing subcommand", ErrUsage)
-		}
-		return flag.ErrHelp
+	sub, args, err := subcommand(env, jobsUsage, args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
-	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
-	c.register(fs)
-	var limit int
-	var cursor string
+	c, fs := newAPICommand(env, "jobs "+sub, 30*time.Second)
 	var wait bool
+	var page func() url.Values
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	switch sub {
 	case "list":
-		fs.IntVar(&limit, "limit", 0, "page size, 1 to 250 (default: the API's, 50)")
-		fs.StringVar(&cursor, "cursor", "", `"next" of the previous page`)
+		page = pageFlags(fs)
 	case "get":
 		fs.BoolVar(&wait, "wait", false, "follow the job until it ends")
 	case "cancel":
@@ -99,19 +91,12 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if c.token == "" {
-		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	if err := c.needToken(); err != nil {
+		return err
 	}
 	switch sub {
 	case "list":
-		q := url.Values{}
-		if limit != 0 {
-			q.Set("limit", fmt.Sprint(limit))
-		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		return c.show(ctx, http.MethodGet, "/v1/jobs", q, *asJSON, printJobs)
+		return c.show(ctx, http.MethodGet, "/v1/jobs", page(), *asJSON, printJobs)
 	case "get":
 		if wait {
 			return followJob(ctx, c, env, id, *asJSON)
@@ -311,9 +296,7 @@ func isTerminal(w io.Writer) bool {
 // `events resend` and `endpoints recover|replay|test`, prints the answer,
 // and with --wait follows the job to its end.
 func runJobCommand(ctx context.Context, env Env, sub string, args []string) error {
-	c := &endpointsClient{http: &http.Client{Timeout: 2 * time.Minute}, out: env.Stdout}
-	fs := flag.NewFlagSet(sub, flag.ContinueOnError)
-	c.register(fs)
+	c, fs := newAPICommand(env, sub, 2*time.Minute)
 	var since, until, types, endpoints, event, data, key, testWait string
 	var rate int
 	var enable, dryRun, wait bool
@@ -347,26 +330,13 @@ func runJobCommand(ctx context.Context, env Env, sub string, args []string) erro
 		}
 		return err
 	}
-	if c.token == "" {
-		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	if err := c.needToken(); err != nil {
+		return err
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "since", "until":
-			body[f.Name] = f.Value.String()
-		case "endpoints":
-			body["endpoints"] = splitList(endpoints)
-		case "types":
-			body["types"] = splitList(types)
-		case "enable":
-			body["enable"] = enable
-		case "dry-run":
-			body["dry_run"] = dryRun
-		case "rate":
-			body["rate"] = rate
-		case "event":
-			body["event"] = event
-		}
+	putGiven(fs, body, map[string]bodyField{
+		"since": {"since", since}, "until": {"until", until}, "endpoints": {"endpoints", splitList(endpoints)},
+		"types": {"types", splitList(types)}, "enable": {"enable", enable}, "dry-run": {"dry_run", dryRun},
+		"rate": {"rate", rate}, "event": {"event", event},
 	})
 	if data != "" {
 		if !json.Valid([]byte(data)) {
