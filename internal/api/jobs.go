@@ -111,6 +111,44 @@ func (s *Server) jobsRequest(w http.ResponseWriter, r *http.Request, fields map[
 	return s.tenantFor(w, r, tok, tenant)
 }
 
+// jobParams are what resend, recover and replay bodies share: the pace
+// and, for recover and replay, the window.
+type jobParams struct {
+	rate         int
+	since, until time.Time
+}
+
+// jobRequest starts resend (windowed false), recover and replay: it adds
+// "rate" (and "since" and "until") to fields, reads the body with
+// jobsRequest and checks them.
+func (s *Server) jobRequest(w http.ResponseWriter, r *http.Request, fields map[string]any, windowed bool) (string, jobParams, bool) {
+	var p jobParams
+	var since, until string
+	fields["rate"] = &p.rate
+	if windowed {
+		fields["since"], fields["until"] = &since, &until
+	}
+	tenant, ok := s.jobsRequest(w, r, fields)
+	if !ok || !checkRate(w, p.rate) {
+		return "", p, false
+	}
+	if windowed {
+		if p.since, p.until, ok = window(w, since, until); !ok {
+			return "", p, false
+		}
+	}
+	return tenant, p, true
+}
+
+// logConfigured answers 503 unless the delivery log a route reads is
+// configured.
+func logConfigured(w http.ResponseWriter, configured bool) bool {
+	if !configured {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+	}
+	return configured
+}
+
 // checkRate validates a job's "rate".
 func checkRate(w http.ResponseWriter, rate int) bool {
 	if rate < 0 || rate > recovery.MaxRate {
@@ -205,17 +243,10 @@ func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		endpoints []string
-		rate      int
-	}
-	fields := map[string]any{"endpoints": &body.endpoints, "rate": &body.rate}
-	tenant, ok := s.jobsRequest(w, r, fields)
-	if !ok || !checkRate(w, body.rate) {
-		return
-	}
-	if s.deliveryLog == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+	var endpoints []string
+	fields := map[string]any{"endpoints": &endpoints}
+	tenant, p, ok := s.jobRequest(w, r, fields, false)
+	if !ok || !logConfigured(w, s.deliveryLog != nil) {
 		return
 	}
 	ctx, cancel := s.storeContext(r)
@@ -238,7 +269,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "the event's bytes are no longer known to the delivery log")
 		return
 	}
-	targets := body.endpoints
+	targets := endpoints
 	if targets == nil {
 		for _, d := range ev.Deliveries {
 			targets = append(targets, d.EndpointID)
@@ -255,7 +286,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[id] = true
-		if body.endpoints != nil {
+		if endpoints != nil {
 			if _, err := s.endpoints.Get(ctx, tenant, id); err != nil {
 				if errors.Is(err, subscription.ErrNotFound) {
 					writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/endpoints/"+strconv.Itoa(i), "no endpoint %q", id)
@@ -271,38 +302,25 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		}
 		plan = append(plan, recovery.Item{EndpointID: id, Partition: loc.Partition, Offset: loc.Offset})
 	}
-	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: body.rate}, plan)
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: p.rate}, plan)
 }
 
 func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		since, until string
-		enable       bool
-		rate         int
-	}
-	fields := map[string]any{"since": &body.since, "until": &body.until, "enable": &body.enable, "rate": &body.rate}
-	tenant, ok := s.jobsRequest(w, r, fields)
-	if !ok || !checkRate(w, body.rate) {
-		return
-	}
-	since, until, ok := window(w, body.since, body.until)
-	if !ok {
-		return
-	}
-	if s.failing == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+	var enable bool
+	fields := map[string]any{"enable": &enable}
+	tenant, p, ok := s.jobRequest(w, r, fields, true)
+	if !ok || !logConfigured(w, s.failing != nil) {
 		return
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	id := r.PathValue("id")
-	ep, err := s.endpoints.Get(ctx, tenant, id)
-	if err != nil {
-		s.endpointError(w, r, err)
+	ep, ok := s.pathEndpoint(ctx, w, r, tenant)
+	if !ok {
 		return
 	}
+	id := ep.ID
 	if ep.Disabled {
-		if !body.enable {
+		if !enable {
 			writeError(w, http.StatusConflict, CodeConflict, "/enable", "the endpoint is disabled (%s): send \"enable\": true to enable it and recover", ep.DisabledReason)
 			return
 		}
@@ -312,34 +330,26 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	plan, err := recovery.PlanRecover(ctx, s.failing, tenant, id, since, until, s.recoverLimit)
+	plan, err := recovery.PlanRecover(ctx, s.failing, tenant, id, p.since, p.until, s.recoverLimit)
 	if err != nil {
 		s.jobError(w, r, err)
 		return
 	}
-	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate}, plan)
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: p.since, Until: p.until, Rate: p.rate}, plan)
 }
 
 // dryRunTimeout bounds a dry run's read of the events topic.
 const dryRunTimeout = time.Minute
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		since, until string
-		types        []string
-		dryRun       bool
-		rate         int
-	}
-	fields := map[string]any{"since": &body.since, "until": &body.until, "types": &body.types, "dry_run": &body.dryRun, "rate": &body.rate}
-	tenant, ok := s.jobsRequest(w, r, fields)
-	if !ok || !checkRate(w, body.rate) {
-		return
-	}
-	since, until, ok := window(w, body.since, body.until)
+	var types []string
+	var dryRun bool
+	fields := map[string]any{"types": &types, "dry_run": &dryRun}
+	tenant, p, ok := s.jobRequest(w, r, fields, true)
 	if !ok {
 		return
 	}
-	for i, t := range body.types {
+	for i, t := range types {
 		if s.catalog == nil || !s.catalog.Has(t) {
 			writeError(w, http.StatusUnprocessableEntity, CodeUnknownType, "/types/"+strconv.Itoa(i), "unknown event type; GET /v1/event-types lists them")
 			return
@@ -347,15 +357,14 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	ep, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
-	if err != nil {
-		s.endpointError(w, r, err)
+	ep, ok := s.pathEndpoint(ctx, w, r, tenant)
+	if !ok {
 		return
 	}
-	if body.dryRun {
+	if dryRun {
 		dctx, cancel := context.WithTimeout(r.Context(), dryRunTimeout)
 		defer cancel()
-		n, sample, err := s.jobs.DryRun(dctx, recovery.Filter{Tenant: tenant, Since: since, Until: until, Types: body.types, Endpoint: ep}, 10)
+		n, sample, err := s.jobs.DryRun(dctx, recovery.Filter{Tenant: tenant, Since: p.since, Until: p.until, Types: types, Endpoint: ep}, 10)
 		if err != nil {
 			s.jobError(w, r, err)
 			return
@@ -375,8 +384,8 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, &out)
 		return
 	}
-	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: since, Until: until,
-		Types: body.types, Rate: body.rate}, nil)
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: p.since, Until: p.until,
+		Types: types, Rate: p.rate}, nil)
 }
 
 // maxTestWait bounds ?wait= of a test event.
@@ -402,9 +411,8 @@ func (s *Server) testEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	ep, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
-	if err != nil {
-		s.endpointError(w, r, err)
+	ep, ok := s.pathEndpoint(ctx, w, r, tenant)
+	if !ok {
 		return
 	}
 	typ, data, ok := s.testData(w, ep, body.event, body.data)
@@ -510,11 +518,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j, err := s.jobs.Get(tenant, r.PathValue("id"))
-	if err != nil {
-		s.jobError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, jobOf(j))
+	s.answerJob(w, r, http.StatusOK, j, err)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
@@ -524,15 +528,16 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	if _, err := s.jobs.Cancel(ctx, tenant, r.PathValue("id")); err != nil {
-		s.jobError(w, r, err)
-		return
-	}
 	// The runner ends it within a step; until then it shows as it was.
-	j, err := s.jobs.Get(tenant, r.PathValue("id"))
+	j, err := s.jobs.Cancel(ctx, tenant, r.PathValue("id"))
+	s.answerJob(w, r, http.StatusAccepted, j, err)
+}
+
+// answerJob answers with the job, or with why there is none.
+func (s *Server) answerJob(w http.ResponseWriter, r *http.Request, status int, j recovery.Job, err error) {
 	if err != nil {
 		s.jobError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, jobOf(j))
+	writeJSON(w, status, jobOf(j))
 }
