@@ -106,12 +106,8 @@ func (p *Portal) windowJob(ctx context.Context, w http.ResponseWriter, r *http.R
 	if !ok {
 		return nil, time.Time{}, time.Time{}, false
 	}
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
-		return nil, time.Time{}, time.Time{}, false
-	}
-	return e, since, until, true
+	e, ok := p.pathEndpoint(ctx, w, r, rq)
+	return e, since, until, ok
 }
 
 // recoverEndpoint sends again every delivery to the endpoint since a time
@@ -168,9 +164,8 @@ func (p *Portal) testEvent(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
+	e, ok := p.pathEndpoint(ctx, w, r, rq)
+	if !ok {
 		return
 	}
 	typ := r.PostFormValue("event")
