@@ -130,7 +130,7 @@ func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *req
 			return
 		}
 	}
-	plan, err := recovery.PlanRecover(ctx, p.Failing, rq.sess.Tenant, e.ID, since, until, 0)
+	plan, err := recovery.PlanRecover(ctx, p.Failing, rq.sess.Tenant, e.ID, since, until, p.RecoverLimit)
 	var tooLarge *recovery.WindowTooLargeError
 	switch {
 	case errors.As(err, &tooLarge):
