@@ -92,6 +92,8 @@ type cfg struct {
 	// jobs and failing serve the recovery routes (WithJobs, jobs.go).
 	jobs    Jobs
 	failing FailingLog
+	// recoverLimit: WithRecoverLimit (0: recovery.MaxRecoverEvents).
+	recoverLimit int
 }
 
 // Option configures a Server.

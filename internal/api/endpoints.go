@@ -190,37 +190,41 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
+	if e, ok := s.requestedEndpoint(w, r); ok {
+		writeJSON(w, http.StatusOK, view(e, false))
+	}
+}
+
+// requestedEndpoint answers a bodiless request for the {id} endpoint with
+// it, or answers why not (ok false).
+func (s *Server) requestedEndpoint(w http.ResponseWriter, r *http.Request) (*subscription.Endpoint, bool) {
 	tenant, ok := s.endpointRequest(w, r, nil)
 	if !ok {
-		return
+		return nil, false
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
+	return s.pathEndpoint(ctx, w, r, tenant)
+}
+
+// pathEndpoint returns the tenant's {id} endpoint, or answers why not (ok
+// false).
+func (s *Server) pathEndpoint(ctx context.Context, w http.ResponseWriter, r *http.Request, tenant string) (*subscription.Endpoint, bool) {
 	e, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
 	if err != nil {
 		s.endpointError(w, r, err)
-		return
+		return nil, false
 	}
-	writeJSON(w, http.StatusOK, view(e, false))
+	return e, true
 }
 
 // getSecret answers the endpoint's newest signing secret, for a customer
 // who lost it (as Svix's GET .../secret does); during a rotation the old
 // one is still in previous_secrets_expire_at's grace.
 func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.endpointRequest(w, r, nil)
-	if !ok {
-		return
+	if e, ok := s.requestedEndpoint(w, r); ok {
+		writeJSON(w, http.StatusOK, map[string]string{"secret": view(e, true).Secret})
 	}
-	ctx, cancel := s.storeContext(r)
-	defer cancel()
-	e, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
-	if err != nil {
-		s.endpointError(w, r, err)
-		return
-	}
-	v := view(e, true)
-	writeJSON(w, http.StatusOK, map[string]string{"secret": v.Secret})
 }
 
 func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {

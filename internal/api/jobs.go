@@ -27,14 +27,18 @@ type Jobs interface {
 }
 
 // FailingLog finds what a recover job sends again (*deliverylog.Index).
-type FailingLog interface {
-	Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]deliverylog.FailingDelivery, error)
-}
+type FailingLog = recovery.RecoverLog
 
 // WithJobs serves the recovery routes (resend, recover, replay, test,
 // jobs) from j, finding failed deliveries in l.
 func WithJobs(j Jobs, l FailingLog) Option {
 	return func(c *cfg) { c.jobs, c.failing = j, l }
+}
+
+// WithRecoverLimit lowers how many events one recover may go through
+// (recovery.MaxRecoverEvents); a larger window is refused naming /since.
+func WithRecoverLimit(n int) Option {
+	return func(c *cfg) { c.recoverLimit = n }
 }
 
 // jobRoutes are the recovery routes.
@@ -107,6 +111,44 @@ func (s *Server) jobsRequest(w http.ResponseWriter, r *http.Request, fields map[
 	return s.tenantFor(w, r, tok, tenant)
 }
 
+// jobParams are what resend, recover and replay bodies share: the pace
+// and, for recover and replay, the window.
+type jobParams struct {
+	rate         int
+	since, until time.Time
+}
+
+// jobRequest starts resend (windowed false), recover and replay: it adds
+// "rate" (and "since" and "until") to fields, reads the body with
+// jobsRequest and checks them.
+func (s *Server) jobRequest(w http.ResponseWriter, r *http.Request, fields map[string]any, windowed bool) (string, jobParams, bool) {
+	var p jobParams
+	var since, until string
+	fields["rate"] = &p.rate
+	if windowed {
+		fields["since"], fields["until"] = &since, &until
+	}
+	tenant, ok := s.jobsRequest(w, r, fields)
+	if !ok || !checkRate(w, p.rate) {
+		return "", p, false
+	}
+	if windowed {
+		if p.since, p.until, ok = window(w, since, until); !ok {
+			return "", p, false
+		}
+	}
+	return tenant, p, true
+}
+
+// logConfigured answers 503 unless the delivery log a route reads is
+// configured.
+func logConfigured(w http.ResponseWriter, configured bool) bool {
+	if !configured {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+	}
+	return configured
+}
+
 // checkRate validates a job's "rate".
 func checkRate(w http.ResponseWriter, rate int) bool {
 	if rate < 0 || rate > recovery.MaxRate {
@@ -137,13 +179,29 @@ func window(w http.ResponseWriter, since, until string) (time.Time, time.Time, b
 	return from, to, true
 }
 
+// CodeIdempotency answers an Idempotency-Key used again with other
+// parameters (Stripe's code).
+const CodeIdempotency = "idempotency_error"
+
 // submit starts j and answers 202 with it; a request repeated with the
-// same Idempotency-Key gets the job it started.
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, j recovery.Job, plan []recovery.Item) {
+// same Idempotency-Key and body fields gets the job it started.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, fields map[string]any, j recovery.Job, plan []recovery.Item) {
 	j.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	if len(j.IdempotencyKey) > 255 {
 		writeError(w, http.StatusBadRequest, CodeInvalid, "", "Idempotency-Key is longer than 255 characters")
 		return
+	}
+	j.Request = map[string]json.RawMessage{}
+	for name, v := range fields {
+		if name == "tenant" {
+			continue // the key is the tenant's already
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			s.jobError(w, r, err)
+			return
+		}
+		j.Request[name] = b
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
@@ -159,7 +217,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, j recovery.Job, 
 }
 
 func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
+	var reused *recovery.KeyReusedError
+	var tooLarge *recovery.WindowTooLargeError
 	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/since", "%v", tooLarge)
+	case errors.As(err, &reused):
+		writeError(w, http.StatusBadRequest, CodeIdempotency, reused.Field,
+			"Keys for idempotent requests can only be used with the same parameters they were first used with; this Idempotency-Key started %s", reused.First)
 	case errors.Is(err, recovery.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "no job %q", r.PathValue("id"))
 	case errors.Is(err, recovery.ErrFinished):
@@ -178,16 +243,10 @@ func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		endpoints []string
-		rate      int
-	}
-	tenant, ok := s.jobsRequest(w, r, map[string]any{"endpoints": &body.endpoints, "rate": &body.rate})
-	if !ok || !checkRate(w, body.rate) {
-		return
-	}
-	if s.deliveryLog == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+	var endpoints []string
+	fields := map[string]any{"endpoints": &endpoints}
+	tenant, p, ok := s.jobRequest(w, r, fields, false)
+	if !ok || !logConfigured(w, s.deliveryLog != nil) {
 		return
 	}
 	ctx, cancel := s.storeContext(r)
@@ -210,7 +269,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "the event's bytes are no longer known to the delivery log")
 		return
 	}
-	targets := body.endpoints
+	targets := endpoints
 	if targets == nil {
 		for _, d := range ev.Deliveries {
 			targets = append(targets, d.EndpointID)
@@ -227,7 +286,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		seen[id] = true
-		if body.endpoints != nil {
+		if endpoints != nil {
 			if _, err := s.endpoints.Get(ctx, tenant, id); err != nil {
 				if errors.Is(err, subscription.ErrNotFound) {
 					writeError(w, http.StatusUnprocessableEntity, CodeInvalid, "/endpoints/"+strconv.Itoa(i), "no endpoint %q", id)
@@ -243,37 +302,25 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		}
 		plan = append(plan, recovery.Item{EndpointID: id, Partition: loc.Partition, Offset: loc.Offset})
 	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: body.rate}, plan)
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: p.rate}, plan)
 }
 
 func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		since, until string
-		enable       bool
-		rate         int
-	}
-	tenant, ok := s.jobsRequest(w, r, map[string]any{"since": &body.since, "until": &body.until, "enable": &body.enable, "rate": &body.rate})
-	if !ok || !checkRate(w, body.rate) {
-		return
-	}
-	since, until, ok := window(w, body.since, body.until)
-	if !ok {
-		return
-	}
-	if s.failing == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "", "the delivery log is not configured on this server")
+	var enable bool
+	fields := map[string]any{"enable": &enable}
+	tenant, p, ok := s.jobRequest(w, r, fields, true)
+	if !ok || !logConfigured(w, s.failing != nil) {
 		return
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	id := r.PathValue("id")
-	ep, err := s.endpoints.Get(ctx, tenant, id)
-	if err != nil {
-		s.endpointError(w, r, err)
+	ep, ok := s.pathEndpoint(ctx, w, r, tenant)
+	if !ok {
 		return
 	}
+	id := ep.ID
 	if ep.Disabled {
-		if !body.enable {
+		if !enable {
 			writeError(w, http.StatusConflict, CodeConflict, "/enable", "the endpoint is disabled (%s): send \"enable\": true to enable it and recover", ep.DisabledReason)
 			return
 		}
@@ -283,35 +330,26 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	failing, err := s.failing.Failing(ctx, tenant, id, since, until)
+	plan, err := recovery.PlanRecover(ctx, s.failing, tenant, id, p.since, p.until, s.recoverLimit)
 	if err != nil {
 		s.jobError(w, r, err)
 		return
 	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: since, Until: until, Rate: body.rate},
-		recovery.RecoverPlan(id, failing))
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: p.since, Until: p.until, Rate: p.rate}, plan)
 }
 
 // dryRunTimeout bounds a dry run's read of the events topic.
 const dryRunTimeout = time.Minute
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		since, until string
-		types        []string
-		dryRun       bool
-		rate         int
-	}
-	tenant, ok := s.jobsRequest(w, r, map[string]any{"since": &body.since, "until": &body.until, "types": &body.types,
-		"dry_run": &body.dryRun, "rate": &body.rate})
-	if !ok || !checkRate(w, body.rate) {
-		return
-	}
-	since, until, ok := window(w, body.since, body.until)
+	var types []string
+	var dryRun bool
+	fields := map[string]any{"types": &types, "dry_run": &dryRun}
+	tenant, p, ok := s.jobRequest(w, r, fields, true)
 	if !ok {
 		return
 	}
-	for i, t := range body.types {
+	for i, t := range types {
 		if s.catalog == nil || !s.catalog.Has(t) {
 			writeError(w, http.StatusUnprocessableEntity, CodeUnknownType, "/types/"+strconv.Itoa(i), "unknown event type; GET /v1/event-types lists them")
 			return
@@ -319,15 +357,14 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	ep, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
-	if err != nil {
-		s.endpointError(w, r, err)
+	ep, ok := s.pathEndpoint(ctx, w, r, tenant)
+	if !ok {
 		return
 	}
-	if body.dryRun {
+	if dryRun {
 		dctx, cancel := context.WithTimeout(r.Context(), dryRunTimeout)
 		defer cancel()
-		n, sample, err := s.jobs.DryRun(dctx, recovery.Filter{Tenant: tenant, Since: since, Until: until, Types: body.types, Endpoint: ep}, 10)
+		n, sample, err := s.jobs.DryRun(dctx, recovery.Filter{Tenant: tenant, Since: p.since, Until: p.until, Types: types, Endpoint: ep}, 10)
 		if err != nil {
 			s.jobError(w, r, err)
 			return
@@ -347,8 +384,8 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, &out)
 		return
 	}
-	s.submit(w, r, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: since, Until: until,
-		Types: body.types, Rate: body.rate}, nil)
+	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindReplay, EndpointID: ep.ID, Since: p.since, Until: p.until,
+		Types: types, Rate: p.rate}, nil)
 }
 
 // maxTestWait bounds ?wait= of a test event.
@@ -374,9 +411,8 @@ func (s *Server) testEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	ep, err := s.endpoints.Get(ctx, tenant, r.PathValue("id"))
-	if err != nil {
-		s.endpointError(w, r, err)
+	ep, ok := s.pathEndpoint(ctx, w, r, tenant)
+	if !ok {
 		return
 	}
 	typ, data, ok := s.testData(w, ep, body.event, body.data)
@@ -482,11 +518,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j, err := s.jobs.Get(tenant, r.PathValue("id"))
-	if err != nil {
-		s.jobError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, jobOf(j))
+	s.answerJob(w, r, http.StatusOK, j, err)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
@@ -496,15 +528,16 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	if _, err := s.jobs.Cancel(ctx, tenant, r.PathValue("id")); err != nil {
-		s.jobError(w, r, err)
-		return
-	}
 	// The runner ends it within a step; until then it shows as it was.
-	j, err := s.jobs.Get(tenant, r.PathValue("id"))
+	j, err := s.jobs.Cancel(ctx, tenant, r.PathValue("id"))
+	s.answerJob(w, r, http.StatusAccepted, j, err)
+}
+
+// answerJob answers with the job, or with why there is none.
+func (s *Server) answerJob(w http.ResponseWriter, r *http.Request, status int, j recovery.Job, err error) {
 	if err != nil {
 		s.jobError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, jobOf(j))
+	writeJSON(w, status, jobOf(j))
 }

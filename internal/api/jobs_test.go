@@ -25,8 +25,16 @@ type lazyJobs struct{ *recovery.Service }
 // one endpoint of tenant acme.
 func jobsStack(t *testing.T) (base, ep string) {
 	t.Helper()
+	base, ep, _ = jobsStackWith(t)
+	return base, ep
+}
+
+// jobsStackWith is jobsStack with more options, answering the delivery
+// log's index too.
+func jobsStackWith(t *testing.T, opts ...api.Option) (base, ep string, ix *deliverylog.Index) {
+	t.Helper()
 	jobs, lg := &lazyJobs{}, &lazyLog{}
-	st := startEndpointsAPI(t, api.WithJobs(jobs, lg), api.WithDeliveryLog(lg))
+	st := startEndpointsAPI(t, append(opts, api.WithJobs(jobs, lg), api.WithDeliveryLog(lg))...)
 	lg.Index = deliverylog.NewIndex(st.redis.Client, 0)
 	store := subscription.NewStore(st.kafka.Client(t), st.redis.Client, st.cat, subscription.WithLogger(quiet))
 	testenv.Run(t, store)
@@ -41,7 +49,7 @@ func jobsStack(t *testing.T) (base, ep string) {
 	jobs.Service = svc
 	var e epView
 	epDo(t, "POST", st.base+"/v1/endpoints", "tok-acme", epCreateBody).decode(t, &e)
-	return st.base, e.ID
+	return st.base, e.ID, lg.Index
 }
 
 // jobDo is epDo with an Idempotency-Key.

@@ -40,6 +40,7 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 	// the recovery jobs.
 	var group groupFlags
 	group.register(fs)
+	jobRetention := fs.Duration("job-retention", defaultJobRetention, "how long a finished recovery job (done, failed, canceled) stays listed before it is removed from the jobs topic")
 	var pf portalFlags
 	pf.register(fs, "signing key of customer portal links and sessions, at least 16 bytes (keep it secret; changing it ends every session); empty: no portal")
 	if err := parse(fs, env, args); err != nil {
@@ -98,7 +99,10 @@ func runAPI(ctx context.Context, env Env, args []string) error {
 		producer.WithPropagator(d.tel.Propagator),
 	)
 	defer p.Close()
-	jobs, jobsWorker, err := newJobs(d, group, p)
+	if *jobRetention <= 0 {
+		return fmt.Errorf("%w: --job-retention must be positive", ErrUsage)
+	}
+	jobs, jobsWorker, err := newJobs(d, group, p, *jobRetention)
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	defer publish.Close()
 	pub := producer.New(publish, catalog, producer.WithTopicPrefix(d.prefix), producer.WithMeterProvider(tel.Meter), producer.WithPropagator(tel.Propagator))
 	defer pub.Close()
-	jobs, jobsWorker, err := newJobs(d, groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout}, pub)
+	jobs, jobsWorker, err := newJobs(d, groupFlags{session: defaultSessionTimeout, rebalance: defaultRebalanceTimeout}, pub, defaultJobRetention)
 	if err != nil {
 		return err
 	}

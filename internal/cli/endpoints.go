@@ -38,6 +38,70 @@ func (c *endpointsClient) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.tenant, "tenant", "", "tenant to act for (admin tokens only)")
 }
 
+// newAPICommand is the client and flag set of one API command (name),
+// with the client's flags registered.
+func newAPICommand(env Env, name string, timeout time.Duration) (*endpointsClient, *flag.FlagSet) {
+	c := &endpointsClient{http: &http.Client{Timeout: timeout}, out: env.Stdout}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c.register(fs)
+	return c, fs
+}
+
+// needToken refuses a command run without a token, after its flags were
+// parsed.
+func (c *endpointsClient) needToken() error {
+	if c.token == "" {
+		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	}
+	return nil
+}
+
+// subcommand splits a command's arguments into its subcommand and the
+// rest, printing usage when there is none or help is asked for.
+func subcommand(env Env, usage string, args []string) (string, []string, error) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(env.Stderr, usage)
+		if len(args) == 0 {
+			return "", nil, fmt.Errorf("%w: missing subcommand", ErrUsage)
+		}
+		return "", nil, flag.ErrHelp
+	}
+	return args[0], args[1:], nil
+}
+
+// bodyField is where a flag goes in a request body, with its value.
+type bodyField struct {
+	name  string
+	value any
+}
+
+// putGiven puts each flag given on the command line that fields names
+// (by flag name) into body: flags left out keep the API's defaults.
+func putGiven(fs *flag.FlagSet, body map[string]any, fields map[string]bodyField) {
+	fs.Visit(func(f *flag.Flag) {
+		if b, ok := fields[f.Name]; ok {
+			body[b.name] = b.value
+		}
+	})
+}
+
+// pageFlags adds --limit and --cursor to fs; the function it returns
+// gives those set as a list's query parameters.
+func pageFlags(fs *flag.FlagSet) func() url.Values {
+	limit := fs.Int("limit", 0, "page size, 1 to 250 (default: the API's, 50)")
+	cursor := fs.String("cursor", "", `"next" of the previous page`)
+	return func() url.Values {
+		q := url.Values{}
+		if *limit != 0 {
+			q.Set("limit", fmt.Sprint(*limit))
+		}
+		if *cursor != "" {
+			q.Set("cursor", *cursor)
+		}
+		return q
+	}
+}
+
 // headerFlag collects repeated --header name=value flags.
 type headerFlag map[string]string
 
@@ -77,28 +141,23 @@ Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) a
 // runEndpoints manages endpoints through the HTTP API and prints its JSON
 // answers.
 func runEndpoints(ctx context.Context, env Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stderr, endpointsUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing subcommand", ErrUsage)
-		}
-		return flag.ErrHelp
+	sub, args, err := subcommand(env, endpointsUsage, args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	switch sub {
 	case "recover", "replay", "test":
 		return runJobCommand(ctx, env, sub, args) // jobs.go
 	case "stats", "dead":
 		return runEndpointLog(ctx, env, sub, args) // logcmds.go
 	}
-	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
-	fs := flag.NewFlagSet("endpoints "+sub, flag.ContinueOnError)
-	c.register(fs)
+	c, fs := newAPICommand(env, "endpoints "+sub, 30*time.Second)
 
 	var (
 		body  = map[string]any{}
 		set   func() error // fills body from the flags given
 		needs = true       // takes an id argument
+		page  func() url.Values
 	)
 	switch sub {
 	case "create", "update":
@@ -123,29 +182,10 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 			fs.BoolVar(&disabled, "disabled", false, "disable (true) or re-enable (false) deliveries")
 		}
 		set = func() error {
-			fs.Visit(func(f *flag.Flag) {
-				switch f.Name {
-				case "url":
-					body["url"] = u
-				case "events":
-					body["events"] = splitList(events)
-				case "signature":
-					body["signature"] = sig
-				case "ordering":
-					body["ordering"] = ordering
-				case "rate-limit":
-					body["rate_limit"] = rate
-				case "header":
-					body["headers"] = map[string]string(headers)
-				case "description":
-					body["description"] = desc
-				case "timeout":
-					body["timeout"] = timeout
-				case "secret":
-					body["secret"] = secret
-				case "disabled":
-					body["disabled"] = disabled
-				}
+			putGiven(fs, body, map[string]bodyField{
+				"url": {"url", u}, "events": {"events", splitList(events)}, "signature": {"signature", sig},
+				"ordering": {"ordering", ordering}, "rate-limit": {"rate_limit", rate}, "header": {"headers", map[string]string(headers)},
+				"description": {"description", desc}, "timeout": {"timeout", timeout}, "secret": {"secret", secret}, "disabled": {"disabled", disabled},
 			})
 			if sub == "create" && (body["url"] == nil || body["events"] == nil) {
 				return fmt.Errorf("%w: create needs --url and --events", ErrUsage)
@@ -154,19 +194,7 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 		}
 	case "list":
 		needs = false
-		var limit int
-		var cursor string
-		fs.IntVar(&limit, "limit", 0, "page size, 1 to 250 (default: the API's, 50)")
-		fs.StringVar(&cursor, "cursor", "", `"next" of the previous page`)
-		set = func() error {
-			if limit != 0 {
-				body["limit"] = limit
-			}
-			if cursor != "" {
-				body["cursor"] = cursor
-			}
-			return nil
-		}
+		page = pageFlags(fs)
 	case "get", "delete":
 	case "rotate-secret":
 		var grace string
@@ -191,8 +219,8 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
-	if c.token == "" {
-		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	if err := c.needToken(); err != nil {
+		return err
 	}
 	path := "/v1/endpoints"
 	if id != "" {
@@ -202,11 +230,7 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	case "create":
 		return c.do(ctx, http.MethodPost, path, nil, body)
 	case "list":
-		q := url.Values{}
-		for k, v := range body {
-			q.Set(k, fmt.Sprint(v))
-		}
-		return c.do(ctx, http.MethodGet, path, q, nil)
+		return c.do(ctx, http.MethodGet, path, page(), nil)
 	case "get":
 		return c.do(ctx, http.MethodGet, path, nil, nil)
 	case "update":

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -26,7 +27,11 @@ import (
 // the delivery log's index, a Kafka client) and is always deployed; a
 // job's work is a paced stream of Kafka writes, small beside serving
 // HTTP, and runs on one replica at a time.
-func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher) (*recovery.Service, supervisor.Named, error) {
+// defaultJobRetention is --job-retention's default.
+const defaultJobRetention = recovery.DefaultRetention
+
+// retention is how long a finished job stays listed.
+func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher, retention time.Duration) (*recovery.Service, supervisor.Named, error) {
 	svc, err := recovery.New(recovery.Config{
 		Topics:     d.topics(),
 		ClientOpts: d.kafkaOpts(),
@@ -35,6 +40,7 @@ func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher) (*recovery.S
 		Publisher:  pub,
 		Logger:     d.log,
 		MaxLead:    recovery.DefaultMaxLead,
+		Retention:  retention,
 	})
 	if err != nil {
 		return nil, supervisor.Named{}, err
@@ -47,9 +53,10 @@ func newJobs(d *roleDeps, group groupFlags, pub recovery.Publisher) (*recovery.S
 
 const jobsUsage = `Usage: hookstream jobs <list|get|cancel> [flags] [id]
 
-  list                        [--limit N] [--cursor C]
+  list                        [--limit N] [--cursor C]: the tenant's jobs, newest first
   get ID                      [--wait]: follow a running job to its end (a progress bar on a terminal)
   cancel ID
+  --json                      print the API's JSON instead of a table
 
 Jobs come from:
   hookstream events resend EVENT_ID [--endpoints ep_1,ep_2] [--rate N] [--wait]
@@ -62,24 +69,17 @@ Every command takes --api-url (HOOKSTREAM_API_URL), --token (HOOKSTREAM_TOKEN) a
 
 // runJobs lists, shows and cancels recovery jobs through the HTTP API.
 func runJobs(ctx context.Context, env Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stderr, jobsUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing subcommand", ErrUsage)
-		}
-		return flag.ErrHelp
+	sub, args, err := subcommand(env, jobsUsage, args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	c := &endpointsClient{http: &http.Client{Timeout: 30 * time.Second}, out: env.Stdout}
-	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
-	c.register(fs)
-	var limit int
-	var cursor string
+	c, fs := newAPICommand(env, "jobs "+sub, 30*time.Second)
 	var wait bool
+	var page func() url.Values
+	asJSON := fs.Bool("json", false, "print the API's JSON")
 	switch sub {
 	case "list":
-		fs.IntVar(&limit, "limit", 0, "page size, 1 to 250 (default: the API's, 50)")
-		fs.StringVar(&cursor, "cursor", "", `"next" of the previous page`)
+		page = pageFlags(fs)
 	case "get":
 		fs.BoolVar(&wait, "wait", false, "follow the job until it ends")
 	case "cancel":
@@ -91,27 +91,111 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if c.token == "" {
-		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	if err := c.needToken(); err != nil {
+		return err
 	}
 	switch sub {
 	case "list":
-		q := url.Values{}
-		if limit != 0 {
-			q.Set("limit", fmt.Sprint(limit))
-		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		return c.do(ctx, http.MethodGet, "/v1/jobs", q, nil)
+		return c.show(ctx, http.MethodGet, "/v1/jobs", page(), *asJSON, printJobs)
 	case "get":
 		if wait {
-			return followJob(ctx, c, env, id)
+			return followJob(ctx, c, env, id, *asJSON)
 		}
-		return c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, nil)
+		return c.show(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, *asJSON, printJob)
 	default:
-		return c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, nil)
+		return c.show(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, *asJSON, printJob)
 	}
+}
+
+// show calls the API and prints its answer: as JSON, or with print.
+func (c *endpointsClient) show(ctx context.Context, method, path string, q url.Values, asJSON bool, print func(io.Writer, []byte) error) error {
+	if asJSON {
+		return c.do(ctx, method, path, q, nil)
+	}
+	b, err := c.call(ctx, method, path, q, nil)
+	if err != nil {
+		return err
+	}
+	return print(c.out, b)
+}
+
+// jobRow is a job as the tables show it.
+type jobRow struct {
+	jobState
+	EndpointID string     `json:"endpoint_id"`
+	EventID    string     `json:"event_id"`
+	Rate       int        `json:"rate"`
+	Since      *time.Time `json:"since"`
+	Until      *time.Time `json:"until"`
+	Types      []string   `json:"types"`
+	CreatedAt  *time.Time `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// target is what the job sends to or from: an endpoint, or an event.
+func (j *jobRow) target() string {
+	if j.EndpointID != "" {
+		return j.EndpointID
+	}
+	return j.EventID
+}
+
+func printJobs(w io.Writer, body []byte) error {
+	var page struct {
+		Data []jobRow `json:"data"`
+		Next *string  `json:"next"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return fmt.Errorf("reading the API's answer: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CREATED\tJOB\tKIND\tTARGET\tSTATE\tPROCESSED\tSENT\tFAILED")
+	for _, j := range page.Data {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\n", timeOr(j.CreatedAt), j.ID, j.Kind, j.target(), j.State, j.Processed, j.Total, j.Sent, j.Failed)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d jobs\n", len(page.Data))
+	if page.Next != nil {
+		fmt.Fprintf(w, "older: --cursor %s\n", *page.Next)
+	}
+	return nil
+}
+
+func printJob(w io.Writer, body []byte) error {
+	var j jobRow
+	if err := json.Unmarshal(body, &j); err != nil {
+		return fmt.Errorf("reading the API's answer: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "job\t%s\n", j.ID)
+	fmt.Fprintf(tw, "kind\t%s\n", j.Kind)
+	if j.EndpointID != "" {
+		fmt.Fprintf(tw, "endpoint\t%s\n", j.EndpointID)
+	}
+	if j.EventID != "" {
+		fmt.Fprintf(tw, "event\t%s\n", j.EventID)
+	}
+	if j.Since != nil {
+		fmt.Fprintf(tw, "window\t%s to %s\n", timeOr(j.Since), timeOr(j.Until))
+	}
+	if len(j.Types) > 0 {
+		fmt.Fprintf(tw, "types\t%s\n", strings.Join(j.Types, ", "))
+	}
+	fmt.Fprintf(tw, "state\t%s\n", j.State)
+	fmt.Fprintf(tw, "processed\t%d of %d\n", j.Processed, j.Total)
+	fmt.Fprintf(tw, "sent\t%d\n", j.Sent)
+	fmt.Fprintf(tw, "failed\t%d\n", j.Failed)
+	fmt.Fprintf(tw, "rate\t%d/s\n", j.Rate)
+	fmt.Fprintf(tw, "created\t%s\n", timeOr(j.CreatedAt))
+	fmt.Fprintf(tw, "started\t%s\n", timeOr(j.StartedAt))
+	fmt.Fprintf(tw, "finished\t%s\n", timeOr(j.FinishedAt))
+	if j.Error != "" {
+		fmt.Fprintf(tw, "error\t%s\n", j.Error)
+	}
+	return tw.Flush()
 }
 
 func parseJobID(fs *flag.FlagSet, env Env, args []string, needsID bool) (string, error) {
@@ -139,9 +223,10 @@ func (j *jobState) finished() bool {
 }
 
 // followJob polls the job until it ends, drawing a progress bar on a
-// terminal (a line per change otherwise), then prints the job's JSON. A
-// job that ends failed or canceled is an error (exit code 1).
-func followJob(ctx context.Context, c *endpointsClient, env Env, id string) error {
+// terminal (a line per change otherwise), then prints the job: its JSON,
+// or with asJSON false its table. A job that ends failed or canceled is an
+// error (exit code 1).
+func followJob(ctx context.Context, c *endpointsClient, env Env, id string, asJSON bool) error {
 	tty := isTerminal(env.Stderr)
 	last := ""
 	var j jobState
@@ -166,7 +251,7 @@ func followJob(ctx context.Context, c *endpointsClient, env Env, id string) erro
 			if tty {
 				fmt.Fprintln(env.Stderr)
 			}
-			if err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, nil); err != nil {
+			if err := c.show(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, asJSON, printJob); err != nil {
 				return err
 			}
 			if j.State != recovery.StateDone {
@@ -211,9 +296,7 @@ func isTerminal(w io.Writer) bool {
 // `events resend` and `endpoints recover|replay|test`, prints the answer,
 // and with --wait follows the job to its end.
 func runJobCommand(ctx context.Context, env Env, sub string, args []string) error {
-	c := &endpointsClient{http: &http.Client{Timeout: 2 * time.Minute}, out: env.Stdout}
-	fs := flag.NewFlagSet(sub, flag.ContinueOnError)
-	c.register(fs)
+	c, fs := newAPICommand(env, sub, 2*time.Minute)
 	var since, until, types, endpoints, event, data, key, testWait string
 	var rate int
 	var enable, dryRun, wait bool
@@ -247,26 +330,13 @@ func runJobCommand(ctx context.Context, env Env, sub string, args []string) erro
 		}
 		return err
 	}
-	if c.token == "" {
-		return fmt.Errorf("%w: --token (or HOOKSTREAM_TOKEN) is required", ErrUsage)
+	if err := c.needToken(); err != nil {
+		return err
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "since", "until":
-			body[f.Name] = f.Value.String()
-		case "endpoints":
-			body["endpoints"] = splitList(endpoints)
-		case "types":
-			body["types"] = splitList(types)
-		case "enable":
-			body["enable"] = enable
-		case "dry-run":
-			body["dry_run"] = dryRun
-		case "rate":
-			body["rate"] = rate
-		case "event":
-			body["event"] = event
-		}
+	putGiven(fs, body, map[string]bodyField{
+		"since": {"since", since}, "until": {"until", until}, "endpoints": {"endpoints", splitList(endpoints)},
+		"types": {"types", splitList(types)}, "enable": {"enable", enable}, "dry-run": {"dry_run", dryRun},
+		"rate": {"rate", rate}, "event": {"event", event},
 	})
 	if data != "" {
 		if !json.Valid([]byte(data)) {
@@ -296,5 +366,6 @@ func runJobCommand(ctx context.Context, env Env, sub string, args []string) erro
 	if err := json.Unmarshal(b, &out); err != nil || out.Job.ID == "" {
 		return errors.Join(fmt.Errorf("reading the API's answer: no job"), err)
 	}
-	return followJob(ctx, c, env, out.Job.ID)
+	// Starting a job prints JSON, like creating an endpoint.
+	return followJob(ctx, c, env, out.Job.ID, true)
 }

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -100,6 +101,32 @@ type pickerFamily struct {
 }
 
 type pickerType struct{ Name, Description string }
+
+// pathEndpoint returns the tenant's {id} endpoint, or answers why not (ok
+// false).
+func (p *Portal) pathEndpoint(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) (*subscription.Endpoint, bool) {
+	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
+	if err != nil {
+		p.storeError(w, r, rq, err)
+		return nil, false
+	}
+	return e, true
+}
+
+// saved ends a create or update form: the form again (over shown: nil
+// when creating) with what the store refused, the error page for another
+// failure, else the saved endpoint's page saying done.
+func (p *Portal) saved(w http.ResponseWriter, r *http.Request, rq *request, shown *subscription.Endpoint, f endpointForm, e *subscription.Endpoint, err error, done string) {
+	if fe := fieldError(err); fe != nil {
+		p.renderForm(w, r, rq, http.StatusUnprocessableEntity, shown, f, fe)
+		return
+	}
+	if err != nil {
+		p.storeError(w, r, rq, err)
+		return
+	}
+	http.Redirect(w, r, "/portal/endpoints/"+e.ID+"?done="+done, http.StatusSeeOther)
+}
 
 func (p *Portal) renderForm(w http.ResponseWriter, r *http.Request, rq *request, status int, e *subscription.Endpoint, f endpointForm, errs formErrors) {
 	var fams []pickerFamily

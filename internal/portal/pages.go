@@ -211,12 +211,9 @@ func (p *Portal) newEndpointPage(w http.ResponseWriter, r *http.Request, rq *req
 func (p *Portal) editEndpointPage(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
-		return
+	if e, ok := p.pathEndpoint(ctx, w, r, rq); ok {
+		p.renderForm(w, r, rq, http.StatusOK, e, formOf(e), nil)
 	}
-	p.renderForm(w, r, rq, http.StatusOK, e, formOf(e), nil)
 }
 
 func (p *Portal) createEndpoint(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -228,23 +225,14 @@ func (p *Portal) createEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 	ctx, cancel := p.ctx(r)
 	defer cancel()
 	e, err := p.Endpoints.Create(ctx, rq.sess.Tenant, in)
-	if fe := fieldError(err); fe != nil {
-		p.renderForm(w, r, rq, http.StatusUnprocessableEntity, nil, f, fe)
-		return
-	}
-	if err != nil {
-		p.storeError(w, r, rq, err)
-		return
-	}
-	http.Redirect(w, r, "/portal/endpoints/"+e.ID+"?done=created", http.StatusSeeOther)
+	p.saved(w, r, rq, nil, f, e, err, "created")
 }
 
 func (p *Portal) updateEndpoint(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
+	e, ok := p.pathEndpoint(ctx, w, r, rq)
+	if !ok {
 		return
 	}
 	f, in, errs := parseForm(r)
@@ -257,16 +245,8 @@ func (p *Portal) updateEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 	if patch.Headers == nil {
 		patch.Headers = map[string]string{} // none left in the form: remove them all
 	}
-	_, err = p.Endpoints.Update(ctx, rq.sess.Tenant, e.ID, patch)
-	if fe := fieldError(err); fe != nil {
-		p.renderForm(w, r, rq, http.StatusUnprocessableEntity, e, f, fe)
-		return
-	}
-	if err != nil {
-		p.storeError(w, r, rq, err)
-		return
-	}
-	http.Redirect(w, r, "/portal/endpoints/"+e.ID+"?done=updated", http.StatusSeeOther)
+	_, err := p.Endpoints.Update(ctx, rq.sess.Tenant, e.ID, patch)
+	p.saved(w, r, rq, e, f, e, err, "updated")
 }
 
 func (p *Portal) setDisabled(disabled bool) func(http.ResponseWriter, *http.Request, *request) {
@@ -305,12 +285,9 @@ func (p *Portal) deleteEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 func (p *Portal) revealSecret(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
-		return
+	if e, ok := p.pathEndpoint(ctx, w, r, rq); ok {
+		p.showEndpoint(w, r, rq, http.StatusOK, map[string]any{"Secret": e.Secrets[0].Value})
 	}
-	p.showEndpoint(w, r, rq, http.StatusOK, map[string]any{"Secret": e.Secrets[0].Value})
 }
 
 func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -336,9 +313,8 @@ func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, rq *reques
 func (p *Portal) verifyPage(w http.ResponseWriter, r *http.Request, rq *request) {
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
+	e, ok := p.pathEndpoint(ctx, w, r, rq)
+	if !ok {
 		return
 	}
 	snippets, err := docs.Snippets()

@@ -86,11 +86,14 @@ type Deps struct {
 	API       API
 	// Jobs and Failing run resend, recover, replay and test events; nil:
 	// those pages answer 503.
-	Jobs     Jobs
-	Failing  Failing
-	Catalog  *schemas.Catalog
-	Logger   *slog.Logger
-	Branding Branding
+	Jobs    Jobs
+	Failing Failing
+	// RecoverLimit lowers how many events one recover may go through
+	// (0: recovery.MaxRecoverEvents).
+	RecoverLimit int
+	Catalog      *schemas.Catalog
+	Logger       *slog.Logger
+	Branding     Branding
 	// SignatureBrand is <Brand> of the seed scheme's X-<Brand>-* headers,
 	// as the deliverers sign (default signature.DefaultBrand).
 	SignatureBrand string

@@ -3,12 +3,12 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/hookstream/hookstream/envelope"
-	"github.com/hookstream/hookstream/internal/deliverylog"
 	"github.com/hookstream/hookstream/internal/recovery"
 	"github.com/hookstream/hookstream/schemas"
 	"github.com/hookstream/hookstream/subscription"
@@ -22,9 +22,7 @@ type Jobs interface {
 }
 
 // Failing finds what a recover job sends again; *deliverylog.Index is one.
-type Failing interface {
-	Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]deliverylog.FailingDelivery, error)
-}
+type Failing = recovery.RecoverLog
 
 func (p *Portal) jobsReady(w http.ResponseWriter, r *http.Request, rq *request) bool {
 	if p.Jobs == nil || p.Log == nil || p.Failing == nil {
@@ -108,12 +106,8 @@ func (p *Portal) windowJob(ctx context.Context, w http.ResponseWriter, r *http.R
 	if !ok {
 		return nil, time.Time{}, time.Time{}, false
 	}
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
-		return nil, time.Time{}, time.Time{}, false
-	}
-	return e, since, until, true
+	e, ok := p.pathEndpoint(ctx, w, r, rq)
+	return e, since, until, ok
 }
 
 // recoverEndpoint sends again every delivery to the endpoint since a time
@@ -136,13 +130,18 @@ func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *req
 			return
 		}
 	}
-	failing, err := p.Failing.Failing(ctx, rq.sess.Tenant, e.ID, since, until)
-	if err != nil {
+	plan, err := recovery.PlanRecover(ctx, p.Failing, rq.sess.Tenant, e.ID, since, until, p.RecoverLimit)
+	var tooLarge *recovery.WindowTooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		p.fail(w, r, rq, http.StatusUnprocessableEntity, fmt.Sprintf("More than %d events were sent to this endpoint in this window; one recovery takes at most %d. Recover from %s first, then the time before it.",
+			tooLarge.Limit, tooLarge.Limit, tooLarge.Since.UTC().Format("2006-01-02T15:04:05")))
+		return
+	case err != nil:
 		p.logError(w, r, rq, err)
 		return
 	}
-	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until},
-		recovery.RecoverPlan(e.ID, failing))
+	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until}, plan)
 }
 
 // replay sends the endpoint every event of the window that its filter
@@ -165,9 +164,8 @@ func (p *Portal) testEvent(w http.ResponseWriter, r *http.Request, rq *request) 
 	}
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	e, err := p.Endpoints.Get(ctx, rq.sess.Tenant, r.PathValue("id"))
-	if err != nil {
-		p.storeError(w, r, rq, err)
+	e, ok := p.pathEndpoint(ctx, w, r, rq)
+	if !ok {
 		return
 	}
 	typ := r.PostFormValue("event")

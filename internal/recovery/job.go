@@ -24,11 +24,19 @@
 package recovery
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/segmentio/encoding/json"
+
+	"github.com/hookstream/hookstream/internal/jsonptr"
 )
 
 // Job kinds.
@@ -63,6 +71,65 @@ var ErrNotFound = errors.New("recovery: job not found")
 // ErrFinished: the job already ended; it cannot be canceled.
 var ErrFinished = errors.New("recovery: job already finished")
 
+// DefaultRetention is how long a finished job (done, failed, canceled)
+// stays listed before it is removed from the jobs topic: a week, as Svix
+// and Stripe keep such records for a while.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// DefaultKeyTTL is how long an idempotency key is remembered, from the
+// creation of the job it started (Stripe keeps keys 24 hours): within it
+// the same key and parameters return that job, other parameters are
+// refused; after it the key starts a new job.
+const DefaultKeyTTL = 24 * time.Hour
+
+// ErrKeyReused: an idempotency key came again with other parameters.
+var ErrKeyReused = errors.New("recovery: idempotency key used with other parameters")
+
+// KeyReusedError is ErrKeyReused naming what differs.
+type KeyReusedError struct {
+	// Field is the JSON pointer of the first request field that
+	// differs; "" when the key was used on another route or target.
+	Field string
+	// First describes the job the key started.
+	First string
+}
+
+func (e *KeyReusedError) Error() string {
+	return fmt.Sprintf("%v (the key started %s)", ErrKeyReused, e.First)
+}
+
+func (e *KeyReusedError) Is(target error) bool { return target == ErrKeyReused }
+
+// sameRequest compares the job a key started with a new request under
+// the same key, and names the first difference.
+func sameRequest(old, j *Job) error {
+	first := fmt.Sprintf("job %s, a %s", old.ID, old.Kind)
+	if old.EndpointID != "" {
+		first += " of endpoint " + old.EndpointID
+	}
+	if old.EventID != "" {
+		first += " of event " + old.EventID
+	}
+	if old.Kind != j.Kind || old.EndpointID != j.EndpointID || old.EventID != j.EventID {
+		return &KeyReusedError{First: first}
+	}
+	if old.Request == nil {
+		return nil // written before jobs kept their request
+	}
+	names := slices.Sorted(maps.Keys(old.Request))
+	for n := range j.Request {
+		if _, ok := old.Request[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		if !bytes.Equal(old.Request[n], j.Request[n]) {
+			return &KeyReusedError{Field: jsonptr.Token(n), First: first}
+		}
+	}
+	return nil
+}
+
 // Job is one recovery job and its progress. It is the value of the jobs
 // topic, so field names are a wire format.
 type Job struct {
@@ -87,11 +154,14 @@ type Job struct {
 	Until time.Time `json:"until,omitzero"`
 	Types []string  `json:"types,omitempty"`
 
-	IdempotencyKey string    `json:"idempotency_key,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	StartedAt      time.Time `json:"started_at,omitzero"`
-	FinishedAt     time.Time `json:"finished_at,omitzero"`
-	Error          string    `json:"error,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Request is the request's parameters, field name to JSON value: a
+	// repeated idempotency key must come with the same ones.
+	Request    map[string]json.RawMessage `json:"request,omitempty"`
+	CreatedAt  time.Time                  `json:"created_at"`
+	StartedAt  time.Time                  `json:"started_at,omitzero"`
+	FinishedAt time.Time                  `json:"finished_at,omitzero"`
+	Error      string                     `json:"error,omitempty"`
 
 	// Seq counts the job's state records: a reader keeps the highest.
 	Seq int64 `json:"seq"`
@@ -124,13 +194,18 @@ const planChunk = 5000
 
 // newID returns a job id: random, or derived from the tenant's idempotency
 // key, so that a request repeated with the same key (on any api replica)
-// names the same job.
-func newID(tenant, idempotencyKey string) string {
+// names the same job. prev is the job an expired use of the key started:
+// a key used again after its TTL names a new job.
+func newID(tenant, idempotencyKey, prev string) string {
 	if idempotencyKey == "" {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		return "job_" + hex.EncodeToString(b[:])
 	}
-	h := sha256.Sum256([]byte(tenant + "\x00" + idempotencyKey))
+	seed := tenant + "\x00" + idempotencyKey
+	if prev != "" {
+		seed += "\x00" + prev
+	}
+	h := sha256.Sum256([]byte(seed))
 	return "job_" + hex.EncodeToString(h[:12])
 }

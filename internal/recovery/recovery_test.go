@@ -30,6 +30,8 @@ type env struct {
 	stopSv func() error
 	// maxLead is the Config.MaxLead of the Services start builds.
 	maxLead int64
+	// tweak, when set, changes the Config of the Services start builds.
+	tweak func(*recovery.Config)
 }
 
 func newEnv(t *testing.T, maxLead ...int64) *env {
@@ -56,14 +58,18 @@ func newEnv(t *testing.T, maxLead ...int64) *env {
 // start runs a new Service (a new runner) on the same topics.
 func (e *env) start(t *testing.T) {
 	t.Helper()
-	svc, err := recovery.New(recovery.Config{
+	cfg := recovery.Config{
 		Topics:     e.names,
 		ClientOpts: []kgo.Opt{kgo.SeedBrokers(e.k.Addr)},
 		GroupOpts:  []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(time.Second)},
 		Endpoints:  e.store,
 		Step:       100 * time.Millisecond,
 		MaxLead:    e.maxLead,
-	})
+	}
+	if e.tweak != nil {
+		e.tweak(&cfg)
+	}
+	svc, err := recovery.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,13 @@ type Config struct {
 	// rate waits instead of filling the partition that other endpoints'
 	// live deliveries share.
 	MaxLead int64
+	// KeyTTL is how long an idempotency key names its job (default
+	// DefaultKeyTTL).
+	KeyTTL time.Duration
+	// Retention is how long a finished job is kept (default
+	// DefaultRetention); then the runner writes tombstones for its
+	// records and compaction drops them.
+	Retention time.Duration
 }
 
 // Service keeps every job of the jobs topic in memory, accepts new jobs and
@@ -88,6 +95,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Step <= 0 {
 		cfg.Step = 200 * time.Millisecond
+	}
+	if cfg.KeyTTL <= 0 {
+		cfg.KeyTTL = DefaultKeyTTL
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
 	}
 	w, err := kgo.NewClient(append(cfg.ClientOpts[:len(cfg.ClientOpts):len(cfg.ClientOpts)], kgo.ProducerLinger(0))...)
 	if err != nil {
@@ -224,7 +237,7 @@ func (s *Service) apply(r *kgo.Record) {
 		s.plans[id][i] = items
 	default:
 		if r.Value == nil {
-			delete(s.jobs, key)
+			s.forget(key)
 			return
 		}
 		var j Job
@@ -236,6 +249,19 @@ func (s *Service) apply(r *kgo.Record) {
 	}
 }
 
+// forget drops a job whose tombstone was read. Called with s.mu held.
+func (s *Service) forget(id string) {
+	if j := s.jobs[id]; j != nil && j.IdempotencyKey != "" {
+		k := j.Tenant + "\x00" + j.IdempotencyKey
+		if s.idem[k] == id {
+			delete(s.idem, k)
+		}
+	}
+	delete(s.jobs, id)
+	delete(s.plans, id)
+	delete(s.cancels, id)
+}
+
 // put keeps j unless a later (or, for a repeated idempotency key, an
 // earlier) state of it is known. Called with s.mu held.
 func (s *Service) put(j *Job) {
@@ -244,7 +270,11 @@ func (s *Service) put(j *Job) {
 	}
 	s.jobs[j.ID] = j
 	if j.IdempotencyKey != "" {
-		s.idem[j.Tenant+"\x00"+j.IdempotencyKey] = j.ID
+		// A key names its newest job: after KeyTTL it may start another.
+		k := j.Tenant + "\x00" + j.IdempotencyKey
+		if cur := s.jobs[s.idem[k]]; cur == nil || !cur.CreatedAt.After(j.CreatedAt) {
+			s.idem[k] = j.ID
+		}
 	}
 	if j.Finished() {
 		delete(s.plans, j.ID)
@@ -260,14 +290,17 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 	case <-ctx.Done():
 		return Job{}, false, fmt.Errorf("recovery: jobs topic not read yet: %w", ctx.Err())
 	}
-	s.mu.Lock()
-	if id, ok := s.idem[j.Tenant+"\x00"+j.IdempotencyKey]; ok && j.IdempotencyKey != "" {
-		out = *s.jobs[id]
-		s.mu.Unlock()
-		return out, true, nil
+	prev := ""
+	if old, ok := s.keyed(j.Tenant, j.IdempotencyKey); ok {
+		if time.Since(old.CreatedAt) >= s.cfg.KeyTTL {
+			prev = old.ID
+		} else if err := sameRequest(&old, &j); err != nil {
+			return Job{}, false, err
+		} else {
+			return old, true, nil
+		}
 	}
-	s.mu.Unlock()
-	j.ID = newID(j.Tenant, j.IdempotencyKey)
+	j.ID = newID(j.Tenant, j.IdempotencyKey, prev)
 	j.State, j.Seq, j.CreatedAt = StateQueued, 0, time.Now().UTC()
 	if j.Rate <= 0 {
 		j.Rate = DefaultRate
@@ -297,7 +330,13 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 	if old := s.jobs[j.ID]; old != nil {
 		// Read back already, or the same idempotency key accepted
 		// concurrently elsewhere.
-		return *old, !old.CreatedAt.Equal(j.CreatedAt), nil
+		existing := !old.CreatedAt.Equal(j.CreatedAt)
+		if existing {
+			if err := sameRequest(old, &j); err != nil {
+				return Job{}, false, err
+			}
+		}
+		return *old, existing, nil
 	}
 	for i := 0; i < len(recs); i++ {
 		if s.plans[j.ID] == nil {
@@ -307,6 +346,20 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 	}
 	s.put(&j)
 	return j, false, nil
+}
+
+// keyed returns the newest job the tenant started with key.
+func (s *Service) keyed(tenant, key string) (Job, bool) {
+	if key == "" {
+		return Job{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[s.idem[tenant+"\x00"+key]]
+	if j == nil {
+		return Job{}, false
+	}
+	return *j, true
 }
 
 func (s *Service) stateRecord(j *Job) (*kgo.Record, error) {
@@ -542,7 +595,15 @@ func (s *Service) lead(ctx context.Context) error {
 	defer wg.Wait()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	sweepEvery := min(time.Minute, max(s.cfg.Retention/4, 100*time.Millisecond))
+	var swept time.Time
 	for {
+		if time.Since(swept) >= sweepEvery {
+			if err := s.expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("recovery: removing expired jobs", "err", err)
+			}
+			swept = time.Now()
+		}
 		for _, j := range s.unfinished() {
 			if running[j.ID] {
 				continue
@@ -566,6 +627,35 @@ func (s *Service) lead(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// expire writes tombstones for every record of each job that finished
+// more than Retention before now, the job's own record last: a runner
+// that stops half-way leaves the job listed, and the next sweep writes
+// them all again, which is harmless.
+func (s *Service) expire(ctx context.Context, now time.Time) error {
+	s.mu.Lock()
+	var recs []*kgo.Record
+	for id, j := range s.jobs {
+		if !j.Finished() || now.Sub(j.FinishedAt) < s.cfg.Retention {
+			continue
+		}
+		for n := range j.PlanChunks {
+			recs = append(recs, &kgo.Record{Topic: s.cfg.Topics.Jobs, Key: []byte(id + "/plan/" + strconv.Itoa(n))})
+		}
+		recs = append(recs, &kgo.Record{Topic: s.cfg.Topics.Jobs, Key: []byte(id + "/cancel")},
+			&kgo.Record{Topic: s.cfg.Topics.Jobs, Key: []byte(id)})
+	}
+	s.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	// One partition, one producer, in order: each job's record after its
+	// plan's and cancel's.
+	if err := s.w.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("recovery: write tombstones: %w", err)
+	}
+	return nil
 }
 
 // errFail ends a job failed with its message as the reason.
