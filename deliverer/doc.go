@@ -23,7 +23,9 @@
 // once Kafka has them they are finished in deliveries, so its offset moves
 // on. Records arriving for a parked lane go to retries behind them. A lane
 // in backoff whose queue grows long parks as well, so one endpoint's
-// backlog never holds the partition's memory.
+// backlog never holds the partition's memory; so does a lane whose request
+// hangs, once the partition holds half its bound (a copy of the hanging
+// record goes first, settled when the request ends).
 //
 // The marker is the parked lane's durable state: the lowest retries offset
 // still to be delivered (every record of the endpoint from there on is),

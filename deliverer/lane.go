@@ -27,6 +27,8 @@ type item struct {
 	ticket *ticket
 	due    time.Time // no attempt before
 	state  itemState
+	// started is when its attempt began (waiting for a slot included).
+	started time.Time
 }
 
 func (it *item) fromRetries() bool { return it.ticket == nil }
@@ -77,6 +79,14 @@ type lane struct {
 	// lastForwarded is the highest retries offset acked for the lane. 	// read-back is over once it has read past both.
 	forwarding    int
 	lastForwarded int64
+
+	// A lane spilled while its head was in flight (spillBehind): the head,
+	// its copy in retries and where Kafka put it (-1: not acked yet), and
+	// what the head's attempt came to, until it is recorded for the copy.
+	stalled   *item
+	headCopy  *item
+	copyOff   int64
+	copyState *recordState
 }
 
 // place puts a record from deliveries into its lane, or behind the lane's
@@ -114,7 +124,7 @@ func (w *worker) pump(l *lane) {
 			next = t
 		}
 	}
-	if l.mode == laneParked && l.from >= 0 {
+	if l.mode == laneParked && l.from >= 0 && l.stalled == nil && l.copyState == nil {
 		if now.Before(l.until) {
 			at(l.until)
 		} else {

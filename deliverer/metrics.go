@@ -18,6 +18,7 @@ type metrics struct {
 	parked      metric.Int64Counter       // records moved to the retries topic
 	dead        metric.Int64Counter       // records dead-lettered, by reason
 	parkedLanes metric.Int64UpDownCounter // lanes whose records wait in the retries topic
+	stallSpills metric.Int64Counter       // lanes spilled while their head request hung
 	expired     metric.Int64Counter       // read-backs that found records deleted by retention
 	// attrs holds the option of each known label value, built once:
 	// building one per call allocates on every attempt.
@@ -49,6 +50,10 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	}
 	if x.parkedLanes, err = m.Int64UpDownCounter("hookstream.deliverer.lanes.parked", metric.WithUnit("{lane}"),
 		metric.WithDescription("Endpoint lanes whose records wait in the retries topic (parked, or being read back).")); err != nil {
+		return nil, fmt.Errorf("deliverer metrics: %w", err)
+	}
+	if x.stallSpills, err = m.Int64Counter("hookstream.deliverer.lanes.stall_spills", metric.WithUnit("{lane}"),
+		metric.WithDescription("Lanes whose queue went to the retries topic while their head request hung, so that the partition kept fetching.")); err != nil {
 		return nil, fmt.Errorf("deliverer metrics: %w", err)
 	}
 	if x.expired, err = m.Int64Counter("hookstream.deliverer.retries.expired", metric.WithUnit("{event}"),

@@ -34,6 +34,7 @@ const (
 
 func (w *worker) start(l *lane, it *item) {
 	it.state = inflight
+	it.started = time.Now()
 	l.inflight++
 	w.busy++
 	if it.dv.FirstTry.IsZero() {
@@ -139,6 +140,11 @@ func (w *worker) onResult(e evResult) {
 		f.disabledReason = out.ep.DisabledReason
 	}
 	v := decide(f, w.d.cfg.policy)
+	if it == l.stalled {
+		w.settleStalled(l, it, v, out, f.now)
+		w.pump(l)
+		return
+	}
 	if l.mode == laneParked {
 		// The lane parked while this attempt of an unordered lane ran:
 		// the record's place is in retries now.

@@ -52,8 +52,11 @@ type worker struct {
 	liveCount   int
 	liveBytes   int64 // itemSize of the records liveCount counts
 	pausedLive  bool
-	busy        int // goroutines and produces whose event is due
-	isDrained   bool
+	// lastStallScan is when spillStalled last looked at the lanes.
+	lastStallScan time.Time
+	stallCheck    bool // an evStallCheck is due
+	busy          int  // goroutines and produces whose event is due
+	isDrained     bool
 
 	drained chan struct{}
 	done    chan struct{}
@@ -110,9 +113,10 @@ type (
 		it     *item
 		reason string
 	}
-	evWake  struct{ l *lane }
-	evDrain struct{}
-	evStop  struct{}
+	evWake       struct{ l *lane }
+	evStallCheck struct{}
+	evDrain      struct{}
+	evStop       struct{}
 )
 
 // post never blocks: the poll loop, send goroutines, timers and kgo's
@@ -140,6 +144,7 @@ func (w *worker) run() {
 		}
 		switch w.mode {
 		case running:
+			w.spillStalled()
 			w.updatePause()
 		case draining:
 			if w.busy == 0 && !w.isDrained {
@@ -214,6 +219,8 @@ func (w *worker) handle(e any) {
 		}
 	case evWake:
 		w.pump(e.l)
+	case evStallCheck:
+		w.stallCheck = false
 	case evDrain:
 		if w.mode == running {
 			w.mode = draining
@@ -314,6 +321,9 @@ func (w *worker) onProduced(e evProduced) {
 		return // unfinished: the next owner redelivers it
 	}
 	switch {
+	case l != nil && it != nil && it == l.headCopy:
+		l.copyOff = e.offset
+		w.applyCopyState(l)
 	case it == nil: // a marker
 		if l.from < 0 && l.mode != laneMemory {
 			// A lane's first marker stands for the records after it.
