@@ -114,7 +114,9 @@ func attemptID(m string) string { return "att_" + m }
 // older than the retention window are not indexed.
 func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliverer.Attempt) error {
 	err := ix.pipelined(ctx, func(p redis.Pipeliner) {
-		ix.add(ctx, p, partition, offset, a)
+		trims := map[string]time.Time{}
+		ix.add(ctx, p, partition, offset, a, trims)
+		ix.trimLists(ctx, p, trims)
 	})
 	if err != nil {
 		return fmt.Errorf("deliverylog: add: %w", err)
@@ -122,20 +124,27 @@ func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliv
 	return nil
 }
 
-func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, offset int64, a deliverer.Attempt) {
+// add queues the attempt's index writes; its lists' trims and expiries
+// wait in trims for trimLists at the end of the poll.
+func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, offset int64, a deliverer.Attempt, trims map[string]time.Time) {
 	expires := a.At.Add(ix.retention)
 	if !expires.After(ix.now()) {
 		return
 	}
 	m := member(a.At, partition, offset)
-	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
+	epKey, evKey := endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID)
 	// The id is the field name, so the value is the summary alone.
 	attemptScript.EvalSha(ctx, p,
-		[]string{endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID),
-			bucketKey(a.Tenant, m), eventKey(a.Tenant, a.EventID), eventDeliveriesKey(a.Tenant, a.EventID)},
-		m, a.Outcome, latencyBucket(a.LatencyMS), expires.UnixMilli(), a.At.UnixMilli(), oldest,
+		[]string{epKey, statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID),
+			bucketKey(a.Tenant, m), evKey, eventDeliveriesKey(a.Tenant, a.EventID)},
+		m, a.Outcome, latencyBucket(a.LatencyMS), expires.UnixMilli(), a.At.UnixMilli(),
 		ix.bucketExpiry(a.At).UnixMilli(), encodeSummary(&a), "last:"+a.EndpointID, lastRank(a.At, a.Attempt),
 		ix.lastValue(&a).encode(), a.EventType)
+	for _, k := range []string{epKey, evKey} {
+		if expires.After(trims[k]) {
+			trims[k] = expires
+		}
+	}
 }
 
 // Attempt returns the tenant's attempt id.

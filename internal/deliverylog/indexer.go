@@ -242,7 +242,7 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 				x.cfg.Log.Warn("deliverylog: skip unreadable attempt record", "partition", r.Partition, "offset", r.Offset)
 				return
 			}
-			x.ix.add(ctx, p, r.Partition, r.Offset, a)
+			x.ix.add(ctx, p, r.Partition, r.Offset, a, trims)
 		})
 	})
 	if err != nil {

@@ -44,27 +44,23 @@ func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float
 // KEYS: endpoint list, minute counters, endpoint state, bucket, event
 // list, event hash.
 // ARGV: member, outcome, latency bucket, expiry (unix ms), attempt time
-// (unix ms), the lists' oldest kept member (exclusive lex bound), bucket
-// expiry (unix ms), summary, delivery field, rank, delivery summary, event
-// type ("" unknown).
+// (unix ms), bucket expiry (unix ms), summary, delivery field, rank,
+// delivery summary, event type ("" unknown). The two lists are trimmed
+// and their expiry moved on once per poll (trimLists), not per attempt.
 var attemptScript = redis.NewScript(`
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
-redis.call('PEXPIREAT', KEYS[4], ARGV[7])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[7])
+redis.call('PEXPIREAT', KEYS[4], ARGV[6])
 redis.call('ZADD', KEYS[5], 0, ARGV[1])
-redis.call('ZREMRANGEBYLEX', KEYS[5], '-', ARGV[6])
-redis.call('PEXPIREAT', KEYS[5], ARGV[4])
 -- A replay must not put an older attempt back over a newer: the highest
 -- rank stays (summaries before this format were JSON with "r").
-local cur = redis.call('HGET', KEYS[6], ARGV[9])
+local cur = redis.call('HGET', KEYS[6], ARGV[8])
 local r = cur and tonumber(string.match(cur, '^(%d+),') or string.match(cur, '"r":(%d+)'))
-if not (r and r > tonumber(ARGV[10])) then
-  redis.call('HSET', KEYS[6], ARGV[9], ARGV[11])
+if not (r and r > tonumber(ARGV[9])) then
+  redis.call('HSET', KEYS[6], ARGV[8], ARGV[10])
 end
-if ARGV[12] ~= '' then redis.call('HSETNX', KEYS[6], 'type', ARGV[12]) end
+if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[6], 'type', ARGV[11]) end
 redis.call('PEXPIREAT', KEYS[6], ARGV[4])
 local added = redis.call('ZADD', KEYS[1], 0, ARGV[1])
-redis.call('ZREMRANGEBYLEX', KEYS[1], '-', ARGV[6])
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 if added == 1 then
   redis.call('HINCRBY', KEYS[2], 'o:' .. ARGV[2], 1)
   redis.call('HINCRBY', KEYS[2], 'l:' .. ARGV[3], 1)
