@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/hookstream/hookstream/fanout"
+	"github.com/hookstream/hookstream/internal/testenv"
 )
 
 // TestLinger: events published one by one, 30 ms apart, each its own poll,
@@ -34,6 +35,9 @@ func TestLinger(t *testing.T) {
 			r.start(t, nil, fanout.WithLinger(tt.linger), fanout.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
 			r.publish(t, ctx, "acme", "agent.created") // the first batch: the group is up
 			r.waitProcessed(t)
+			// The first batch's commit is counted just after its records
+			// are visible: wait for it, or it counts among the ten.
+			testenv.Eventually(t, 10*time.Second, "the first transaction counted", func() bool { return transactions(t, reader) >= 1 })
 			before := transactions(t, reader)
 			want := map[string]int{}
 			for range 10 {
