@@ -362,6 +362,10 @@ func TestPortalInBrowser(t *testing.T) {
 	if err := json.Unmarshal([]byte(eval[string](acme, `(document.querySelector('pre[aria-label="Request body"]') || {}).textContent || ""`)), &reqBody); err != nil || reqBody.ID != evt {
 		t.Errorf("the attempt page's request body: %+v, %v", reqBody, err)
 	}
+	// Headers are not in the index: the page reads them back from Kafka.
+	if h := eval[string](acme, `(document.querySelector('pre[aria-label="Request headers"]') || {}).textContent || ""`); !strings.Contains(h, "Webhook-Id: "+evt) {
+		t.Errorf("the attempt page's request headers %q lack Webhook-Id %s", h, evt)
+	}
 	acme.axe("attempt")
 	acme.screenshot("attempt")
 
