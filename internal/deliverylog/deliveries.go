@@ -124,10 +124,11 @@ type lastAttempt struct {
 // addMatch indexes fanout's record of an event: the event in the tenant's
 // list and in each of its endpoints' lists.
 //
-// The lists' trims and expiries wait in trims (key → latest expiry) for
-// the end of the poll: one trim per list per poll instead of one per
-// event, as the tenant's list and busy endpoints' lists take most events.
-func (ix *Index) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record, trims map[string]time.Time) {
+// The lists' trims and expiries wait in pl for the end of the poll: one
+// trim per list per poll instead of one per event, as the tenant's list
+// and busy endpoints' lists take most events.
+func (pl *poll) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+	ix := pl.ix
 	m, err := record.ParseMatch(r)
 	if err != nil {
 		return
@@ -150,29 +151,19 @@ func (ix *Index) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record,
 		fields = append(fields, "dis:"+ep, "1")
 	}
 	p.HSet(ctx, k, fields...)
-	p.PExpireAt(ctx, k, expires)
+	later(pl.expires, k, expires)
 	keys := []string{eventsKey(m.Tenant)}
 	for _, ep := range append(append([]string{}, m.Endpoints...), m.Disabled...) {
 		keys = append(keys, endpointEventsKey(m.Tenant, ep))
 	}
 	for _, key := range keys {
 		p.ZAdd(ctx, key, redis.Z{Member: em})
-		if expires.After(trims[key]) {
-			trims[key] = expires
-		}
+		later(pl.trims, key, expires)
 	}
 }
 
-// trimLists trims the lists addMatch added to and moves their expiry on.
-func (ix *Index) trimLists(ctx context.Context, p redis.Pipeliner, trims map[string]time.Time) {
-	oldest := "(" + memberTime(ix.now().Add(-ix.retention))
-	for key, expires := range trims {
-		p.ZRemRangeByLex(ctx, key, "-", oldest)
-		p.PExpireAt(ctx, key, expires)
-	}
-}
-
-func (ix *Index) addDelivery(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+func (pl *poll) addDelivery(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+	ix := pl.ix
 	d, err := record.Parse(r)
 	if err != nil || d.Tenant == "" {
 		return
@@ -183,13 +174,14 @@ func (ix *Index) addDelivery(ctx context.Context, p redis.Pipeliner, r *kgo.Reco
 	k := eventDeliveriesKey(d.Tenant, d.EventID)
 	// The first record wins: fanout's, not a later resend of the same bytes.
 	p.HSetNX(ctx, k, "loc:"+d.EndpointID, Location{r.Topic, r.Partition, r.Offset}.String())
-	p.HSetNX(ctx, k, "type", d.EventType)
-	p.PExpireAt(ctx, k, r.Timestamp.Add(ix.retention))
+	pl.types[k] = d.EventType
+	later(pl.expires, k, r.Timestamp.Add(ix.retention))
 }
 
 // addParked notes a delivery record the deliverer parked in the retries
 // topic: attempts made so far and when the next is due.
-func (ix *Index) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+func (pl *poll) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
+	ix := pl.ix
 	if record.Header(r, deliverer.HeaderMarker) != nil {
 		return
 	}
@@ -199,7 +191,7 @@ func (ix *Index) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record
 	}
 	k := eventDeliveriesKey(d.Tenant, d.EventID)
 	p.HSet(ctx, k, "park:"+d.EndpointID, fmt.Sprintf("%d/%d", d.Attempt, d.NotBefore.UnixMilli()))
-	p.PExpireAt(ctx, k, r.Timestamp.Add(ix.retention))
+	later(pl.expires, k, r.Timestamp.Add(ix.retention))
 }
 
 // lastValue is a's summary as its delivery's latest attempt, for the

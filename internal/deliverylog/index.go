@@ -110,13 +110,27 @@ func eventKey(tenant, event string) string       { return tag(tenant) + "ev:" + 
 // AttemptID is the public id of the attempt at partition/offset.
 func attemptID(m string) string { return "att_" + m }
 
+// Located is an attempt with its coordinates in the attempts topic.
+type Located struct {
+	Partition int32
+	Offset    int64
+	deliverer.Attempt
+}
+
 // Add indexes a at Kafka partition/offset of the attempts topic. Entries
 // older than the retention window are not indexed.
 func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliverer.Attempt) error {
+	return ix.AddAll(ctx, []Located{{partition, offset, a}})
+}
+
+// AddAll indexes attempts in one round trip, as the indexer does a poll.
+func (ix *Index) AddAll(ctx context.Context, as []Located) error {
 	err := ix.pipelined(ctx, func(p redis.Pipeliner) {
-		trims := map[string]time.Time{}
-		ix.add(ctx, p, partition, offset, a, trims)
-		ix.trimLists(ctx, p, trims)
+		pl := ix.newPoll()
+		for i := range as {
+			pl.add(ctx, p, as[i].Partition, as[i].Offset, &as[i].Attempt)
+		}
+		pl.flush(ctx, p)
 	})
 	if err != nil {
 		return fmt.Errorf("deliverylog: add: %w", err)
@@ -124,26 +138,29 @@ func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliv
 	return nil
 }
 
-// add queues the attempt's index writes; its lists' trims and expiries
-// wait in trims for trimLists at the end of the poll.
-func (ix *Index) add(ctx context.Context, p redis.Pipeliner, partition int32, offset int64, a deliverer.Attempt, trims map[string]time.Time) {
+// add adds the attempt to its tenant's script call.
+func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, offset int64, a *deliverer.Attempt) {
+	ix := pl.ix
 	expires := a.At.Add(ix.retention)
 	if !expires.After(ix.now()) {
 		return
 	}
 	m := member(a.At, partition, offset)
-	epKey, evKey := endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID)
-	// The id is the field name, so the value is the summary alone.
-	attemptScript.EvalSha(ctx, p,
-		[]string{epKey, statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID),
-			bucketKey(a.Tenant, m), evKey, eventDeliveriesKey(a.Tenant, a.EventID)},
-		m, a.Outcome, latencyBucket(a.LatencyMS), expires.UnixMilli(), a.At.UnixMilli(),
-		ix.bucketExpiry(a.At).UnixMilli(), encodeSummary(&a), "last:"+a.EndpointID, lastRank(a.At, a.Attempt),
-		ix.lastValue(&a).encode(), a.EventType)
-	for _, k := range []string{epKey, evKey} {
-		if expires.After(trims[k]) {
-			trims[k] = expires
-		}
+	epKey, evKey, evd := endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID), eventDeliveriesKey(a.Tenant, a.EventID)
+	st, es, bk := statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID), bucketKey(a.Tenant, m)
+	c := pl.call(ctx, p, a.Tenant)
+	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(bk), c.key(evKey), c.key(evd),
+		m, encodeSummary(a), a.Outcome, latencyBucket(a.LatencyMS), a.At.UnixMilli(),
+		"last:"+a.EndpointID, lastRank(a.At, a.Attempt), ix.lastValue(a).encode())
+	c.n++
+	later(pl.trims, epKey, expires)
+	later(pl.trims, evKey, expires)
+	for _, k := range []string{st, es, evd} {
+		later(pl.expires, k, expires)
+	}
+	later(pl.expires, bk, ix.bucketExpiry(a.At))
+	if a.EventType != "" {
+		pl.types[evd] = a.EventType
 	}
 }
 

@@ -219,22 +219,21 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 	next := map[string]any{}
 	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) {
 		// A rerun after NOSCRIPT queues everything again.
-		trims := map[string]time.Time{}
-		defer x.ix.trimLists(ctx, p, trims)
+		pl := x.ix.newPoll()
 		fs.EachRecord(func(r *kgo.Record) {
 			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
 			switch r.Topic {
 			case x.cfg.Deliveries:
-				x.ix.addDelivery(ctx, p, r)
+				pl.addDelivery(ctx, p, r)
 				return
 			case x.cfg.Dead:
 				x.ix.addDead(ctx, p, r)
 				return
 			case x.cfg.Matches:
-				x.ix.addMatch(ctx, p, r, trims)
+				pl.addMatch(ctx, p, r)
 				return
 			case x.cfg.Retries:
-				x.ix.addParked(ctx, p, r)
+				pl.addParked(ctx, p, r)
 				return
 			}
 			var a deliverer.Attempt
@@ -242,8 +241,9 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
 				x.cfg.Log.Warn("deliverylog: skip unreadable attempt record", "partition", r.Partition, "offset", r.Offset)
 				return
 			}
-			x.ix.add(ctx, p, r.Partition, r.Offset, a, trims)
+			pl.add(ctx, p, r.Partition, r.Offset, &a)
 		})
+		pl.flush(ctx, p)
 	})
 	if err != nil {
 		return fmt.Errorf("deliverylog: index: %w", err)

@@ -47,14 +47,20 @@ func BenchmarkIndexMemory(b *testing.B) {
 	callsBefore, _ := commandStats(b, r.Client)
 	cpuBefore := redisCPU(b, r.Client)
 	now := time.Now()
+	// Attempts go in as the indexer writes them: a poll at a time.
+	var batch []deliverylog.Located
 	for i := range n {
 		a := deliverer.Attempt{Tenant: "acme", EndpointID: fmt.Sprintf("ep_%024x", i%50), EventID: fmt.Sprintf("evt_%024x", i/3),
 			EventType: "agent.created", Attempt: i%3 + 1, Status: 500, LatencyMS: 42, Outcome: "failed", ErrorClass: "http_status",
 			Trigger: "scheduled", ResponseBody: `{"error":"internal"}`, At: now.Add(time.Duration(i) * time.Millisecond),
 			RequestHeaders: map[string]string{"Content-Type": "application/json", "User-Agent": "Hookstream/dev", "Webhook-Id": fmt.Sprintf("evt_%024x", i/3),
 				"Webhook-Timestamp": "1764880000", "Webhook-Signature": "[redacted]", "Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
-		if err := ix.Add(ctx, int32(i%6), int64(i), a); err != nil {
-			b.Fatal(err)
+		batch = append(batch, deliverylog.Located{Partition: int32(i % 6), Offset: int64(i), Attempt: a})
+		if len(batch) == 1000 || i == n-1 {
+			if err := ix.AddAll(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
 		}
 	}
 	perAttempt := float64(used()-before) / float64(n)

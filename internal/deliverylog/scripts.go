@@ -9,7 +9,7 @@ import (
 
 // scripts are the Lua scripts index writes run by their SHA. Each touches
 // keys of one tenant only, so it runs in one Cluster slot.
-var scripts = []*redis.Script{attemptScript, deadScript}
+var scripts = []*redis.Script{attemptsScript, deadScript}
 
 // pipelined runs queue's commands in one pipeline. Scripts run by SHA: if
 // Redis does not know them (restarted, new), they are loaded and the whole

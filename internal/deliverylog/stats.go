@@ -36,46 +36,76 @@ func latencyBucket(ms int64) int {
 // bucketMS is the largest latency of bucket b.
 func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float64(b)) - 1)) }
 
-// attemptScript indexes one attempt in one round trip: its summary in
-// its hour's bucket, its member in its endpoint's and its event's lists,
-// its delivery's latest attempt, and, when it is new in its endpoint's
-// list, the minute's counters; then it moves the endpoint's state on
-// unless a later attempt is already in it. Every step is idempotent.
-// KEYS: endpoint list, minute counters, endpoint state, bucket, event
-// list, event hash.
-// ARGV: member, outcome, latency bucket, expiry (unix ms), attempt time
-// (unix ms), bucket expiry (unix ms), summary, delivery field, rank,
-// delivery summary, event type ("" unknown). The two lists are trimmed
-// and their expiry moved on once per poll (trimLists), not per attempt.
-var attemptScript = redis.NewScript(`
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[7])
-redis.call('PEXPIREAT', KEYS[4], ARGV[6])
-redis.call('ZADD', KEYS[5], 0, ARGV[1])
--- A replay must not put an older attempt back over a newer: the highest
--- rank stays (summaries before this format were JSON with "r").
-local cur = redis.call('HGET', KEYS[6], ARGV[8])
-local r = cur and tonumber(string.match(cur, '^(%d+),') or string.match(cur, '"r":(%d+)'))
-if not (r and r > tonumber(ARGV[9])) then
-  redis.call('HSET', KEYS[6], ARGV[8], ARGV[10])
-end
-if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[6], 'type', ARGV[11]) end
-redis.call('PEXPIREAT', KEYS[6], ARGV[4])
-local added = redis.call('ZADD', KEYS[1], 0, ARGV[1])
-if added == 1 then
-  redis.call('HINCRBY', KEYS[2], 'o:' .. ARGV[2], 1)
-  redis.call('HINCRBY', KEYS[2], 'l:' .. ARGV[3], 1)
-  redis.call('PEXPIREAT', KEYS[2], ARGV[4])
-end
-local last = tonumber(redis.call('HGET', KEYS[3], 'at') or '0')
-if tonumber(ARGV[5]) >= last then
-  redis.call('HSET', KEYS[3], 'at', ARGV[5])
-  if ARGV[2] == 'delivered' then
-    redis.call('HDEL', KEYS[3], 'failing_since')
-  elseif ARGV[2] ~= 'deleted' then
-    redis.call('HSETNX', KEYS[3], 'failing_since', ARGV[5])
+// attemptsScript indexes a batch of one tenant's attempts in one call:
+// each attempt's summary in its hour's bucket, its member in its
+// endpoint's and its event's lists, and its delivery's latest attempt;
+// the minute counters of the attempts new in their endpoint's list, added
+// up and written once per key; and each endpoint's state (its run of
+// failures) moved on once, unless a later attempt is already in it. Every
+// step is idempotent. Expiries, trims and event types are the poll's
+// (poll.flush).
+//
+// KEYS: every key the batch touches. ARGV: per attempt, attemptArgs
+// values: the positions in KEYS of its endpoint list, minute counters,
+// endpoint state, bucket, event list and event hash; then member,
+// summary, outcome, latency bucket, attempt time (unix ms), delivery
+// field, rank and delivery summary.
+var attemptsScript = redis.NewScript(`
+local F = 14
+local counts, states = {}, {}
+local added = 0
+for b = 0, #ARGV - F, F do
+  local function key(i) return KEYS[tonumber(ARGV[b + i])] end
+  local m, outcome = ARGV[b + 7], ARGV[b + 9]
+  redis.call('HSET', key(4), m, ARGV[b + 8])
+  redis.call('ZADD', key(5), 0, m)
+  -- A replay must not put an older attempt back over a newer: the highest
+  -- rank stays (summaries before this format were JSON with "r").
+  local evd, field = key(6), ARGV[b + 12]
+  local cur = redis.call('HGET', evd, field)
+  local r = cur and tonumber(string.match(cur, '^(%d+),') or string.match(cur, '"r":(%d+)'))
+  if not (r and r > tonumber(ARGV[b + 13])) then
+    redis.call('HSET', evd, field, ARGV[b + 14])
+  end
+  if redis.call('ZADD', key(1), 0, m) == 1 then
+    added = added + 1
+    local st = key(2)
+    local c = counts[st]
+    if not c then c = {}; counts[st] = c end
+    local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 10]
+    c[o] = (c[o] or 0) + 1
+    c[l] = (c[l] or 0) + 1
+  end
+  local es = key(3)
+  local s = states[es]
+  if not s then
+    local v = redis.call('HMGET', es, 'at', 'failing_since')
+    s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], dirty = false}
+    states[es] = s
+  end
+  local at = tonumber(ARGV[b + 11])
+  if at >= s.atn then
+    s.at, s.atn, s.dirty = ARGV[b + 11], at, true
+    if outcome == 'delivered' then
+      s.fs = false
+    elseif outcome ~= 'deleted' and not s.fs then
+      s.fs = ARGV[b + 11]
+    end
   end
 end
-redis.call('PEXPIREAT', KEYS[3], ARGV[4])
+for st, c in pairs(counts) do
+  for f, n in pairs(c) do redis.call('HINCRBY', st, f, n) end
+end
+for es, s in pairs(states) do
+  if s.dirty then
+    redis.call('HSET', es, 'at', s.at)
+    if s.fs then
+      redis.call('HSET', es, 'failing_since', s.fs)
+    else
+      redis.call('HDEL', es, 'failing_since')
+    end
+  end
+end
 return added
 `)
 
