@@ -300,6 +300,17 @@ func TestRebuildAfterFlush(t *testing.T) {
 			t.Errorf("event %+v listed twice or without its delivery", ev)
 		}
 	}
+	// Every key written again after the flush expires: the indexer's
+	// memory of expiries already written did not outlive the flush.
+	keys, err := e.redis.Client.Keys(context.Background(), "dl:{*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("index keys %v, %v", keys, err)
+	}
+	for _, k := range keys {
+		if ttl := e.redis.Client.PTTL(context.Background(), k).Val(); ttl <= 0 {
+			t.Errorf("key %s has no expiry (PTTL %v)", k, ttl)
+		}
+	}
 }
 
 // allEvents pages through the tenant's events, 10 at a time.

@@ -126,7 +126,7 @@ func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliv
 // AddAll indexes attempts in one round trip, as the indexer does a poll.
 func (ix *Index) AddAll(ctx context.Context, as []Located) error {
 	err := ix.pipelined(ctx, func(p redis.Pipeliner) {
-		pl := ix.newPoll()
+		pl := ix.newPoll(nil)
 		for i := range as {
 			pl.add(ctx, p, as[i].Partition, as[i].Offset, &as[i].Attempt)
 		}

@@ -137,6 +137,7 @@ func (x *Indexer) run(ctx context.Context) error {
 		return fmt.Errorf("deliverylog: kafka client: %w", err)
 	}
 	defer cl.Close()
+	done := newHousekeeping()
 	for {
 		// Polls time out, so that a flush is noticed while the topic is
 		// quiet too.
@@ -155,7 +156,7 @@ func (x *Indexer) run(ctx context.Context) error {
 		if ferr != nil {
 			return fmt.Errorf("deliverylog: fetch: %w", ferr)
 		}
-		if err := x.apply(ctx, gen, fs); err != nil {
+		if err := x.apply(ctx, gen, fs, done); err != nil {
 			return err
 		}
 	}
@@ -215,11 +216,11 @@ func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.
 // apply indexes one poll's records, then stores the offsets after them,
 // then checks the generation: a flush between two polls is seen here and
 // the index rebuilt, whatever the offsets now say.
-func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches) error {
+func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *housekeeping) error {
 	next := map[string]any{}
 	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) {
 		// A rerun after NOSCRIPT queues everything again.
-		pl := x.ix.newPoll()
+		pl := x.ix.newPoll(done)
 		fs.EachRecord(func(r *kgo.Record) {
 			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
 			switch r.Topic {

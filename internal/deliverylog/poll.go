@@ -25,11 +25,71 @@ type poll struct {
 	trims, expires map[string]time.Time
 	// types are event types to set once on event hashes (key → type).
 	types map[string]string
+	// done, when set, remembers housekeeping already done in Redis.
+	done *housekeeping
 }
 
-func (ix *Index) newPoll() *poll {
+func (ix *Index) newPoll(done *housekeeping) *poll {
 	return &poll{ix: ix, attempts: map[string]*scriptCall{}, trims: map[string]time.Time{},
-		expires: map[string]time.Time{}, types: map[string]string{}}
+		expires: map[string]time.Time{}, types: map[string]string{}, done: done}
+}
+
+// Housekeeping (moving a key's expiry on, trimming a list to the window)
+// need not follow every write: reads skip entries past retention, so a
+// key may outlive its last entry by a little. Expiries are rounded up to
+// expiryStep and written when the rounded time moves; a list is trimmed at
+// most once per trimEvery. With a thousand endpoints that is what keeps a
+// poll from spending more Redis commands on housekeeping than on attempts.
+const (
+	expiryStep = 5 * time.Minute
+	trimEvery  = time.Minute
+	// housekeepingKeys bounds what is remembered; past it, it is
+	// forgotten and written again.
+	housekeepingKeys = 100_000
+)
+
+// housekeeping is what an indexer run has done: each key's expiry as
+// written and when each list was trimmed. It lives as long as one run, so
+// that a Redis flush (a new run) starts it empty.
+type housekeeping struct {
+	expiry  map[string]time.Time
+	trimmed map[string]time.Time
+}
+
+func newHousekeeping() *housekeeping {
+	return &housekeeping{expiry: map[string]time.Time{}, trimmed: map[string]time.Time{}}
+}
+
+// expire tells whether k's expiry must be written as at (rounded up), and
+// notes it as written.
+func (h *housekeeping) expire(k string, at time.Time) (time.Time, bool) {
+	at = at.Add(expiryStep - 1).Truncate(expiryStep)
+	if h == nil {
+		return at, true
+	}
+	if h.expiry[k].Equal(at) {
+		return at, false
+	}
+	if len(h.expiry) >= housekeepingKeys {
+		clear(h.expiry)
+	}
+	h.expiry[k] = at
+	return at, true
+}
+
+// trim tells whether list k is due a trim, and notes it as trimmed.
+func (h *housekeeping) trim(k string, now time.Time) bool {
+	if h == nil {
+		return true
+	}
+	if now.Sub(h.trimmed[k]) < trimEvery {
+		return false
+	}
+	if len(h.trimmed) >= housekeepingKeys {
+		clear(h.trimmed)
+	}
+	h.trimmed[k] = now
+	return true
 }
 
 // scriptCall is one tenant's attemptsScript call under construction.
@@ -69,13 +129,18 @@ func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
 	for k, t := range pl.types {
 		p.HSetNX(ctx, k, "type", t)
 	}
-	oldest := "(" + memberTime(pl.ix.now().Add(-pl.ix.retention))
+	now := pl.ix.now()
+	oldest := "(" + memberTime(now.Add(-pl.ix.retention))
 	for k, t := range pl.trims {
-		p.ZRemRangeByLex(ctx, k, "-", oldest)
-		p.PExpireAt(ctx, k, t)
+		if pl.done.trim(k, now) {
+			p.ZRemRangeByLex(ctx, k, "-", oldest)
+		}
+		later(pl.expires, k, t)
 	}
 	for k, t := range pl.expires {
-		p.PExpireAt(ctx, k, t)
+		if at, ok := pl.done.expire(k, t); ok {
+			p.PExpireAt(ctx, k, at)
+		}
 	}
 }
 
