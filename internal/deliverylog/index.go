@@ -148,9 +148,12 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 	m := member(a.At, partition, offset)
 	epKey, evKey, evd := endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID), eventDeliveriesKey(a.Tenant, a.EventID)
 	st, es, bk := statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID), bucketKey(a.Tenant, m)
+	summary := encodeSummary(a)
+	pl.buckets[bk] = append(pl.buckets[bk], m, summary)
+	pl.lists[evKey] = append(pl.lists[evKey], redis.Z{Member: m})
 	c := pl.call(ctx, p, a.Tenant)
-	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(bk), c.key(evKey), c.key(evd),
-		m, encodeSummary(a), a.Outcome, latencyBucket(a.LatencyMS), a.At.UnixMilli(),
+	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(evd),
+		m, a.Outcome, latencyBucket(a.LatencyMS), a.At.UnixMilli(),
 		"last:"+a.EndpointID, lastRank(a.At, a.Attempt), ix.lastValue(a).encode())
 	c.n++
 	later(pl.trims, epKey, expires)

@@ -25,13 +25,19 @@ type poll struct {
 	trims, expires map[string]time.Time
 	// types are event types to set once on event hashes (key → type).
 	types map[string]string
+	// buckets and lists are the poll's unconditional attempt writes,
+	// one variadic command per key: bucket → member, summary, ...; event
+	// list → members.
+	buckets map[string][]any
+	lists   map[string][]redis.Z
 	// done, when set, remembers housekeeping already done in Redis.
 	done *housekeeping
 }
 
 func (ix *Index) newPoll(done *housekeeping) *poll {
 	return &poll{ix: ix, attempts: map[string]*scriptCall{}, trims: map[string]time.Time{},
-		expires: map[string]time.Time{}, types: map[string]string{}, done: done}
+		expires: map[string]time.Time{}, types: map[string]string{}, done: done,
+		buckets: map[string][]any{}, lists: map[string][]redis.Z{}}
 }
 
 // Housekeeping (moving a key's expiry on, trimming a list to the window)
@@ -116,10 +122,16 @@ func later(m map[string]time.Time, k string, t time.Time) {
 	}
 }
 
-// flush queues the poll's writes on p: the attempt scripts first, then
-// types, trims and expiries, which must follow the writes that create
-// their keys.
+// flush queues the poll's writes on p: the attempt scripts and the
+// writes that need no script first, then types, trims and expiries, which
+// must follow the writes that create their keys.
 func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
+	for k, fields := range pl.buckets {
+		p.HSet(ctx, k, fields...)
+	}
+	for k, ms := range pl.lists {
+		p.ZAdd(ctx, k, ms...)
+	}
 	for tenant, c := range pl.attempts {
 		if c.n > 0 {
 			attemptsScript.EvalSha(ctx, p, c.keys, c.args...)

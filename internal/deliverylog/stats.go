@@ -36,60 +36,55 @@ func latencyBucket(ms int64) int {
 // bucketMS is the largest latency of bucket b.
 func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float64(b)) - 1)) }
 
-// attemptsScript indexes a batch of one tenant's attempts in one call:
-// each attempt's summary in its hour's bucket, its member in its
-// endpoint's and its event's lists, and its delivery's latest attempt;
-// the minute counters of the attempts new in their endpoint's list, added
-// up and written once per key; and each endpoint's state (its run of
-// failures) moved on once, unless a later attempt is already in it. Every
-// step is idempotent. Expiries, trims and event types are the poll's
-// (poll.flush).
+// attemptsScript indexes a batch of one tenant's attempts in one call: each
+// attempt's member in its endpoint's list and its delivery's latest
+// attempt; the minute counters of the attempts new in their endpoint's
+// list, added up and written once per key; and each endpoint's state (its
+// run of failures) moved on once, unless a later attempt is already in
+// it. Every step is idempotent. Summaries, event lists, expiries, trims
+// and event types need no script (poll.flush). Each redis.call costs
+// about as much as the command it runs, so the script makes as few as it
+// can.
 //
-// KEYS: every key the batch touches. ARGV: per attempt, attemptArgs
-// values: the positions in KEYS of its endpoint list, minute counters,
-// endpoint state, bucket, event list and event hash; then member,
-// summary, outcome, latency bucket, attempt time (unix ms), delivery
-// field, rank and delivery summary.
+// KEYS: every key the batch touches. ARGV: per attempt, the positions in
+// KEYS of its endpoint list, minute counters, endpoint state and event
+// hash; then member, outcome, latency bucket, attempt time (unix ms),
+// delivery field, rank and delivery summary.
 var attemptsScript = redis.NewScript(`
-local F = 14
+local F = 11
 local counts, states = {}, {}
 local added = 0
 for b = 0, #ARGV - F, F do
-  local function key(i) return KEYS[tonumber(ARGV[b + i])] end
-  local m, outcome = ARGV[b + 7], ARGV[b + 9]
-  redis.call('HSET', key(4), m, ARGV[b + 8])
-  redis.call('ZADD', key(5), 0, m)
+  local ep, st, es, evd = KEYS[tonumber(ARGV[b + 1])], KEYS[tonumber(ARGV[b + 2])], KEYS[tonumber(ARGV[b + 3])], KEYS[tonumber(ARGV[b + 4])]
+  local m, outcome, field = ARGV[b + 5], ARGV[b + 6], ARGV[b + 9]
   -- A replay must not put an older attempt back over a newer: the highest
   -- rank stays (summaries before this format were JSON with "r").
-  local evd, field = key(6), ARGV[b + 12]
   local cur = redis.call('HGET', evd, field)
   local r = cur and tonumber(string.match(cur, '^(%d+),') or string.match(cur, '"r":(%d+)'))
-  if not (r and r > tonumber(ARGV[b + 13])) then
-    redis.call('HSET', evd, field, ARGV[b + 14])
+  if not (r and r > tonumber(ARGV[b + 10])) then
+    redis.call('HSET', evd, field, ARGV[b + 11])
   end
-  if redis.call('ZADD', key(1), 0, m) == 1 then
+  if redis.call('ZADD', ep, 0, m) == 1 then
     added = added + 1
-    local st = key(2)
     local c = counts[st]
     if not c then c = {}; counts[st] = c end
-    local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 10]
+    local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 7]
     c[o] = (c[o] or 0) + 1
     c[l] = (c[l] or 0) + 1
   end
-  local es = key(3)
   local s = states[es]
   if not s then
     local v = redis.call('HMGET', es, 'at', 'failing_since')
     s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], dirty = false}
     states[es] = s
   end
-  local at = tonumber(ARGV[b + 11])
+  local at = tonumber(ARGV[b + 8])
   if at >= s.atn then
-    s.at, s.atn, s.dirty = ARGV[b + 11], at, true
+    s.at, s.atn, s.dirty = ARGV[b + 8], at, true
     if outcome == 'delivered' then
       s.fs = false
     elseif outcome ~= 'deleted' and not s.fs then
-      s.fs = ARGV[b + 11]
+      s.fs = ARGV[b + 8]
     end
   end
 end
