@@ -87,6 +87,8 @@ func TestH1Framing(t *testing.T) {
 		{"connection close", "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbad", 500, "bad", false, false},
 		{"headers too long", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", 0, "", false, true},
 		{"not http", "SSH-2.0-OpenSSH\r\n\r\n", 0, "", false, true},
+		// Bytes past the answer would be read as the next request's.
+		{"bytes past the answer", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Stale\r\nContent-Length: 0\r\n\r\n", 200, "ok", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
