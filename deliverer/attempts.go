@@ -27,7 +27,9 @@ type Attempt struct {
 	LatencyMS    int64     `json:"latency_ms"`
 	Error        string    `json:"error,omitempty"`
 	ResponseBody string    `json:"response_body,omitempty"` // first MaxLoggedBody bytes
-	Outcome      string    `json:"outcome"`                 // delivered, failed, gone, refused, deleted
+	// Outcome is delivered, failed, gone, refused or deleted; or
+	// OutcomeDelivering for a request still in flight (see logInFlight).
+	Outcome string `json:"outcome"`
 	At           time.Time `json:"at"`
 	// ErrorClass is sender.Class of the attempt: what an operator filters on.
 	ErrorClass        string            `json:"error_class,omitempty"`
@@ -38,6 +40,27 @@ type Attempt struct {
 
 // MaxLoggedBody caps Attempt.ResponseBody.
 const MaxLoggedBody = 1 << 10
+
+// OutcomeDelivering is the outcome of an attempts record that says a
+// request has been in flight for InFlightAfter: the attempt is under way,
+// and its own record follows when it ends. It is not an attempt: it
+// carries no status, and the delivery log shows it only as the delivery's
+// status, delivering.
+const OutcomeDelivering = "delivering"
+
+// InFlightAfter is how long a request runs before it is announced as in
+// flight. Most answer well within it, and cost no record.
+const InFlightAfter = time.Second
+
+// logInFlight produces the record that attempt n of del, begun at
+// started, is still in flight.
+func (d *Deliverer) logInFlight(ctx context.Context, del record.Delivery, n int, started time.Time) {
+	a := Attempt{
+		EndpointID: del.EndpointID, EventID: del.EventID, EventType: del.EventType, Tenant: del.Tenant,
+		Attempt: n, Outcome: OutcomeDelivering, At: started.UTC(), Trigger: cmp.Or(del.Trigger, record.TriggerScheduled),
+	}
+	d.produceAttempt(ctx, del, a)
+}
 
 // logAttempt produces an Attempt without waiting: the log is for people,
 // and no decision depends on it.
@@ -67,6 +90,10 @@ func (d *Deliverer) logAttempt(ctx context.Context, del record.Delivery, n int, 
 	if b := res.Body; len(b) > 0 {
 		a.ResponseBody = string(b[:min(len(b), MaxLoggedBody)])
 	}
+	d.produceAttempt(ctx, del, a)
+}
+
+func (d *Deliverer) produceAttempt(ctx context.Context, del record.Delivery, a Attempt) {
 	v, err := json.Marshal(a)
 	if err != nil {
 		return

@@ -101,7 +101,14 @@ func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter) outcome {
 			req.Tracestate = string(h.Value)
 		}
 	}
+	// A request that runs long is announced, so that the delivery log
+	// shows its delivery as delivering rather than pending or retrying.
+	// The announcement may land after the attempt's own record; the log
+	// orders them by attempt number.
+	started := time.Now()
+	announce := time.AfterFunc(InFlightAfter, func() { w.d.logInFlight(w.prodCtx, dv, dv.Attempt+1, started) })
 	res := w.d.snd.Send(ctx, req)
+	announce.Stop()
 	w.d.slots.release(ep.Tenant)
 	if ctx.Err() != nil {
 		return outcome{kind: outAborted}

@@ -18,12 +18,15 @@ import (
 
 // Delivery statuses.
 const (
-	StatusPending   = "pending"
-	StatusRetrying  = "retrying"
-	StatusParked    = "parked"
-	StatusDelivered = "delivered"
-	StatusDead      = "dead"
-	StatusCanceled  = "canceled"
+	StatusPending = "pending"
+	// StatusDelivering: a request has been in flight for
+	// deliverer.InFlightAfter and has not ended yet.
+	StatusDelivering = "delivering"
+	StatusRetrying   = "retrying"
+	StatusParked     = "parked"
+	StatusDelivered  = "delivered"
+	StatusDead       = "dead"
+	StatusCanceled   = "canceled"
 )
 
 // Event statuses beyond the delivery ones: what an event's deliveries
@@ -254,6 +257,7 @@ func eventOf(id string, h map[string]string) Event {
 		return byEP[ep]
 	}
 	var parked map[string]string
+	flying := map[string]int{}
 	resentAt := map[string]time.Time{}
 	for f, v := range h {
 		kind, ep, ok := strings.Cut(f, ":")
@@ -268,6 +272,8 @@ func eventOf(id string, h map[string]string) Event {
 			}
 		case "dead":
 			d.DeadReason = v
+		case "fly":
+			flying[ep], _ = strconv.Atoi(v)
 		case "park":
 			if parked == nil {
 				parked = map[string]string{}
@@ -299,15 +305,25 @@ func eventOf(id string, h map[string]string) Event {
 			d.Status, d.CancelReason = StatusCanceled, ReasonDisabled
 		case d.Status == StatusRetrying || d.Status == StatusPending:
 			// Parked with no attempt since: waiting in the retries topic.
+			// An attempt in flight past both: delivering.
+			made := d.Attempts
 			if n, ms, ok := strings.Cut(parked[d.EndpointID], "/"); ok {
 				at, _ := strconv.Atoi(n)
 				due, err := strconv.ParseInt(ms, 10, 64)
 				if err == nil && at >= d.Attempts {
 					d.Status, d.NextAttemptAt = StatusParked, time.UnixMilli(due).UTC()
+					made = at
 				}
 			}
+			if flying[d.EndpointID] > made {
+				d.Status, d.NextAttemptAt = StatusDelivering, time.Time{}
+			}
 		}
-		counts[d.Status]++
+		if d.Status == StatusDelivering && d.Attempts > 0 {
+			counts[StatusRetrying]++ // a retry under way: the event is still failing
+		} else {
+			counts[d.Status]++
+		}
 		ev.Deliveries = append(ev.Deliveries, *d)
 	}
 	sort.Slice(ev.Deliveries, func(i, j int) bool { return ev.Deliveries[i].EndpointID < ev.Deliveries[j].EndpointID })
@@ -324,7 +340,7 @@ func eventOf(id string, h map[string]string) Event {
 		ev.Status = EventFailing
 	case h["src"] != "" && enabled == 0:
 		ev.Status = EventNoEndpoints
-	case counts[StatusPending] > 0:
+	case counts[StatusPending]+counts[StatusDelivering] > 0:
 		ev.Status = StatusPending
 	default:
 		ev.Status = StatusDelivered
@@ -335,6 +351,18 @@ func eventOf(id string, h map[string]string) Event {
 func hasField(h map[string]string, f string) bool {
 	_, ok := h[f]
 	return ok
+}
+
+// failing tells whether d ended dead or is still failing: retrying,
+// parked, or delivering a retry.
+func (d *Delivery) failing() bool {
+	switch d.Status {
+	case StatusDead, StatusRetrying, StatusParked:
+		return true
+	case StatusDelivering:
+		return d.Attempts > 0
+	}
+	return false
 }
 
 // Delivery returns the event's delivery to endpointID, if it has one.

@@ -87,7 +87,7 @@ func (ix *Index) Unfinished(ctx context.Context, tenant, endpointID string, sinc
 		}
 		for _, ev := range evs {
 			d, ok := ev.Delivery(endpointID)
-			if ok && (d.Status == StatusDead || d.Status == StatusRetrying || d.Status == StatusParked) {
+			if ok && d.failing() {
 				out = append(out, EndpointDelivery{EventID: ev.ID, EventType: ev.Type, At: ev.At, Source: ev.Source, Delivery: d})
 			}
 		}

@@ -3,6 +3,7 @@ package deliverylog_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -206,5 +207,61 @@ func TestEventStatuses(t *testing.T) {
 		ev, err := ix.Event(ctx, "acme", "evt_a")
 		d, ok := ev.Delivery("ep_bad")
 		return err == nil && ok && d.Status == deliverylog.StatusDelivered && d.Attempts == 1
+	})
+}
+
+// TestDeliveringStatus: a request announced as in flight shows its
+// delivery as delivering until its attempt's record arrives, whichever
+// record Kafka holds first; it is never listed as an attempt.
+func TestDeliveringStatus(t *testing.T) {
+	e := newEnv(t)
+	x := e.indexer(t)
+	testenv.Run(t, x)
+	ix := x.Index()
+	ctx := context.Background()
+	e.match(t, "acme", "evt_f", "agent.created", 1, time.Now().UTC(), []string{"ep_first", "ep_retry", "ep_late"}, nil)
+	attempt := func(n int, outcome string) func(int, *deliverer.Attempt) {
+		return func(_ int, a *deliverer.Attempt) {
+			a.EventID, a.Attempt, a.Outcome = "evt_f", n, outcome
+			if outcome != "delivered" {
+				a.Status = 0
+			}
+		}
+	}
+	e.produce(t, "acme", "ep_first", 1, attempt(1, deliverer.OutcomeDelivering))
+	e.produce(t, "acme", "ep_retry", 1, attempt(1, "failed"))
+	e.produce(t, "acme", "ep_retry", 1, attempt(2, deliverer.OutcomeDelivering))
+	// The attempt's own record first, the announcement after it.
+	e.produce(t, "acme", "ep_late", 1, attempt(1, "delivered"))
+	e.produce(t, "acme", "ep_late", 1, attempt(1, deliverer.OutcomeDelivering))
+
+	statuses := func(ev deliverylog.Event) map[string]string {
+		m := map[string]string{"event": ev.Status}
+		for _, d := range ev.Deliveries {
+			m[d.EndpointID] = d.Status
+		}
+		return m
+	}
+	want := map[string]string{"event": deliverylog.EventFailing, "ep_first": deliverylog.StatusDelivering,
+		"ep_retry": deliverylog.StatusDelivering, "ep_late": deliverylog.StatusDelivered}
+	var got map[string]string
+	testenv.Eventually(t, 20*time.Second, "in-flight deliveries indexed", func() bool {
+		ev, err := ix.Event(ctx, "acme", "evt_f")
+		got = statuses(ev)
+		return err == nil && maps.Equal(got, want)
+	})
+	pg, err := ix.EndpointAttempts(ctx, "acme", "ep_first", deliverylog.Query{})
+	if err != nil || len(pg.Data) != 0 {
+		t.Errorf("ep_first lists %d attempts (%v), want none: an announcement is not an attempt", len(pg.Data), err)
+	}
+
+	e.produce(t, "acme", "ep_first", 1, attempt(1, "delivered"))
+	e.produce(t, "acme", "ep_retry", 1, attempt(2, "delivered"))
+	want = map[string]string{"event": deliverylog.StatusDelivered, "ep_first": deliverylog.StatusDelivered,
+		"ep_retry": deliverylog.StatusDelivered, "ep_late": deliverylog.StatusDelivered}
+	testenv.Eventually(t, 20*time.Second, "in-flight deliveries ended", func() bool {
+		ev, err := ix.Event(ctx, "acme", "evt_f")
+		got = statuses(ev)
+		return err == nil && maps.Equal(got, want)
 	})
 }

@@ -145,6 +145,13 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 	if !expires.After(ix.now()) {
 		return
 	}
+	if a.Outcome == deliverer.OutcomeDelivering {
+		// Not an attempt: its delivery's status (eventOf).
+		evd := eventDeliveriesKey(a.Tenant, a.EventID)
+		p.HSet(ctx, evd, "fly:"+a.EndpointID, strconv.Itoa(a.Attempt))
+		later(pl.expires, evd, expires)
+		return
+	}
 	m := member(a.At, partition, offset)
 	epKey, evKey, evd := endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID), eventDeliveriesKey(a.Tenant, a.EventID)
 	st, es, bk := statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID), bucketKey(a.Tenant, m)

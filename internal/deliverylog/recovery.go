@@ -72,7 +72,7 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 		}
 		for _, d := range ev.Deliveries {
 			again := latest[id].Outcome == "delivered" || d.LastStatusCode >= 200 && d.LastStatusCode < 300
-			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status == StatusRetrying || d.Status == StatusParked) {
+			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status != StatusDead && d.failing()) {
 				out = append(out, FailingDelivery{EventID: id, Delivery: d})
 			}
 		}
