@@ -18,19 +18,19 @@ import (
 // Attempt is one record of the attempts topic (JSON, keyed by endpoint id):
 // the audit log of every delivery attempt.
 type Attempt struct {
-	EndpointID   string    `json:"endpoint_id"`
-	EventID      string    `json:"event_id"`
-	EventType    string    `json:"event_type"`
-	Tenant       string    `json:"tenant"`
-	Attempt      int       `json:"attempt"`
-	Status       int       `json:"status"`
-	LatencyMS    int64     `json:"latency_ms"`
-	Error        string    `json:"error,omitempty"`
-	ResponseBody string    `json:"response_body,omitempty"` // first MaxLoggedBody bytes
+	EndpointID   string `json:"endpoint_id"`
+	EventID      string `json:"event_id"`
+	EventType    string `json:"event_type"`
+	Tenant       string `json:"tenant"`
+	Attempt      int    `json:"attempt"`
+	Status       int    `json:"status"`
+	LatencyMS    int64  `json:"latency_ms"`
+	Error        string `json:"error,omitempty"`
+	ResponseBody string `json:"response_body,omitempty"` // first MaxLoggedBody bytes
 	// Outcome is delivered, failed, gone, refused or deleted; or
 	// OutcomeDelivering for a request still in flight (see logInFlight).
-	Outcome string `json:"outcome"`
-	At           time.Time `json:"at"`
+	Outcome string    `json:"outcome"`
+	At      time.Time `json:"at"`
 	// ErrorClass is sender.Class of the attempt: what an operator filters on.
 	ErrorClass        string            `json:"error_class,omitempty"`
 	Trigger           string            `json:"trigger"` // why the delivery was made: scheduled, resend, recover, replay, test
