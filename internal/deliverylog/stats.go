@@ -75,7 +75,7 @@ for b = 0, #ARGV - F, F do
   local s = states[es]
   if not s then
     local v = redis.call('HMGET', es, 'at', 'failing_since')
-    s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], dirty = false}
+    s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], had = v[2], dirty = false}
     states[es] = s
   end
   local at = tonumber(ARGV[b + 8])
@@ -93,11 +93,11 @@ for st, c in pairs(counts) do
 end
 for es, s in pairs(states) do
   if s.dirty then
-    redis.call('HSET', es, 'at', s.at)
     if s.fs then
-      redis.call('HSET', es, 'failing_since', s.fs)
+      redis.call('HSET', es, 'at', s.at, 'failing_since', s.fs)
     else
-      redis.call('HDEL', es, 'failing_since')
+      redis.call('HSET', es, 'at', s.at)
+      if s.had then redis.call('HDEL', es, 'failing_since') end
     end
   end
 end
