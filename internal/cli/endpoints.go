@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -126,7 +127,7 @@ const endpointsUsage = `Usage: hookstream endpoints <create|list|get|update|dele
 
   create                      --url URL --events agent.*,call.started [--signature standard|seed]
                               [--ordering strict|none] [--rate-limit N] [--timeout 30s] [--header k=v]... [--description D] [--secret whsec_...]
-  list                        [--limit N] [--cursor C]
+  list                        [--limit N] [--cursor C] [--json]
   get ID
   update ID                   any create flag except --secret, or --disabled=true|false; only the flags given change
   delete ID
@@ -154,10 +155,11 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	c, fs := newAPICommand(env, "endpoints "+sub, 30*time.Second)
 
 	var (
-		body  = map[string]any{}
-		set   func() error // fills body from the flags given
-		needs = true       // takes an id argument
-		page  func() url.Values
+		body   = map[string]any{}
+		set    func() error // fills body from the flags given
+		needs  = true       // takes an id argument
+		page   func() url.Values
+		asJSON *bool
 	)
 	switch sub {
 	case "create", "update":
@@ -195,6 +197,7 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	case "list":
 		needs = false
 		page = pageFlags(fs)
+		asJSON = fs.Bool("json", false, "print the API's JSON instead of a table")
 	case "get", "delete":
 	case "rotate-secret":
 		var grace string
@@ -230,7 +233,7 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	case "create":
 		return c.do(ctx, http.MethodPost, path, nil, body)
 	case "list":
-		return c.do(ctx, http.MethodGet, path, page(), nil)
+		return c.show(ctx, http.MethodGet, path, page(), *asJSON, printEndpoints)
 	case "get":
 		return c.do(ctx, http.MethodGet, path, nil, nil)
 	case "update":
@@ -240,6 +243,41 @@ func runEndpoints(ctx context.Context, env Env, args []string) error {
 	default: // rotate-secret
 		return c.do(ctx, http.MethodPost, path+"/rotate-secret", nil, body)
 	}
+}
+
+// printEndpoints prints a page of endpoints as a table.
+func printEndpoints(w io.Writer, body []byte) error {
+	var page struct {
+		Data []struct {
+			ID          string   `json:"id"`
+			URL         string   `json:"url"`
+			Events      []string `json:"events"`
+			Disabled    bool     `json:"disabled"`
+			Ordering    string   `json:"ordering"`
+			Description string   `json:"description"`
+		} `json:"data"`
+		Next *string `json:"next"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return fmt.Errorf("reading the API's answer: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tURL\tEVENTS\tSTATE\tORDERING\tDESCRIPTION")
+	for _, ep := range page.Data {
+		state := "enabled"
+		if ep.Disabled {
+			state = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ep.ID, ep.URL, strings.Join(ep.Events, ","), state, ep.Ordering, ep.Description)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d endpoints\n", len(page.Data))
+	if page.Next != nil {
+		fmt.Fprintf(w, "more: --cursor %s\n", *page.Next)
+	}
+	return nil
 }
 
 // parseWithID parses flags and the endpoint id, which may come before or

@@ -78,12 +78,18 @@ func TestEndpointsCommand(t *testing.T) {
 	}
 	list := func(args ...string) page {
 		t.Helper()
-		code, out, errOut := run(append([]string{"list"}, args...)...)
+		code, out, errOut := run(append([]string{"list", "--json"}, args...)...)
 		var p page
 		if err := json.Unmarshal([]byte(out), &p); code != 0 || err != nil || !strings.Contains(out, `"next":`) {
 			t.Fatalf("list %v: %d %s %s", args, code, out, errOut)
 		}
 		return p
+	}
+	// The table, by default.
+	code, out, errOut = run("list")
+	if code != 0 || !strings.HasPrefix(out, "ID ") || !strings.Contains(out, ep.ID) || !strings.Contains(out, second.ID) ||
+		!strings.Contains(out, "enabled") || !strings.Contains(out, "2 endpoints\n") {
+		t.Fatalf("list: %d %q %s; want a table of both endpoints", code, out, errOut)
 	}
 	first := list("--limit", "1")
 	if len(first.Data) != 1 || first.Data[0].ID != ep.ID || first.Next == nil {
