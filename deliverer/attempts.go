@@ -49,7 +49,8 @@ const MaxLoggedBody = 1 << 10
 const OutcomeDelivering = "delivering"
 
 // InFlightAfter is how long a request runs before it is announced as in
-// flight. Most answer well within it, and cost no record.
+// flight (within half of it more: the worker looks every InFlightAfter/2).
+// Most answer well within it, and cost no record.
 const InFlightAfter = time.Second
 
 // logInFlight produces the record that attempt n of del, begun at

@@ -20,7 +20,7 @@ func TestInFlightAnnounced(t *testing.T) {
 	e := newEnv(t, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Webhook-Id") == eventID(0, 1) {
-			time.Sleep(deliverer.InFlightAfter + 500*time.Millisecond)
+			time.Sleep(2 * deliverer.InFlightAfter) // announcements are checked for every InFlightAfter/2
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))

@@ -2,6 +2,7 @@ package deliverer
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,6 +30,11 @@ type item struct {
 	state  itemState
 	// started is when its attempt began (waiting for a slot included).
 	started time.Time
+	// sending is when its request went out (unix ns), 0 when none is
+	// out: set by the attempt's goroutine, read by announceInFlight.
+	sending atomic.Int64
+	// announced: its request in flight was announced (logInFlight).
+	announced bool
 }
 
 func (it *item) fromRetries() bool { return it.ticket == nil }

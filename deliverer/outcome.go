@@ -3,6 +3,7 @@ package deliverer
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -43,13 +44,47 @@ func (w *worker) start(l *lane, it *item) {
 	w.setBackoff(l, false)
 	d, lim := it.dv, l.limiter
 	w.d.goroutines.Go(func() {
-		w.post(evResult{l: l, it: it, out: w.attempt(d, lim)})
+		w.post(evResult{l: l, it: it, out: w.attempt(d, lim, &it.sending)})
 	})
+	if !w.flyCheck {
+		w.flyCheck = true
+		time.AfterFunc(InFlightAfter/2, func() { w.post(evInFlightCheck{}) })
+	}
+}
+
+// announceInFlight announces the requests out for InFlightAfter or more,
+// once each, so that the delivery log shows their deliveries as
+// delivering rather than pending or retrying; it looks again while
+// attempts run. An announcement may land after the attempt's own record:
+// the log goes by attempt number, not order.
+func (w *worker) announceInFlight() {
+	w.flyCheck = false
+	now := time.Now().UnixNano()
+	for _, l := range w.lanes {
+		left := l.inflight
+		for _, it := range l.queue {
+			if left == 0 {
+				break
+			}
+			if it.state != inflight {
+				continue
+			}
+			left--
+			if s := it.sending.Load(); s != 0 && !it.announced && now-s >= int64(InFlightAfter) {
+				it.announced = true
+				w.d.logInFlight(w.prodCtx, it.dv, it.dv.Attempt+1, time.Unix(0, s))
+			}
+		}
+	}
+	if w.busy > 0 {
+		w.flyCheck = true
+		time.AfterFunc(InFlightAfter/2, func() { w.post(evInFlightCheck{}) })
+	}
 }
 
 // attempt looks the endpoint up and makes one attempt. It runs on its own
 // goroutine and touches no worker state.
-func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter) outcome {
+func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter, sending *atomic.Int64) outcome {
 	ctx := w.sendCtx
 	ep, err := w.d.eps.Endpoint(ctx, dv.EndpointID)
 	switch {
@@ -101,14 +136,9 @@ func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter) outcome {
 			req.Tracestate = string(h.Value)
 		}
 	}
-	// A request that runs long is announced, so that the delivery log
-	// shows its delivery as delivering rather than pending or retrying.
-	// The announcement may land after the attempt's own record; the log
-	// orders them by attempt number.
-	started := time.Now()
-	announce := time.AfterFunc(InFlightAfter, func() { w.d.logInFlight(w.prodCtx, dv, dv.Attempt+1, started) })
+	sending.Store(time.Now().UnixNano()) // for announceInFlight
 	res := w.d.snd.Send(ctx, req)
-	announce.Stop()
+	sending.Store(0)
 	w.d.slots.release(ep.Tenant)
 	if ctx.Err() != nil {
 		return outcome{kind: outAborted}

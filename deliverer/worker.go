@@ -55,6 +55,7 @@ type worker struct {
 	// lastStallScan is when spillStalled last looked at the lanes.
 	lastStallScan time.Time
 	stallCheck    bool // an evStallCheck is due
+	flyCheck      bool // an evInFlightCheck is due
 	busy          int  // goroutines and produces whose event is due
 	isDrained     bool
 
@@ -115,8 +116,10 @@ type (
 	}
 	evWake       struct{ l *lane }
 	evStallCheck struct{}
-	evDrain      struct{}
-	evStop       struct{}
+	// evInFlightCheck: look for requests to announce (announceInFlight).
+	evInFlightCheck struct{}
+	evDrain         struct{}
+	evStop          struct{}
 )
 
 // post never blocks: the poll loop, send goroutines, timers and kgo's
@@ -221,6 +224,8 @@ func (w *worker) handle(e any) {
 		w.pump(e.l)
 	case evStallCheck:
 		w.stallCheck = false
+	case evInFlightCheck:
+		w.announceInFlight()
 	case evDrain:
 		if w.mode == running {
 			w.mode = draining
