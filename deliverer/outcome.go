@@ -83,7 +83,8 @@ func (w *worker) announceInFlight() {
 }
 
 // attempt looks the endpoint up and makes one attempt. It runs on its own
-// goroutine and touches no worker state.
+// goroutine and touches no worker state but sending (atomic), the time its
+// request went out.
 func (w *worker) attempt(dv record.Delivery, lim *rate.Limiter, sending *atomic.Int64) outcome {
 	ctx := w.sendCtx
 	ep, err := w.d.eps.Endpoint(ctx, dv.EndpointID)

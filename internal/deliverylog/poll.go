@@ -44,8 +44,9 @@ func (ix *Index) newPoll(done *housekeeping) *poll {
 // need not follow every write: reads skip entries past retention, so a
 // key may outlive its last entry by a little. Expiries are rounded up to
 // expiryStep and written when the rounded time moves; a list is trimmed at
-// most once per trimEvery. With a thousand endpoints that is what keeps a
-// poll from spending more Redis commands on housekeeping than on attempts.
+// most once per trimEvery. Otherwise a poll touching a thousand endpoints
+// sent about six housekeeping commands per endpoint, more than it sent for
+// their attempts.
 const (
 	expiryStep = 5 * time.Minute
 	trimEvery  = time.Minute
