@@ -268,7 +268,7 @@ func TestRedisLeastPrivilegeACL(t *testing.T) {
 		t.Fatalf("a key outside the ACL: %v, want NOPERM", err)
 	}
 	// The delivery log's and the portal's keys (single-key commands).
-	for _, key := range []string{"dl:{acme}:ev:evt_1", "dl:indexer:generation", "portal:{acme}:gen"} {
+	for _, key := range []string{"dl:v2:{acme}:evd:evt_1", "dl:v2:indexer:generation", "portal:{acme}:gen"} {
 		if err := rdb.Incr(ctx, key).Err(); err != nil {
 			t.Fatalf("INCR %s as the ACL user: %v", key, err)
 		}

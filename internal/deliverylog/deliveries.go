@@ -115,13 +115,11 @@ func eventMember(m record.Match) string { return member(m.At, m.Partition, m.Off
 
 // lastAttempt is the attempt summary kept per delivery.
 type lastAttempt struct {
-	Attempt int       `json:"n"`
-	Status  int       `json:"s"`
-	Outcome string    `json:"o"`
-	At      time.Time `json:"t"`
-	Next    time.Time `json:"x,omitzero"`
-	Rank    int64     `json:"r"`           // lastRank: which summary is newest
-	Trigger string    `json:"g,omitempty"` // "" for scheduled
+	Attempt int
+	Status  int
+	Outcome string
+	At      time.Time // to the millisecond
+	Trigger string    // "" for scheduled
 }
 
 // addMatch indexes fanout's record of an event: the event in the tenant's
@@ -197,22 +195,27 @@ func (pl *poll) addParked(ctx context.Context, p redis.Pipeliner, r *kgo.Record)
 	later(pl.expires, k, r.Timestamp.Add(ix.retention))
 }
 
-// lastValue is a's summary as its delivery's latest attempt, for the
-// delivery's field "last:<endpoint>" of the event's hash.
-func (ix *Index) lastValue(a *deliverer.Attempt) lastAttempt {
-	l := lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At, Rank: lastRank(a.At, a.Attempt)}
+// lastValue is a's summary as its delivery's latest attempt.
+func lastValue(a *deliverer.Attempt) lastAttempt {
+	l := lastAttempt{Attempt: a.Attempt, Status: a.Status, Outcome: a.Outcome, At: a.At}
 	if a.Trigger != record.TriggerScheduled {
 		l.Trigger = a.Trigger
-	}
-	if a.Outcome != "delivered" && a.Outcome != "deleted" && a.Attempt >= 1 && a.Attempt < len(ix.schedule) {
-		l.Next = a.At.Add(ix.schedule[a.Attempt])
 	}
 	return l
 }
 
+// next is when the delivery's next attempt is due by the retry schedule
+// after l; zero when none is.
+func (ix *Index) next(l lastAttempt) time.Time {
+	if l.Outcome != "delivered" && l.Outcome != "deleted" && l.Attempt >= 1 && l.Attempt < len(ix.schedule) {
+		return l.At.Add(ix.schedule[l.Attempt])
+	}
+	return time.Time{}
+}
+
 // lastRank orders a delivery's attempts: by time (milliseconds), then by
-// attempt number within one millisecond. It is stored as "r" in the
-// summary.
+// attempt number within one millisecond. attemptsScript computes the same
+// for a stored summary from its ref.
 func lastRank(at time.Time, attempt int) int64 {
 	return max(at.UnixMilli(), 0)*1000 + int64(min(max(attempt, 0), 999))
 }
@@ -228,7 +231,7 @@ func (ix *Index) Event(ctx context.Context, tenant, id string) (Event, error) {
 	if len(h) == 0 {
 		return Event{}, ErrNotFound
 	}
-	return eventOf(id, h), nil
+	return ix.eventOf(id, h), nil
 }
 
 // deadSince tells whether d's delivery is dead: it went dead, and no
@@ -243,7 +246,7 @@ func deadSince(h map[string]string, d *Delivery, resentAt time.Time) bool {
 }
 
 // eventOf builds an event from its hash.
-func eventOf(id string, h map[string]string) Event {
+func (ix *Index) eventOf(id string, h map[string]string) Event {
 	ev := Event{ID: id, Type: h["type"]}
 	if ms, err := strconv.ParseInt(h["at"], 10, 64); err == nil {
 		ev.At = time.UnixMilli(ms).UTC()
@@ -279,9 +282,9 @@ func eventOf(id string, h map[string]string) Event {
 				parked = map[string]string{}
 			}
 			parked[ep] = v
-		case "last":
-			if l, ok := parseLast(v); ok {
-				d.Attempts, d.LastStatusCode, d.LastAttemptAt, d.NextAttemptAt = l.Attempt, l.Status, l.At, l.Next
+		case "a":
+			if l, _, ok := parseDelivery(ep, v); ok {
+				d.Attempts, d.LastStatusCode, d.LastAttemptAt, d.NextAttemptAt = l.Attempt, l.Status, l.At, ix.next(l)
 				if l.Trigger != "" {
 					resentAt[ep] = l.At
 				}

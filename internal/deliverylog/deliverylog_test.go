@@ -157,7 +157,7 @@ func TestQueriesAndTenantIsolation(t *testing.T) {
 
 	got := all(t, ix, "acme", "ep_a", deliverylog.Filter{})
 	for i := 1; i < len(got); i++ {
-		if got[i-1].ID <= got[i].ID {
+		if got[i-1].At.Before(got[i].At) {
 			t.Errorf("not newest first: %s before %s", got[i-1].ID, got[i].ID)
 		}
 	}
@@ -302,7 +302,7 @@ func TestRebuildAfterFlush(t *testing.T) {
 	}
 	// Every key written again after the flush expires: the indexer's
 	// memory of expiries already written did not outlive the flush.
-	keys, err := e.redis.Client.Keys(context.Background(), "dl:{*").Result()
+	keys, err := e.redis.Client.Keys(context.Background(), "dl:v2:{*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("index keys %v, %v", keys, err)
 	}
@@ -343,7 +343,7 @@ func TestReplayIsIdempotent(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.redis.Client.Del(context.Background(), "dl:indexer:offsets").Err(); err != nil {
+	if err := e.redis.Client.Del(context.Background(), "dl:v2:indexer:offsets").Err(); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Run(t, e.indexer(t))

@@ -114,7 +114,7 @@ func (ix *Index) events(ctx context.Context, tenant string, ms []string) ([]Even
 	out := make([]Event, len(ms))
 	for i, c := range cmds {
 		if h := c.Val(); len(h) > 0 {
-			out[i] = eventOf(memberEvent(ms[i]), h)
+			out[i] = ix.eventOf(memberEvent(ms[i]), h)
 		}
 	}
 	return out, nil

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -78,37 +79,76 @@ func member(at time.Time, partition int32, offset int64) string {
 // memberTime is the lowest member at or after t.
 func memberTime(t time.Time) string { return fmt.Sprintf("%012x", max(t.UnixMilli(), 0)) }
 
-func tag(tenant string) string { return "dl:{" + tenant + "}:" }
+// tag prefixes every key of the tenant's index. "v2" is the stream
+// layout: an index written before it ("dl:{tenant}:") is not read, and
+// ages out by its TTLs while the indexer rebuilds under the new prefix,
+// which the documented ACL pattern ~dl:* still covers.
+func tag(tenant string) string { return "dl:v2:{" + tenant + "}:" }
 
-// bucketSpan is the time one bucket hash covers. Attempts live as fields
-// of hourly hashes rather than one key each: a key with its own TTL costs
-// Redis about 100 bytes before its value, a hash field a fraction of that.
-const bucketSpan = time.Hour
+// endpointKey is the endpoint's stream of attempt summaries.
+func endpointKey(tenant, endpoint string) string { return tag(tenant) + "eps:" + endpoint }
 
-// bucketKey is the hash holding member m (its first 12 hex digits are the
-// time in ms).
-func bucketKey(tenant, m string) string {
-	ms, _ := strconv.ParseInt(m[:12], 16, 64)
-	return tag(tenant) + "b:" + strconv.FormatInt(ms/bucketSpan.Milliseconds(), 36)
+// ref names one indexed attempt: its endpoint and its entry's id in the
+// endpoint's stream ("<ms>-<seq>").
+type ref struct{ ep, id string }
+
+// attemptID is the public id of the attempt at r: opaque, but naming its
+// endpoint, so that one attempt is read with one command.
+func (r ref) attemptID() string {
+	return "att_" + base64.RawURLEncoding.EncodeToString([]byte(r.id+"."+r.ep))
 }
 
-// bucketExpiry is when the bucket holding at can go: when its newest
-// possible attempt leaves the retention window.
-func (ix *Index) bucketExpiry(at time.Time) time.Time {
-	start := at.Truncate(bucketSpan)
-	return start.Add(bucketSpan + ix.retention)
+func parseAttemptID(id string) (ref, bool) {
+	s, ok := strings.CutPrefix(id, "att_")
+	if !ok {
+		return ref{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return ref{}, false
+	}
+	sid, ep, ok := strings.Cut(string(b), ".")
+	if !ok || ep == "" || !validID(sid) {
+		return ref{}, false
+	}
+	return ref{ep: ep, id: sid}, true
 }
 
-// expired tells whether member m is older than the retention window; its
-// bucket may still hold it for up to bucketSpan.
-func (ix *Index) expired(m string) bool {
-	return m[:12] < memberTime(ix.now().Add(-ix.retention))
+// validID tells whether s is a stream id "<ms>-<seq>".
+func validID(s string) bool {
+	_, _, ok := parseID(s)
+	return ok
 }
-func endpointKey(tenant, endpoint string) string { return tag(tenant) + "ep:" + endpoint }
-func eventKey(tenant, event string) string       { return tag(tenant) + "ev:" + event }
 
-// AttemptID is the public id of the attempt at partition/offset.
-func attemptID(m string) string { return "att_" + m }
+func parseID(s string) (ms, seq uint64, ok bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
+}
+
+// parseRef reads a ref as the delivery field keeps it (hex, no "-0").
+func parseRef(ep, s string) (ref, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		b = "0"
+	}
+	ms, err1 := strconv.ParseUint(a, 16, 64)
+	seq, err2 := strconv.ParseUint(b, 16, 64)
+	if err1 != nil || err2 != nil {
+		return ref{}, false
+	}
+	return ref{ep: ep, id: strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq, 10)}, true
+}
+
+// expiredID tells whether stream id id is older than the retention window.
+func (ix *Index) expiredID(id string) bool {
+	ms, _, _ := parseID(id)
+	return int64(ms) < ix.now().Add(-ix.retention).UnixMilli()
+}
 
 // Located is an attempt with its coordinates in the attempts topic.
 type Located struct {
@@ -145,30 +185,25 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 	if !expires.After(ix.now()) {
 		return
 	}
+	evd := eventDeliveriesKey(a.Tenant, a.EventID)
 	if a.Outcome == deliverer.OutcomeDelivering {
 		// Not an attempt: its delivery's status (eventOf).
-		evd := eventDeliveriesKey(a.Tenant, a.EventID)
 		p.HSet(ctx, evd, "fly:"+a.EndpointID, strconv.Itoa(a.Attempt))
 		later(pl.expires, evd, expires)
 		return
 	}
-	m := member(a.At, partition, offset)
-	epKey, evKey, evd := endpointKey(a.Tenant, a.EndpointID), eventKey(a.Tenant, a.EventID), eventDeliveriesKey(a.Tenant, a.EventID)
-	st, es, bk := statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID), bucketKey(a.Tenant, m)
-	summary := encodeSummary(a)
-	pl.buckets[bk] = append(pl.buckets[bk], m, summary)
-	pl.lists[evKey] = append(pl.lists[evKey], redis.Z{Member: m})
+	epKey, st, es := endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID)
 	c := pl.call(ctx, p, a.Tenant)
 	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(evd),
-		m, a.Outcome, latencyBucket(a.LatencyMS), a.At.UnixMilli(),
-		"last:"+a.EndpointID, lastRank(a.At, a.Attempt), ix.lastValue(a).encode())
+		partition, offset, a.At.UnixMilli(), a.Outcome, latencyBucket(a.LatencyMS),
+		"a:"+a.EndpointID, lastRank(a.At, a.Attempt), lastValue(a).encode())
+	for _, v := range summaryValues(a, partition, offset) {
+		c.args = append(c.args, v)
+	}
 	c.n++
-	later(pl.trims, epKey, expires)
-	later(pl.trims, evKey, expires)
-	for _, k := range []string{st, es, evd} {
+	for _, k := range []string{epKey, st, es, evd} {
 		later(pl.expires, k, expires)
 	}
-	later(pl.expires, bk, ix.bucketExpiry(a.At))
 	if a.EventType != "" {
 		pl.types[evd] = a.EventType
 	}
@@ -176,23 +211,20 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 
 // Attempt returns the tenant's attempt id.
 func (ix *Index) Attempt(ctx context.Context, tenant, id string) (Entry, error) {
-	m, ok := strings.CutPrefix(id, "att_")
-	if !ok || len(m) != 28 || ix.expired(m) {
+	r, ok := parseAttemptID(id)
+	if !ok || ix.expiredID(r.id) {
 		return Entry{}, ErrNotFound
 	}
-	v, err := ix.rdb.HGet(ctx, bucketKey(tenant, m), m).Result()
-	if errors.Is(err, redis.Nil) {
-		return Entry{}, ErrNotFound
-	}
+	es, err := ix.entries(ctx, tenant, []ref{r})
 	if err != nil {
-		return Entry{}, fmt.Errorf("deliverylog: get: %w", err)
+		return Entry{}, err
 	}
-	e := Entry{ID: id}
-	if err := decodeSummary(tenant, v, &e.Attempt); err != nil {
-		return Entry{}, fmt.Errorf("deliverylog: entry %s: %w", id, err)
+	if es[0].ID == "" {
+		return Entry{}, ErrNotFound
 	}
+	e := es[0].Entry
 	if ix.records != nil {
-		if err := ix.full(ctx, m, &e); err != nil {
+		if err := ix.full(ctx, es[0].partition, es[0].offset, &e); err != nil {
 			return Entry{}, err
 		}
 	}
@@ -246,12 +278,94 @@ type Page struct {
 
 // EndpointAttempts pages the attempts of the tenant's endpoint.
 func (ix *Index) EndpointAttempts(ctx context.Context, tenant, endpointID string, q Query) (Page, error) {
-	return ix.page(ctx, tenant, endpointKey(tenant, endpointID), "ep:"+endpointID, q)
+	key := endpointKey(tenant, endpointID)
+	return ix.page(ctx, tenant, "ep:"+endpointID, q, func(lo, hi string, older bool, count int64) ([]located, error) {
+		return ix.rangeStream(ctx, tenant, endpointID, key, lo, hi, older, count)
+	})
 }
 
 // EventAttempts pages the attempts of the tenant's event, all endpoints.
+// They are the refs of its deliveries' fields, read with the event's hash
+// and ordered in memory: an event has as many attempts as its deliveries
+// made, not an endpoint's worth.
 func (ix *Index) EventAttempts(ctx context.Context, tenant, eventID string, q Query) (Page, error) {
-	return ix.page(ctx, tenant, eventKey(tenant, eventID), "ev:"+eventID, q)
+	var refs []eventRef
+	loaded := false
+	return ix.page(ctx, tenant, "ev:"+eventID, q, func(lo, hi string, older bool, count int64) ([]located, error) {
+		if !loaded {
+			h, err := ix.rdb.HGetAll(ctx, eventDeliveriesKey(tenant, eventID)).Result()
+			if err != nil {
+				return nil, fmt.Errorf("deliverylog: event: %w", err)
+			}
+			refs, loaded = eventRefs(h), true
+		}
+		var pick []ref
+		for i := range refs {
+			r := refs[i]
+			if older {
+				r = refs[len(refs)-1-i] // newest first
+			}
+			if len(pick) == int(count) {
+				break
+			}
+			if inRange(r.pos, lo, hi) {
+				pick = append(pick, r.ref)
+			}
+		}
+		es, err := ix.entries(ctx, tenant, pick)
+		if err != nil {
+			return nil, err
+		}
+		for i := range es {
+			es[i].pos = posOf(pick[i])
+		}
+		return es, nil
+	})
+}
+
+// eventRef is a ref with its place in the event's order: by time, then
+// by endpoint and id.
+type eventRef struct {
+	ref
+	pos string
+}
+
+// posOf orders refs across endpoints: time and sequence in fixed-width
+// hex, then the endpoint, so that positions compare as strings.
+func posOf(r ref) string {
+	ms, seq, _ := parseID(r.id)
+	return fmt.Sprintf("%012x%08x", ms, seq) + r.ep
+}
+
+// eventRefs are the refs of an event's hash, oldest first.
+func eventRefs(h map[string]string) []eventRef {
+	var out []eventRef
+	for f, v := range h {
+		ep, ok := strings.CutPrefix(f, "a:")
+		if !ok {
+			continue
+		}
+		_, rs, _ := parseDelivery(ep, v)
+		for _, r := range rs {
+			out = append(out, eventRef{r, posOf(r)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].pos < out[j].pos })
+	return out
+}
+
+// inRange tells whether position p is within [lo, hi) as bounds states
+// them for positions: "[x" or "(x" below, "(x" or "+" above.
+func inRange(p, lo, hi string) bool {
+	switch {
+	case strings.HasPrefix(lo, "[") && p < lo[1:], strings.HasPrefix(lo, "(") && p <= lo[1:]:
+		return false
+	case hi == "+":
+		return true
+	case strings.HasPrefix(hi, "(") && p >= hi[1:], strings.HasPrefix(hi, "[") && p > hi[1:]:
+		return false
+	}
+	return true
 }
 
 // cursor binds a position to a tenant and list, so that a cursor used
@@ -270,7 +384,7 @@ func parseCursor(c, tenant, scope string) (older bool, m string, err error) {
 		return false, "", ErrBadCursor
 	}
 	parts := strings.SplitN(string(b), "|", 4)
-	if len(parts) != 4 || len(parts[1]) < 28 || parts[0] != "n" && parts[0] != "p" {
+	if len(parts) != 4 || parts[1] == "" || parts[0] != "n" && parts[0] != "p" {
 		return false, "", ErrBadCursor
 	}
 	if parts[2] != scope || parts[3] != tenant {
@@ -279,51 +393,64 @@ func parseCursor(c, tenant, scope string) (older bool, m string, err error) {
 	return parts[0] == "n", parts[1], nil
 }
 
-// scanBatch is how many members one round trip looks at while filtering.
+// scanBatch is how many entries one round trip looks at while filtering.
 const scanBatch = 500
 
-func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (Page, error) {
+// located is an entry with its position in its list (what a cursor
+// holds) and its coordinates in the attempts topic.
+type located struct {
+	Entry
+	pos       string
+	partition int32
+	offset    int64
+}
+
+// rangeFunc reads up to count entries of a list within [lo, hi) (bounds
+// in the list's positions): newest first when older, else oldest first.
+type rangeFunc func(lo, hi string, older bool, count int64) ([]located, error)
+
+func (ix *Index) page(ctx context.Context, tenant, scope string, q Query, read rangeFunc) (Page, error) {
 	b, err := ix.bounds(tenant, scope, q.Limit, q.Since, q.Until, q.Cursor)
 	if err != nil {
 		return Page{}, err
 	}
-	limit, lo, hi, older := b.limit, b.lo, b.hi, b.older
+	lo, hi := b.lo, b.hi
+	if scope[:3] == "ep:" {
+		lo, hi = b.streamLo, b.streamHi
+	}
+	limit, older := b.limit, b.older
 	pg := Page{Since: b.since, Until: b.until}
-	var got []Entry
+	var got []located
 	more := false
 	// The first round reads one more than a page, which is all an
 	// unfiltered page needs; a filter that skips entries widens later
 	// rounds up to scanBatch.
 	batch := int64(limit + 1)
 	for len(got) <= limit {
-		ms, err := ix.rangeLex(ctx, key, lo, hi, older, batch)
+		es, err := read(lo, hi, older, batch)
 		if err != nil {
 			return Page{}, err
 		}
-		if len(ms) == 0 {
+		if len(es) == 0 {
 			break
-		}
-		es, err := ix.entries(ctx, tenant, ms)
-		if err != nil {
-			return Page{}, err
 		}
 		for i := range es {
 			if len(got) == limit {
 				more = true
 				break
 			}
-			if es[i].ID != "" && q.match(&es[i]) {
+			if es[i].ID != "" && !es[i].At.Before(b.since) && q.match(&es[i].Entry) {
 				got = append(got, es[i])
 			}
 		}
-		if more || int64(len(ms)) < batch {
+		if more || int64(len(es)) < batch {
 			break
 		}
 		batch = min(4*batch, scanBatch)
 		if older {
-			hi = "(" + ms[len(ms)-1]
+			hi = "(" + es[len(es)-1].pos
 		} else {
-			lo = "(" + ms[len(ms)-1]
+			lo = "(" + es[len(es)-1].pos
 		}
 	}
 	if !older {
@@ -332,14 +459,17 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 			got[i], got[j] = got[j], got[i]
 		}
 	}
-	pg.Data = got
+	pg.Data = make([]Entry, len(got))
+	for i := range got {
+		pg.Data[i] = got[i].Entry
+	}
 	switch {
 	case len(got) > 0:
 		// Newer entries may always arrive, so Prev is always there; Next
 		// only when older ones are left (or, paging newer, were passed).
-		pg.Prev = cursor(tenant, scope, false, got[0].ID[4:])
+		pg.Prev = cursor(tenant, scope, false, got[0].pos)
 		if more || !older {
-			pg.Next = cursor(tenant, scope, true, got[len(got)-1].ID[4:])
+			pg.Next = cursor(tenant, scope, true, got[len(got)-1].pos)
 		}
 	case !older:
 		pg.Prev = q.Cursor // nothing newer yet: poll again from there
@@ -347,52 +477,64 @@ func (ix *Index) page(ctx context.Context, tenant, key, scope string, q Query) (
 	return pg, nil
 }
 
-// entries loads members; an expired one comes back with an empty ID.
-// Members of one bucket are read with one HMGET, all in one round trip.
-func (ix *Index) entries(ctx context.Context, tenant string, ms []string) ([]Entry, error) {
-	type read struct {
-		idx    []int
-		fields []string
-		cmd    *redis.SliceCmd
+// rangeStream reads entries of an endpoint's stream within stream-id
+// bounds.
+func (ix *Index) rangeStream(ctx context.Context, tenant, ep, key, lo, hi string, older bool, count int64) ([]located, error) {
+	var xs []redis.XMessage
+	var err error
+	if older {
+		xs, err = ix.rdb.XRevRangeN(ctx, key, hi, lo, count).Result()
+	} else {
+		xs, err = ix.rdb.XRangeN(ctx, key, lo, hi, count).Result()
 	}
-	byKey := map[string]*read{}
-	for i, m := range ms {
-		if len(m) < 28 || ix.expired(m) {
-			continue
+	if err != nil {
+		return nil, fmt.Errorf("deliverylog: range: %w", err)
+	}
+	out := make([]located, len(xs))
+	for i, x := range xs {
+		if err := ix.decode(tenant, ep, x, &out[i]); err != nil {
+			return nil, err
 		}
-		k := bucketKey(tenant, m)
-		r := byKey[k]
-		if r == nil {
-			r = &read{}
-			byKey[k] = r
-		}
-		r.idx = append(r.idx, i)
-		r.fields = append(r.fields, m)
 	}
-	out := make([]Entry, len(ms))
-	if len(byKey) == 0 {
-		return out, nil
+	return out, nil
+}
+
+// decode reads stream entry x of the tenant's endpoint into l; an entry
+// past the retention window is left with an empty ID.
+func (ix *Index) decode(tenant, ep string, x redis.XMessage, l *located) error {
+	l.pos = x.ID
+	if ix.expiredID(x.ID) {
+		return nil
 	}
+	p, off, err := decodeSummary(tenant, ep, x, &l.Attempt)
+	if err != nil {
+		return fmt.Errorf("deliverylog: entry %s of %s: %w", x.ID, ep, err)
+	}
+	l.ID, l.partition, l.offset = ref{ep: ep, id: x.ID}.attemptID(), p, off
+	return nil
+}
+
+// entries reads refs in one round trip; one not found (or expired) comes
+// back with an empty ID.
+func (ix *Index) entries(ctx context.Context, tenant string, refs []ref) ([]located, error) {
+	cmds := make([]*redis.XMessageSliceCmd, len(refs))
 	_, err := ix.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for k, r := range byKey {
-			r.cmd = p.HMGet(ctx, k, r.fields...)
+		for i, r := range refs {
+			cmds[i] = p.XRangeN(ctx, endpointKey(tenant, r.ep), r.id, r.id, 1)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("deliverylog: hmget: %w", err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("deliverylog: read: %w", err)
 	}
-	for _, r := range byKey {
-		for j, v := range r.cmd.Val() {
-			s, ok := v.(string)
-			if !ok {
-				continue
-			}
-			i := r.idx[j]
-			if err := decodeSummary(tenant, s, &out[i].Attempt); err != nil {
-				return nil, fmt.Errorf("deliverylog: entry %s: %w", ms[i], err)
-			}
-			out[i].ID = attemptID(ms[i])
+	out := make([]located, len(refs))
+	for i, c := range cmds {
+		xs := c.Val()
+		if len(xs) == 0 || xs[0].ID != refs[i].id {
+			continue
+		}
+		if err := ix.decode(tenant, refs[i].ep, xs[0], &out[i]); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -404,6 +546,8 @@ type pageBounds struct {
 	since, until time.Time
 	// lo and hi bound the members, which run oldest to newest: [lo, hi).
 	lo, hi string
+	// streamLo and streamHi are the same window in stream ids.
+	streamLo, streamHi string
 	// older pages back in time (the default); false pages forward.
 	older bool
 }
@@ -423,10 +567,11 @@ func (ix *Index) bounds(tenant, scope string, limit int, since, until time.Time,
 		b.until = until
 	}
 	b.lo, b.hi = "["+memberTime(b.since), "("+memberTime(b.until.Add(time.Millisecond))
+	b.streamLo, b.streamHi = strconv.FormatInt(max(b.since.UnixMilli(), 0), 10), strconv.FormatInt(max(b.until.UnixMilli(), 0), 10)
 	if until.IsZero() {
 		// Unbounded above: an attempt stamped by a host whose clock runs
 		// a little ahead is still listed.
-		b.hi = "+"
+		b.hi, b.streamHi = "+", "+"
 	}
 	if cursor != "" {
 		older, m, err := parseCursor(cursor, tenant, scope)
@@ -435,9 +580,9 @@ func (ix *Index) bounds(tenant, scope string, limit int, since, until time.Time,
 		}
 		b.older = older
 		if older {
-			b.hi = "(" + m
+			b.hi, b.streamHi = "("+m, "("+m
 		} else {
-			b.lo = "(" + m
+			b.lo, b.streamLo = "("+m, "("+m
 		}
 	}
 	return b, nil

@@ -21,8 +21,8 @@ import (
 // the indexer starts over rather than trust offsets that outlived the
 // entries they stand for.
 const (
-	keyOffsets    = "dl:indexer:offsets"
-	keyGeneration = "dl:indexer:generation"
+	keyOffsets    = "dl:v2:indexer:offsets"
+	keyGeneration = "dl:v2:indexer:generation"
 )
 
 // errFlushed: Redis lost the index under the indexer.

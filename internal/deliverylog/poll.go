@@ -25,19 +25,13 @@ type poll struct {
 	trims, expires map[string]time.Time
 	// types are event types to set once on event hashes (key → type).
 	types map[string]string
-	// buckets and lists are the poll's unconditional attempt writes,
-	// one variadic command per key: bucket → member, summary, ...; event
-	// list → members.
-	buckets map[string][]any
-	lists   map[string][]redis.Z
 	// done, when set, remembers housekeeping already done in Redis.
 	done *housekeeping
 }
 
 func (ix *Index) newPoll(done *housekeeping) *poll {
 	return &poll{ix: ix, attempts: map[string]*scriptCall{}, trims: map[string]time.Time{},
-		expires: map[string]time.Time{}, types: map[string]string{}, done: done,
-		buckets: map[string][]any{}, lists: map[string][]redis.Z{}}
+		expires: map[string]time.Time{}, types: map[string]string{}, done: done}
 }
 
 // Housekeeping (moving a key's expiry on, trimming a list to the window)
@@ -127,15 +121,9 @@ func later(m map[string]time.Time, k string, t time.Time) {
 // writes that need no script first, then types, trims and expiries, which
 // must follow the writes that create their keys.
 func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
-	for k, fields := range pl.buckets {
-		p.HSet(ctx, k, fields...)
-	}
-	for k, ms := range pl.lists {
-		p.ZAdd(ctx, k, ms...)
-	}
 	for tenant, c := range pl.attempts {
 		if c.n > 0 {
-			attemptsScript.EvalSha(ctx, p, c.keys, c.args...)
+			pl.eval(ctx, p, c)
 		}
 		delete(pl.attempts, tenant)
 	}
@@ -162,7 +150,7 @@ func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
 func (pl *poll) call(ctx context.Context, p redis.Pipeliner, tenant string) *scriptCall {
 	c := pl.attempts[tenant]
 	if c != nil && c.n == maxScriptAttempts {
-		attemptsScript.EvalSha(ctx, p, c.keys, c.args...)
+		pl.eval(ctx, p, c)
 		c = nil
 	}
 	if c == nil {
@@ -170,4 +158,12 @@ func (pl *poll) call(ctx context.Context, p redis.Pipeliner, tenant string) *scr
 		pl.attempts[tenant] = c
 	}
 	return c
+}
+
+// eval queues c on p. Its first argument is the oldest stream id to keep:
+// XADD trims whole stream nodes older than the retention window as it
+// goes, so streams need no trim of their own.
+func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, c *scriptCall) {
+	oldest := max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0)
+	attemptsScript.EvalSha(ctx, p, c.keys, append([]any{oldest}, c.args...)...)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // TestBatchedAttempts: attempts written a poll at a time count once each,
-// however often a batch repeats them, and an endpoint's state follows its
+// however often a batch repeats them (a record at or below an offset
+// already indexed is a replay), and an endpoint's state follows its
 // attempts in time order within and across batches.
 func TestBatchedAttempts(t *testing.T) {
 	r := testenv.StartRedis(t)
@@ -35,7 +36,7 @@ func TestBatchedAttempts(t *testing.T) {
 		{"one batch, repeated", [][]deliverylog.Located{{at(0, "failed"), at(0, "failed"), at(1, "failed")}}, 0, 2, t0},
 		{"recovered in the batch", [][]deliverylog.Located{{at(0, "failed"), at(1, "delivered")}}, 1, 1, time.Time{}},
 		{"failing again after success", [][]deliverylog.Located{{at(0, "failed"), at(1, "delivered"), at(2, "failed"), at(3, "failed")}}, 1, 3, t0.Add(2 * time.Second)},
-		{"out of order across batches", [][]deliverylog.Located{{at(2, "failed")}, {at(1, "delivered"), at(0, "failed")}}, 1, 2, t0.Add(2 * time.Second)},
+		{"out of time order across batches", [][]deliverylog.Located{{at(2, "failed")}, {off(at(1, "delivered"), 3), off(at(0, "failed"), 4)}}, 1, 2, t0.Add(2 * time.Second)},
 		{"replayed batch", [][]deliverylog.Located{{at(0, "failed"), at(1, "failed")}, {at(0, "failed"), at(1, "failed")}}, 0, 2, t0},
 		{"more than one script's worth", [][]deliverylog.Located{many(at, 1200)}, 0, 1200, t0},
 	}
@@ -65,8 +66,27 @@ func TestBatchedAttempts(t *testing.T) {
 			if want := min(tt.delivered+tt.fails, 250); int64(len(pg.Data)) != want {
 				t.Errorf("listed %d attempts, want %d", len(pg.Data), want)
 			}
+			// Each attempt keeps its own time, even one written after a
+			// later one (its entry id moved past it).
+			at := map[string]time.Time{}
+			for _, b := range tt.batches {
+				for _, l := range b {
+					at[l.EventID] = l.At.Truncate(time.Millisecond)
+				}
+			}
+			for _, e := range pg.Data {
+				if want, ok := at[e.EventID]; ok && e.EventID != "evt_many" && !e.At.Equal(want) {
+					t.Errorf("%s listed at %v, want %v", e.EventID, e.At, want)
+				}
+			}
 		})
 	}
+}
+
+// off places l at offset o of its partition: a record written later.
+func off(l deliverylog.Located, o int64) deliverylog.Located {
+	l.Offset = o
+	return l
 }
 
 func many(at func(int, string) deliverylog.Located, n int) []deliverylog.Located {

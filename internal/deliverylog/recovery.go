@@ -2,11 +2,9 @@ package deliverylog
 
 import (
 	"context"
-	"fmt"
 	"sort"
+	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // FailingDelivery is a delivery that ended dead or is still failing.
@@ -24,9 +22,9 @@ const MaxFailing = 100000
 // partition and offset of their delivery record. Deliveries whose record
 // location the log does not know cannot be sent again and are left out.
 func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]FailingDelivery, error) {
-	lo, hi := "["+memberTime(since), "+"
+	lo, hi := strconv.FormatInt(max(since.UnixMilli(), 0), 10), "+"
 	if !until.IsZero() {
-		hi = "(" + memberTime(until)
+		hi = "(" + strconv.FormatInt(max(until.UnixMilli(), 0), 10)
 	}
 	seen := map[string]bool{}
 	var events []string
@@ -36,14 +34,7 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 	latest := map[string]Entry{}
 	key := endpointKey(tenant, endpointID)
 	for {
-		ms, err := ix.rdb.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lo, Max: hi, Count: scanBatch}).Result()
-		if err != nil {
-			return nil, fmt.Errorf("deliverylog: range: %w", err)
-		}
-		if len(ms) == 0 {
-			break
-		}
-		es, err := ix.entries(ctx, tenant, ms)
+		es, err := ix.rangeStream(ctx, tenant, endpointID, key, lo, hi, false, scanBatch)
 		if err != nil {
 			return nil, err
 		}
@@ -56,13 +47,13 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 				events = append(events, e.EventID)
 			}
 			if l, ok := latest[e.EventID]; !ok || !e.At.Before(l.At) {
-				latest[e.EventID] = e
+				latest[e.EventID] = e.Entry
 			}
 		}
-		if len(ms) < scanBatch || len(events) > MaxFailing {
+		if len(es) < scanBatch || len(events) > MaxFailing {
 			break
 		}
-		lo = "(" + ms[len(ms)-1]
+		lo = "(" + es[len(es)-1].pos
 	}
 	var out []FailingDelivery
 	for _, id := range events {

@@ -36,55 +36,99 @@ func latencyBucket(ms int64) int {
 // bucketMS is the largest latency of bucket b.
 func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float64(b)) - 1)) }
 
-// attemptsScript indexes a batch of one tenant's attempts in one call: each
-// attempt's member in its endpoint's list and its delivery's latest
-// attempt; the minute counters of the attempts new in their endpoint's
-// list, added up and written once per key; and each endpoint's state (its
-// run of failures) moved on once, unless a later attempt is already in
-// it. Every step is idempotent. Summaries, event lists, expiries, trims
-// and event types need no script (poll.flush). Each redis.call costs
-// about as much as the command it runs, so the script makes as few as it
-// can.
+// attemptsScript indexes a batch of one tenant's attempts in one call:
+// each attempt as an entry of its endpoint's stream, its ref and summary
+// in its delivery's field of the event's hash, the minute counters, added
+// up and written once per key, and each endpoint's state (its run of
+// failures), moved on once unless a later attempt is already in it.
 //
-// KEYS: every key the batch touches. ARGV: per attempt, the positions in
-// KEYS of its endpoint list, minute counters, endpoint state and event
-// hash; then member, outcome, latency bucket, attempt time (unix ms),
-// delivery field, rank and delivery summary.
+// An endpoint's attempts are keyed by endpoint, so they come in one
+// attempts partition, in offset order: the state keeps the last offset
+// indexed per partition ("o:<partition>"), and an attempt at or below it is
+// a replay (the indexer restarted) and skipped whole. So nothing is
+// counted or listed twice. Stream ids are the attempt's millisecond, or
+// the endpoint's last id if that is later (a clock behind), so an
+// endpoint's stream runs in the order its attempts were written. Each
+// redis.call costs about as much as the command it runs, so the script
+// makes as few as it can.
+//
+// KEYS: every key the batch touches. ARGV[1]: the oldest stream id to
+// keep (ms). Then per attempt: the positions in KEYS of its endpoint
+// stream, minute counters, endpoint state and event hash; partition,
+// offset, attempt time (ms), outcome, latency bucket, delivery field,
+// rank, delivery summary; then the stream values (summaryNames).
 var attemptsScript = redis.NewScript(`
-local F = 11
+local F = 24
 local counts, states = {}, {}
 local added = 0
-for b = 0, #ARGV - F, F do
+local minid = ARGV[1]
+for b = 1, #ARGV - F, F do
   local ep, st, es, evd = KEYS[tonumber(ARGV[b + 1])], KEYS[tonumber(ARGV[b + 2])], KEYS[tonumber(ARGV[b + 3])], KEYS[tonumber(ARGV[b + 4])]
-  local m, outcome, field = ARGV[b + 5], ARGV[b + 6], ARGV[b + 9]
-  -- A replay must not put an older attempt back over a newer: the highest
-  -- rank stays (summaries before this format were JSON with "r").
-  local cur = redis.call('HGET', evd, field)
-  local r = cur and tonumber(string.match(cur, '^(%d+),') or string.match(cur, '"r":(%d+)'))
-  if not (r and r > tonumber(ARGV[b + 10])) then
-    redis.call('HSET', evd, field, ARGV[b + 11])
-  end
-  if redis.call('ZADD', ep, 0, m) == 1 then
-    added = added + 1
-    local c = counts[st]
-    if not c then c = {}; counts[st] = c end
-    local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 7]
-    c[o] = (c[o] or 0) + 1
-    c[l] = (c[l] or 0) + 1
-  end
+  local part, off, outcome = ARGV[b + 5], tonumber(ARGV[b + 6]), ARGV[b + 8]
   local s = states[es]
   if not s then
-    local v = redis.call('HMGET', es, 'at', 'failing_since')
-    s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], had = v[2], dirty = false}
+    local v = redis.call('HMGET', es, 'at', 'failing_since', 'lid', 'o:' .. part)
+    s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], had = v[2], lid = tonumber(v[3] or '0'), off = {}, dirty = false}
+    s.off[part] = tonumber(v[4] or '-1')
+    if not v[3] then
+      -- No state (its key expired first): the stream's last id bounds
+      -- the next one all the same.
+      local last = redis.call('XREVRANGE', ep, '+', '-', 'COUNT', 1)[1]
+      if last then s.lid = tonumber(string.match(last[1], '^(%d+)')) end
+    end
     states[es] = s
   end
-  local at = tonumber(ARGV[b + 8])
-  if at >= s.atn then
-    s.at, s.atn, s.dirty = ARGV[b + 8], at, true
-    if outcome == 'delivered' then
-      s.fs = false
-    elseif outcome ~= 'deleted' and not s.fs then
-      s.fs = ARGV[b + 8]
+  if s.off[part] == nil then
+    s.off[part] = tonumber(redis.call('HGET', es, 'o:' .. part) or '-1')
+  end
+  if off > s.off[part] then
+    s.off[part], s.dirty = off, true
+    local at = tonumber(ARGV[b + 7])
+    local ms = math.max(at, s.lid)
+    -- "a" is the attempt's millisecond less the id's: 0 unless the id
+    -- had to move past a clock behind.
+    local id = redis.call('XADD', ep, 'MINID', '~', minid, string.format('%d-*', ms),
+      'e', ARGV[b + 13], 't', ARGV[b + 14], 'n', ARGV[b + 15], 'g', ARGV[b + 16], 'o', ARGV[b + 17],
+      's', ARGV[b + 18], 'c', ARGV[b + 19], 'l', ARGV[b + 20], 'r', ARGV[b + 21],
+      'a', string.format('%d', at - ms), 'p', ARGV[b + 23], 'f', ARGV[b + 24])
+    local seq
+    s.lid, seq = string.match(id, '^(%d+)-(%d+)$')
+    s.lid = tonumber(s.lid)
+    local ref = string.format('%x', s.lid)
+    if seq ~= '0' then ref = ref .. string.format('-%x', tonumber(seq)) end
+    added = added + 1
+    -- The delivery's field: the highest-ranked summary with its ref,
+    -- then the refs of the delivery's other attempts.
+    local field, sum = ARGV[b + 10], ref .. ',' .. ARGV[b + 12]
+    local cur = redis.call('HGET', evd, field)
+    if cur then
+      local csum, crefs = string.match(cur, '^([^;]*);(.*)$')
+      local cref, cms, cn = string.match(csum or '', '^(([%x]+)[%-%x]*),(%d+),')
+      if cms and tonumber(cms, 16) * 1000 + tonumber(cn) > tonumber(ARGV[b + 11]) then
+        sum, cref = csum, ref
+      end
+      if cref then
+        if crefs ~= '' then crefs = crefs .. ' ' end
+        sum = sum .. ';' .. crefs .. cref
+      else
+        sum = sum .. ';'
+      end
+    else
+      sum = sum .. ';'
+    end
+    redis.call('HSET', evd, field, sum)
+    local c = counts[st]
+    if not c then c = {}; counts[st] = c end
+    local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 9]
+    c[o] = (c[o] or 0) + 1
+    c[l] = (c[l] or 0) + 1
+    if at >= s.atn then
+      s.at, s.atn = ARGV[b + 7], at
+      if outcome == 'delivered' then
+        s.fs = false
+      elseif outcome ~= 'deleted' and not s.fs then
+        s.fs = ARGV[b + 7]
+      end
     end
   end
 end
@@ -93,12 +137,20 @@ for st, c in pairs(counts) do
 end
 for es, s in pairs(states) do
   if s.dirty then
-    if s.fs then
-      redis.call('HSET', es, 'at', s.at, 'failing_since', s.fs)
-    else
-      redis.call('HSET', es, 'at', s.at)
-      if s.had then redis.call('HDEL', es, 'failing_since') end
+    local args = {'HSET', es, 'at', s.at, 'lid', string.format('%d', s.lid)}
+    for p, o in pairs(s.off) do
+      if o >= 0 then
+        args[#args + 1] = 'o:' .. p
+        args[#args + 1] = string.format('%d', o)
+      end
     end
+    if s.fs then
+      args[#args + 1] = 'failing_since'
+      args[#args + 1] = s.fs
+    elseif s.had then
+      redis.call('HDEL', es, 'failing_since')
+    end
+    redis.call(unpack(args))
   end
 end
 return added

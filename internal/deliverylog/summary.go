@@ -1,6 +1,7 @@
 package deliverylog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,65 +9,94 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/encoding/json"
 
 	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/internal/record"
 )
 
 // An attempt's summary is all the index keeps of it: what lists show and
-// filters test. The heavy fields (request headers, response body, error
-// text) stay in the attempts topic and are read back by the attempt's
-// coordinates when one attempt is shown in full (WithRecords).
+// filters test, as one entry of its endpoint's stream. The heavy fields
+// (request headers, response body, error text) stay in the attempts topic
+// and are read back by the attempt's coordinates (p, f) when one attempt
+// is shown in full (WithRecords).
 //
-// The summary is its fields joined by sep, not JSON: no field names, no
-// quoting, and the tenant is the key's. None of the fields can hold sep
-// (ids, type names, enum values and numbers).
-const sep = "\x1f"
+// Every entry has the same fields in the same order, so a stream node
+// stores the names once and each entry only its values; the tenant and
+// endpoint are the key's.
+var summaryNames = [...]string{"e", "t", "n", "g", "o", "s", "c", "l", "r", "a", "p", "f"}
 
-// summaryFields is the field count of an encoded summary.
-const summaryFields = 11
+// shortNames are one-letter codes for the outcomes and error classes
+// (sender.Class) that nearly every attempt repeats; codes are upper case,
+// the values they stand for lower case, so a value without a code is
+// stored as it is and read back unchanged.
+var shortNames = map[string]string{
+	"delivered": "D", "failed": "F", "deleted": "X", "gone": "G", "refused": "U",
+	"http_status": "H", "timeout": "T", "dns": "N", "connection_refused": "R", "connection_reset": "S",
+	"tls": "L", "refused_destination": "B", "invalid_request": "I", "redirect": "E", "canceled": "C",
+	"connection": "K",
+}
 
-func encodeSummary(a *deliverer.Attempt) string {
+var longNames = func() map[string]string {
+	m := make(map[string]string, len(shortNames))
+	for long, short := range shortNames {
+		m[short] = long
+	}
+	return m
+}()
+
+func short(v string) string { return cmp.Or(shortNames[v], v) }
+func long(v string) string  { return cmp.Or(longNames[v], v) }
+
+// summaryValues are a's stream values, in summaryNames' order. The
+// attempt's time is its entry id's millisecond plus "a", which
+// attemptsScript sets: the index keeps times to the millisecond.
+func summaryValues(a *deliverer.Attempt, partition int32, offset int64) [len(summaryNames)]string {
 	trunc := "0"
 	if a.ResponseTruncated {
 		trunc = "1"
 	}
 	trigger := a.Trigger
-	if trigger == "scheduled" {
+	if trigger == record.TriggerScheduled {
 		trigger = "" // the common case costs nothing
 	}
-	return strings.Join([]string{
-		a.EventID, a.EventType, a.EndpointID, strconv.Itoa(a.Attempt), trigger, a.Outcome,
-		strconv.Itoa(a.Status), a.ErrorClass, strconv.FormatInt(a.LatencyMS, 10), trunc,
-		strconv.FormatInt(a.At.UnixNano(), 36),
-	}, sep)
+	return [...]string{a.EventID, a.EventType, strconv.Itoa(a.Attempt), trigger, short(a.Outcome),
+		strconv.Itoa(a.Status), short(a.ErrorClass), strconv.FormatInt(a.LatencyMS, 10), trunc,
+		"0", strconv.Itoa(int(partition)), strconv.FormatInt(offset, 10)}
 }
 
-// errSummary: a stored value is not a summary this code wrote.
+// errSummary: a stored entry is not a summary this code wrote.
 var errSummary = errors.New("deliverylog: malformed summary")
 
-func decodeSummary(tenant, v string, a *deliverer.Attempt) error {
-	f := strings.Split(v, sep)
-	if len(f) != summaryFields {
-		return errSummary
+// decodeSummary reads stream entry x of the tenant's endpoint into a, and
+// the attempt's coordinates in the attempts topic.
+func decodeSummary(tenant, endpoint string, x redis.XMessage, a *deliverer.Attempt) (partition int32, offset int64, err error) {
+	v := x.Values
+	ms, _, ok := parseID(x.ID)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: id %q", errSummary, x.ID)
 	}
-	n, err1 := strconv.Atoi(f[3])
-	status, err2 := strconv.Atoi(f[6])
-	lat, err3 := strconv.ParseInt(f[8], 10, 64)
-	ns, err4 := strconv.ParseInt(f[10], 36, 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return fmt.Errorf("%w: %w", errSummary, err)
+	str := func(k string) string { s, _ := v[k].(string); return s }
+	n, err1 := strconv.Atoi(str("n"))
+	status, err2 := strconv.Atoi(str("s"))
+	lat, err3 := strconv.ParseInt(str("l"), 10, 64)
+	delta, err4 := strconv.ParseInt(str("a"), 10, 64)
+	p, err5 := strconv.ParseInt(str("p"), 10, 32)
+	off, err6 := strconv.ParseInt(str("f"), 10, 64)
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", errSummary, err)
 	}
-	trigger := f[4]
+	trigger := str("g")
 	if trigger == "" {
-		trigger = "scheduled"
+		trigger = record.TriggerScheduled
 	}
 	*a = deliverer.Attempt{
-		Tenant: tenant, EventID: f[0], EventType: f[1], EndpointID: f[2], Attempt: n, Trigger: trigger,
-		Outcome: f[5], Status: status, ErrorClass: f[7], LatencyMS: lat, ResponseTruncated: f[9] == "1",
-		At: time.Unix(0, ns),
+		Tenant: tenant, EventID: str("e"), EventType: str("t"), EndpointID: endpoint, Attempt: n, Trigger: trigger,
+		Outcome: long(str("o")), Status: status, ErrorClass: long(str("c")), LatencyMS: lat, ResponseTruncated: str("r") == "1",
+		At: time.UnixMilli(int64(ms) + delta),
 	}
-	return nil
+	return int32(p), off, nil
 }
 
 // RecordReader reads one Kafka record's value by its location
@@ -82,16 +112,11 @@ func WithRecords(rd RecordReader, topic string) IndexOption {
 	return func(ix *Index) { ix.records, ix.attemptsTopic = rd, topic }
 }
 
-// full reads the attempt at m's coordinates back from Kafka into e. A
+// full reads the attempt at its coordinates back from Kafka into e. A
 // record past the topic's retention leaves the summary as it is; a record
 // that is not the indexed attempt is an error, never shown.
-func (ix *Index) full(ctx context.Context, m string, e *Entry) error {
-	part, err1 := strconv.ParseUint(m[12:16], 16, 16)
-	off, err2 := strconv.ParseInt(m[16:28], 16, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("deliverylog: attempt %s: %w", e.ID, err)
-	}
-	v, err := ix.records.Read(ctx, Location{Topic: ix.attemptsTopic, Partition: int32(part), Offset: off})
+func (ix *Index) full(ctx context.Context, part int32, off int64, e *Entry) error {
+	v, err := ix.records.Read(ctx, Location{Topic: ix.attemptsTopic, Partition: part, Offset: off})
 	if errors.Is(err, ErrGone) {
 		return nil
 	}
@@ -105,46 +130,52 @@ func (ix *Index) full(ctx context.Context, m string, e *Entry) error {
 	if a.Tenant != e.Tenant || a.EventID != e.EventID || a.EndpointID != e.EndpointID || a.Attempt != e.Attempt.Attempt {
 		return fmt.Errorf("deliverylog: attempt %s: the record at its coordinates is another attempt", e.ID)
 	}
-	e.Error, e.ResponseBody, e.RequestHeaders = a.Error, a.ResponseBody, a.RequestHeaders
+	e.Error, e.ResponseBody, e.RequestHeaders, e.At = a.Error, a.ResponseBody, a.RequestHeaders, a.At
 	return nil
 }
 
-// encode writes the delivery's summary compactly, its rank first so that
-// attemptScript compares ranks without decoding the rest.
+// A delivery's field "a:<endpoint>" of its event's hash holds the
+// summary of its latest attempt, with that attempt's ref, then the refs
+// of its other attempts: "<ref>,<attempt>,<status>,<outcome>[,<trigger>];<ref> ...".
+// A ref is its attempt's stream id in hex, "-<seq>" left out when the
+// sequence is 0, as it nearly always is. attemptsScript ranks summaries
+// by their ref's millisecond and attempt number, so their place is fixed.
+
+// encode writes the delivery's summary but its ref, which attemptsScript
+// puts first. A scheduled attempt's trigger is left out.
 func (l lastAttempt) encode() string {
-	next := ""
-	if !l.Next.IsZero() {
-		next = strconv.FormatInt(l.Next.UnixMilli(), 36)
+	s := strconv.Itoa(l.Attempt) + "," + strconv.Itoa(l.Status) + "," + short(l.Outcome)
+	if l.Trigger != "" {
+		s += "," + l.Trigger
 	}
-	return strings.Join([]string{strconv.FormatInt(l.Rank, 10), strconv.Itoa(l.Attempt), strconv.Itoa(l.Status), l.Outcome,
-		strconv.FormatInt(l.At.UnixNano(), 36), next, l.Trigger}, ",")
+	return s
 }
 
-// parseLast reads a delivery's summary, compact or (as written before)
-// JSON.
-func parseLast(v string) (lastAttempt, bool) {
+// parseDelivery reads a delivery's field: its latest attempt and the refs
+// of all its attempts.
+func parseDelivery(ep, v string) (lastAttempt, []ref, bool) {
 	var l lastAttempt
-	if strings.HasPrefix(v, "{") {
-		return l, json.Unmarshal([]byte(v), &l) == nil
+	sum, others, _ := strings.Cut(v, ";")
+	f := strings.Split(sum, ",")
+	if len(f) == 4 {
+		f = append(f, "")
 	}
-	f := strings.Split(v, ",")
-	if len(f) != 7 {
-		return l, false
+	if len(f) != 5 {
+		return l, nil, false
 	}
-	rank, err1 := strconv.ParseInt(f[0], 10, 64)
-	n, err2 := strconv.Atoi(f[1])
-	status, err3 := strconv.Atoi(f[2])
-	ns, err4 := strconv.ParseInt(f[4], 36, 64)
-	if errors.Join(err1, err2, err3, err4) != nil {
-		return l, false
+	r, ok := parseRef(ep, f[0])
+	n, err1 := strconv.Atoi(f[1])
+	status, err2 := strconv.Atoi(f[2])
+	if !ok || err1 != nil || err2 != nil {
+		return l, nil, false
 	}
-	l = lastAttempt{Rank: rank, Attempt: n, Status: status, Outcome: f[3], At: time.Unix(0, ns).UTC(), Trigger: f[6]}
-	if f[5] != "" {
-		ms, err := strconv.ParseInt(f[5], 36, 64)
-		if err != nil {
-			return l, false
+	ms, _, _ := parseID(r.id)
+	l = lastAttempt{Attempt: n, Status: status, Outcome: long(f[3]), At: time.UnixMilli(int64(ms)).UTC(), Trigger: f[4]}
+	refs := []ref{r}
+	for _, s := range strings.Fields(others) {
+		if r, ok := parseRef(ep, s); ok {
+			refs = append(refs, r)
 		}
-		l.Next = time.UnixMilli(ms).UTC()
 	}
-	return l, true
+	return l, refs, true
 }
