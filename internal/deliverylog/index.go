@@ -196,10 +196,7 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 	c := pl.call(ctx, p, a.Tenant)
 	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(evd),
 		partition, offset, a.At.UnixMilli(), a.Outcome, latencyBucket(a.LatencyMS),
-		"a:"+a.EndpointID, lastRank(a.At, a.Attempt), lastValue(a).encode())
-	for _, v := range summaryValues(a, partition, offset) {
-		c.args = append(c.args, v)
-	}
+		"a:"+a.EndpointID, lastRank(a.At, a.Attempt), lastValue(a).encode(), summaryValue(a, partition, offset))
 	c.n++
 	for _, k := range []string{epKey, st, es, evd} {
 		later(pl.expires, k, expires)

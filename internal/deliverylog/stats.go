@@ -56,9 +56,11 @@ func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float
 // keep (ms). Then per attempt: the positions in KEYS of its endpoint
 // stream, minute counters, endpoint state and event hash; partition,
 // offset, attempt time (ms), outcome, latency bucket, delivery field,
-// rank, delivery summary; then the stream values (summaryNames).
+// rank, delivery summary and stream value (summaryValue), to which the
+// script appends the attempt's millisecond less its entry id's when the
+// id had to move past a clock behind.
 var attemptsScript = redis.NewScript(`
-local F = 24
+local F = 13
 local counts, states = {}, {}
 local added = 0
 local minid = ARGV[1]
@@ -85,12 +87,9 @@ for b = 1, #ARGV - F, F do
     s.off[part], s.dirty = off, true
     local at = tonumber(ARGV[b + 7])
     local ms = math.max(at, s.lid)
-    -- "a" is the attempt's millisecond less the id's: 0 unless the id
-    -- had to move past a clock behind.
-    local id = redis.call('XADD', ep, 'MINID', '~', minid, string.format('%d-*', ms),
-      'e', ARGV[b + 13], 't', ARGV[b + 14], 'n', ARGV[b + 15], 'g', ARGV[b + 16], 'o', ARGV[b + 17],
-      's', ARGV[b + 18], 'c', ARGV[b + 19], 'l', ARGV[b + 20], 'r', ARGV[b + 21],
-      'a', string.format('%d', at - ms), 'p', ARGV[b + 23], 'f', ARGV[b + 24])
+    local v = ARGV[b + 13]
+    if at < ms then v = v .. '\31' .. (at - ms) end
+    local id = redis.call('XADD', ep, 'MINID', '~', minid, ms .. '-*', 'v', v)
     local seq
     s.lid, seq = string.match(id, '^(%d+)-(%d+)$')
     s.lid = tonumber(s.lid)

@@ -19,13 +19,19 @@ import (
 // An attempt's summary is all the index keeps of it: what lists show and
 // filters test, as one entry of its endpoint's stream. The heavy fields
 // (request headers, response body, error text) stay in the attempts topic
-// and are read back by the attempt's coordinates (p, f) when one attempt
-// is shown in full (WithRecords).
+// and are read back by the attempt's coordinates when one attempt is shown
+// in full (WithRecords).
 //
-// Every entry has the same fields in the same order, so a stream node
-// stores the names once and each entry only its values; the tenant and
+// An entry has one field, "v": the summary's fields joined by sep, not
+// one stream field each, which would cost Redis two bytes of framing per
+// field per entry and the script an argument each. None of the fields can
+// hold sep (ids, type names, enum values and numbers); the tenant and
 // endpoint are the key's.
-var summaryNames = [...]string{"e", "t", "n", "g", "o", "s", "c", "l", "r", "a", "p", "f"}
+const sep = "\x1f"
+
+// summaryFields is the field count of a stored summary: summaryValue's
+// and the time delta attemptsScript may append.
+const summaryFields = 12
 
 // shortNames are one-letter codes for the outcomes and error classes
 // (sender.Class) that nearly every attempt repeats; codes are upper case,
@@ -49,11 +55,12 @@ var longNames = func() map[string]string {
 func short(v string) string { return cmp.Or(shortNames[v], v) }
 func long(v string) string  { return cmp.Or(longNames[v], v) }
 
-// summaryValues are a's stream values, in summaryNames' order. The
-// attempt's time is its entry id's millisecond plus "a", which
-// attemptsScript sets: the index keeps times to the millisecond.
-func summaryValues(a *deliverer.Attempt, partition int32, offset int64) [len(summaryNames)]string {
-	trunc := "0"
+// summaryValue is a's stream value (the offset in base 36) but its last
+// field, the attempt's millisecond less its entry id's, which
+// attemptsScript appends when it is not 0, that is when the id had to
+// move past a clock behind. The index keeps times to the millisecond.
+func summaryValue(a *deliverer.Attempt, partition int32, offset int64) string {
+	trunc := ""
 	if a.ResponseTruncated {
 		trunc = "1"
 	}
@@ -61,9 +68,9 @@ func summaryValues(a *deliverer.Attempt, partition int32, offset int64) [len(sum
 	if trigger == record.TriggerScheduled {
 		trigger = "" // the common case costs nothing
 	}
-	return [...]string{a.EventID, a.EventType, strconv.Itoa(a.Attempt), trigger, short(a.Outcome),
+	return strings.Join([]string{a.EventID, a.EventType, strconv.Itoa(a.Attempt), trigger, short(a.Outcome),
 		strconv.Itoa(a.Status), short(a.ErrorClass), strconv.FormatInt(a.LatencyMS, 10), trunc,
-		"0", strconv.Itoa(int(partition)), strconv.FormatInt(offset, 10)}
+		strconv.Itoa(int(partition)), strconv.FormatInt(offset, 36)}, sep)
 }
 
 // errSummary: a stored entry is not a summary this code wrote.
@@ -72,28 +79,31 @@ var errSummary = errors.New("deliverylog: malformed summary")
 // decodeSummary reads stream entry x of the tenant's endpoint into a, and
 // the attempt's coordinates in the attempts topic.
 func decodeSummary(tenant, endpoint string, x redis.XMessage, a *deliverer.Attempt) (partition int32, offset int64, err error) {
-	v := x.Values
 	ms, _, ok := parseID(x.ID)
-	if !ok {
-		return 0, 0, fmt.Errorf("%w: id %q", errSummary, x.ID)
+	v, _ := x.Values["v"].(string)
+	f := strings.Split(v, sep)
+	if len(f) == summaryFields-1 {
+		f = append(f, "0")
 	}
-	str := func(k string) string { s, _ := v[k].(string); return s }
-	n, err1 := strconv.Atoi(str("n"))
-	status, err2 := strconv.Atoi(str("s"))
-	lat, err3 := strconv.ParseInt(str("l"), 10, 64)
-	delta, err4 := strconv.ParseInt(str("a"), 10, 64)
-	p, err5 := strconv.ParseInt(str("p"), 10, 32)
-	off, err6 := strconv.ParseInt(str("f"), 10, 64)
+	if !ok || len(f) != summaryFields {
+		return 0, 0, fmt.Errorf("%w: entry %s", errSummary, x.ID)
+	}
+	n, err1 := strconv.Atoi(f[2])
+	status, err2 := strconv.Atoi(f[5])
+	lat, err3 := strconv.ParseInt(f[7], 10, 64)
+	p, err4 := strconv.ParseInt(f[9], 10, 32)
+	off, err5 := strconv.ParseInt(f[10], 36, 64)
+	delta, err6 := strconv.ParseInt(f[11], 10, 64)
 	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", errSummary, err)
 	}
-	trigger := str("g")
+	trigger := f[3]
 	if trigger == "" {
 		trigger = record.TriggerScheduled
 	}
 	*a = deliverer.Attempt{
-		Tenant: tenant, EventID: str("e"), EventType: str("t"), EndpointID: endpoint, Attempt: n, Trigger: trigger,
-		Outcome: long(str("o")), Status: status, ErrorClass: long(str("c")), LatencyMS: lat, ResponseTruncated: str("r") == "1",
+		Tenant: tenant, EventID: f[0], EventType: f[1], EndpointID: endpoint, Attempt: n, Trigger: trigger,
+		Outcome: long(f[4]), Status: status, ErrorClass: long(f[6]), LatencyMS: lat, ResponseTruncated: f[8] == "1",
 		At: time.UnixMilli(int64(ms) + delta),
 	}
 	return int32(p), off, nil
