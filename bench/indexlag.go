@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,4 +113,25 @@ func (l *indexLag) finish() (latencyStats, int) {
 	l.mu.Unlock()
 	res := <-l.out
 	return percentiles(res.lat), res.unresolved
+}
+
+// redisUsedMemory is the scenario Redis's used_memory: the delivery-log
+// index, once it has caught up, plus the small endpoint cache.
+func redisUsedMemory(ctx context.Context, redisURL string) (int64, error) {
+	ro, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return 0, err
+	}
+	rdb := redis.NewClient(ro)
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no used_memory in INFO")
 }

@@ -184,9 +184,13 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 
 	var indexLag *latencyStats
 	var indexLagMissing int
+	var indexBytes float64 // Redis used_memory per delivery received
 	if rec.indexLag != nil {
 		st, unresolved := rec.indexLag.finish()
 		indexLag, indexLagMissing = &st, unresolved
+		if used, err := redisUsedMemory(ctx, cl.redisURL); err == nil && rec.received.Load() > 0 {
+			indexBytes = float64(used) / float64(rec.received.Load())
+		}
 	}
 	rss := cl.peakRSS()
 	alive := cl.alive()
@@ -252,6 +256,7 @@ func (b *bench) delivery(ctx context.Context, spec deliverySpec) (*scenarioResul
 	if indexLag != nil {
 		s.Notes = append(s.Notes, fmt.Sprintf("index lag (receipt to queryable in the delivery-log index, %d sampled attempts): p50 %.0f ms, p99 %.0f ms; %d not queryable 10 s after the load",
 			indexLag.Count, indexLag.P50, indexLag.P99, indexLagMissing))
+		s.Notes = append(s.Notes, fmt.Sprintf("Redis memory after the load: %.0f bytes per delivery (the delivery-log index of every event, delivery and attempt, and the endpoint cache)", indexBytes))
 	}
 	if drainErr != nil {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d deliveries still missing %v after publishing stopped", missing, b.drainTimeout()))
