@@ -276,7 +276,7 @@ type Page struct {
 // EndpointAttempts pages the attempts of the tenant's endpoint.
 func (ix *Index) EndpointAttempts(ctx context.Context, tenant, endpointID string, q Query) (Page, error) {
 	key := endpointKey(tenant, endpointID)
-	return ix.page(ctx, tenant, "ep:"+endpointID, q, func(lo, hi string, older bool, count int64) ([]located, error) {
+	return ix.page(ctx, tenant, "ep:"+endpointID, true, q, func(lo, hi string, older bool, count int64) ([]located, error) {
 		return ix.rangeStream(ctx, tenant, endpointID, key, lo, hi, older, count)
 	})
 }
@@ -288,7 +288,7 @@ func (ix *Index) EndpointAttempts(ctx context.Context, tenant, endpointID string
 func (ix *Index) EventAttempts(ctx context.Context, tenant, eventID string, q Query) (Page, error) {
 	var refs []eventRef
 	loaded := false
-	return ix.page(ctx, tenant, "ev:"+eventID, q, func(lo, hi string, older bool, count int64) ([]located, error) {
+	return ix.page(ctx, tenant, "ev:"+eventID, false, q, func(lo, hi string, older bool, count int64) ([]located, error) {
 		if !loaded {
 			h, err := ix.rdb.HGetAll(ctx, eventDeliveriesKey(tenant, eventID)).Result()
 			if err != nil {
@@ -406,13 +406,15 @@ type located struct {
 // in the list's positions): newest first when older, else oldest first.
 type rangeFunc func(lo, hi string, older bool, count int64) ([]located, error)
 
-func (ix *Index) page(ctx context.Context, tenant, scope string, q Query, read rangeFunc) (Page, error) {
+// page reads one page of a list through read, whose positions are stream
+// ids when stream is set, else posOf's.
+func (ix *Index) page(ctx context.Context, tenant, scope string, stream bool, q Query, read rangeFunc) (Page, error) {
 	b, err := ix.bounds(tenant, scope, q.Limit, q.Since, q.Until, q.Cursor)
 	if err != nil {
 		return Page{}, err
 	}
 	lo, hi := b.lo, b.hi
-	if scope[:3] == "ep:" {
+	if stream {
 		lo, hi = b.streamLo, b.streamHi
 	}
 	limit, older := b.limit, b.older
