@@ -194,6 +194,9 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 	}
 	epKey, st, es := endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID)
 	c := pl.call(ctx, p, a.Tenant)
+	if c.n == 0 {
+		c.args = append(c.args, nil) // the oldest id to keep (eval)
+	}
 	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(evd),
 		partition, offset, a.At.UnixMilli(), a.Outcome, latencyBucket(a.LatencyMS),
 		"a:"+a.EndpointID, lastRank(a.At, a.Attempt), lastValue(a).encode(), summaryValue(a, partition, offset))

@@ -1,6 +1,7 @@
 package deliverylog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,9 @@ const (
 	keyOffsets    = "dl:v2:indexer:offsets"
 	keyGeneration = "dl:v2:indexer:generation"
 )
+
+// errTrailing: an attempts record has bytes after its JSON value.
+var errTrailing = errors.New("deliverylog: data after the attempt")
 
 // errFlushed: Redis lost the index under the indexer.
 var errFlushed = errors.New("deliverylog: index flushed")
@@ -67,6 +71,7 @@ type Indexer struct {
 	cfg IndexerConfig
 	rdb redis.UniversalClient
 	ix  *Index
+	pl  *poll // reused from poll to poll (apply)
 }
 
 // NewIndexer returns an Indexer writing to rdb.
@@ -217,32 +222,21 @@ func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.
 // then checks the generation: a flush between two polls is seen here and
 // the index rebuilt, whatever the offsets now say.
 func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *housekeeping) error {
-	next := map[string]any{}
+	type partition struct {
+		topic string
+		p     int32
+	}
+	next := map[partition]int64{}
 	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) {
 		// A rerun after NOSCRIPT queues everything again.
-		pl := x.ix.newPoll(done)
+		if x.pl == nil {
+			x.pl = x.ix.newPoll(done)
+		}
+		pl := x.pl
+		pl.reset(done)
 		fs.EachRecord(func(r *kgo.Record) {
-			next[offsetField(r.Topic, r.Partition)] = r.Offset + 1
-			switch r.Topic {
-			case x.cfg.Deliveries:
-				pl.addDelivery(ctx, p, r)
-				return
-			case x.cfg.Dead:
-				x.ix.addDead(ctx, p, r)
-				return
-			case x.cfg.Matches:
-				pl.addMatch(ctx, p, r)
-				return
-			case x.cfg.Retries:
-				pl.addParked(ctx, p, r)
-				return
-			}
-			var a deliverer.Attempt
-			if err := decodeSummaryFields(r.Value, &a); err != nil || a.Tenant == "" || a.EndpointID == "" {
-				x.cfg.Log.Warn("deliverylog: skip unreadable attempt record", "partition", r.Partition, "offset", r.Offset)
-				return
-			}
-			pl.add(ctx, p, r.Partition, r.Offset, &a)
+			next[partition{r.Topic, r.Partition}] = r.Offset + 1
+			x.queue(ctx, p, pl, r)
 		})
 		pl.flush(ctx, p)
 	})
@@ -250,7 +244,11 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *h
 		return fmt.Errorf("deliverylog: index: %w", err)
 	}
 	if len(next) > 0 {
-		if err := x.rdb.HSet(ctx, keyOffsets, next).Err(); err != nil {
+		fields := make(map[string]any, len(next))
+		for tp, o := range next {
+			fields[offsetField(tp.topic, tp.p)] = o
+		}
+		if err := x.rdb.HSet(ctx, keyOffsets, fields).Err(); err != nil {
 			return fmt.Errorf("deliverylog: store offsets: %w", err)
 		}
 	}
@@ -262,6 +260,30 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *h
 		return fmt.Errorf("deliverylog: generation: %w", err)
 	}
 	return nil
+}
+
+// queue adds record r's index writes to the poll.
+func (x *Indexer) queue(ctx context.Context, p redis.Pipeliner, pl *poll, r *kgo.Record) {
+	switch r.Topic {
+	case x.cfg.Deliveries:
+		pl.addDelivery(ctx, p, r)
+		return
+	case x.cfg.Dead:
+		x.ix.addDead(ctx, p, r)
+		return
+	case x.cfg.Matches:
+		pl.addMatch(ctx, p, r)
+		return
+	case x.cfg.Retries:
+		pl.addParked(ctx, p, r)
+		return
+	}
+	var a deliverer.Attempt
+	if err := decodeSummaryFields(r.Value, &a); err != nil || a.Tenant == "" || a.EndpointID == "" {
+		x.cfg.Log.Warn("deliverylog: skip unreadable attempt record", "partition", r.Partition, "offset", r.Offset)
+		return
+	}
+	pl.add(ctx, p, r.Partition, r.Offset, &a)
 }
 
 // topics are the topics the indexer reads.
@@ -297,11 +319,20 @@ type summaryRecord struct {
 	ResponseTruncated bool      `json:"response_truncated"`
 }
 
+// summaryFlags decode without copying: the strings point into the
+// record, which outlives the poll, and every key made of them is a new
+// string, so nothing long-lived holds a record.
+const summaryFlags = json.ZeroCopy | json.DontMatchCaseInsensitiveStructFields
+
 // decodeSummaryFields decodes the summary fields of an attempts record.
 func decodeSummaryFields(v []byte, a *deliverer.Attempt) error {
 	var s summaryRecord
-	if err := json.Unmarshal(v, &s); err != nil {
+	rest, err := json.Parse(v, &s, summaryFlags)
+	if err != nil {
 		return err
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return errTrailing
 	}
 	*a = deliverer.Attempt{EndpointID: s.EndpointID, EventID: s.EventID, EventType: s.EventType, Tenant: s.Tenant,
 		Attempt: s.Attempt, Status: s.Status, LatencyMS: s.LatencyMS, Outcome: s.Outcome, At: s.At,

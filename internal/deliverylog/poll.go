@@ -34,6 +34,22 @@ func (ix *Index) newPoll(done *housekeeping) *poll {
 		expires: map[string]time.Time{}, types: map[string]string{}, done: done}
 }
 
+// reset empties pl for the next poll, keeping its maps' room: growing
+// them again every poll was a tenth of the indexer's allocations.
+func (pl *poll) reset(done *housekeeping) {
+	if len(pl.attempts) > maxKeptCalls {
+		clear(pl.attempts)
+	}
+	clear(pl.trims)
+	clear(pl.expires)
+	clear(pl.types)
+	pl.done = done
+}
+
+// maxKeptCalls bounds the tenants whose script calls a poll keeps for the
+// next.
+const maxKeptCalls = 1000
+
 // Housekeeping (moving a key's expiry on, trimming a list to the window)
 // need not follow every write: reads skip entries past retention, so a
 // key may outlive its last entry by a little. Expiries are rounded up to
@@ -97,7 +113,7 @@ func (h *housekeeping) trim(k string, now time.Time) bool {
 type scriptCall struct {
 	keys  []string
 	index map[string]int // key → its 1-based position in keys
-	args  []any
+	args  []any          // args[0] is set by eval
 	n     int
 }
 
@@ -121,11 +137,10 @@ func later(m map[string]time.Time, k string, t time.Time) {
 // writes that need no script first, then types, trims and expiries, which
 // must follow the writes that create their keys.
 func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
-	for tenant, c := range pl.attempts {
+	for _, c := range pl.attempts {
 		if c.n > 0 {
 			pl.eval(ctx, p, c)
 		}
-		delete(pl.attempts, tenant)
 	}
 	for k, t := range pl.types {
 		p.HSetNX(ctx, k, "type", t)
@@ -151,7 +166,6 @@ func (pl *poll) call(ctx context.Context, p redis.Pipeliner, tenant string) *scr
 	c := pl.attempts[tenant]
 	if c != nil && c.n == maxScriptAttempts {
 		pl.eval(ctx, p, c)
-		c = nil
 	}
 	if c == nil {
 		c = &scriptCall{index: map[string]int{}}
@@ -160,10 +174,13 @@ func (pl *poll) call(ctx context.Context, p redis.Pipeliner, tenant string) *scr
 	return c
 }
 
-// eval queues c on p. Its first argument is the oldest stream id to keep:
-// XADD trims whole stream nodes older than the retention window as it
-// goes, so streams need no trim of their own.
+// eval queues c on p and empties c for more attempts (the command holds
+// copies of its keys and arguments). Its first argument is the oldest
+// stream id to keep: XADD trims whole stream nodes older than the
+// retention window as it goes, so streams need no trim of their own.
 func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, c *scriptCall) {
-	oldest := max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0)
-	attemptsScript.EvalSha(ctx, p, c.keys, append([]any{oldest}, c.args...)...)
+	c.args[0] = max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0)
+	attemptsScript.EvalSha(ctx, p, c.keys, c.args...)
+	c.keys, c.args, c.n = c.keys[:0], c.args[:0], 0
+	clear(c.index)
 }
