@@ -256,15 +256,9 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.jobError(w, r, err)
 		return
 	}
-	// The event's bytes: its own delivery record for an endpoint it
-	// matched, any of them for another.
-	locs := map[string]deliverylog.Delivery{}
-	var src deliverylog.Delivery
-	for _, d := range ev.Deliveries {
-		if d.Topic != "" {
-			locs[d.EndpointID], src = d, d
-		}
-	}
+	// The event's bytes: its record in the events topic, from which each
+	// delivery is built as fanout built it.
+	src := ev.Source
 	if src.Topic == "" {
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "the event's bytes are no longer known to the delivery log")
 		return
@@ -296,11 +290,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		loc, ok := locs[id]
-		if !ok {
-			loc = src
-		}
-		plan = append(plan, recovery.Item{EndpointID: id, Partition: loc.Partition, Offset: loc.Offset})
+		plan = append(plan, recovery.Item{EndpointID: id, Partition: src.Partition, Offset: src.Offset, Event: true})
 	}
 	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindResend, EventID: ev.ID, Rate: p.rate}, plan)
 }

@@ -335,14 +335,6 @@ func (s *Server) GetEvent(ctx context.Context, tenant, id string) (EventDetail, 
 		out.Deliveries[i] = deliveryOf(d)
 	}
 	loc := ev.Source
-	if loc.Topic == "" {
-		for _, d := range ev.Deliveries {
-			if d.Topic != "" {
-				loc = deliverylog.Location{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
-				break
-			}
-		}
-	}
 	switch {
 	case s.eventReader == nil:
 		out.EventUnavailable = "this server does not read events back from Kafka"

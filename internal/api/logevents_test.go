@@ -29,7 +29,7 @@ func TestEventLogRoutes(t *testing.T) {
 	rd = deliverylog.NewReader(kgo.SeedBrokers(st.kafka.Addr))
 	names := topic.New("hookstream.")
 	x := deliverylog.NewIndexer(deliverylog.IndexerConfig{Seeds: []string{st.kafka.Addr}, Topic: names.Attempts,
-		Deliveries: names.Deliveries, Dead: names.Dead, Matches: names.Matches, Retries: names.Retries, CheckEvery: 100 * time.Millisecond}, st.redis.Client)
+		Dead: names.Dead, Matches: names.Matches, Retries: names.Retries, CheckEvery: 100 * time.Millisecond}, st.redis.Client)
 	lazy.Index = x.Index()
 	testenv.Run(t, x)
 

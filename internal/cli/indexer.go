@@ -58,7 +58,7 @@ func runIndexer(ctx context.Context, env Env, args []string) error {
 func newIndexer(d *roleDeps, retention time.Duration, schedule deliverer.Schedule) supervisor.Named {
 	t := d.topics()
 	x := deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Topic: t.Attempts, Deliveries: t.Deliveries, Dead: t.Dead, Matches: t.Matches, Retries: t.Retries,
+		Topic: t.Attempts, Dead: t.Dead, Matches: t.Matches, Retries: t.Retries,
 		Retention: retention, Schedule: schedule, Log: d.log, KafkaOpts: d.kafkaOpts(),
 	}, d.rdb)
 	return supervisor.Named{Name: "indexer", Worker: x}

@@ -21,7 +21,7 @@ func newClusterEnv(t *testing.T) *env {
 // clusterIndexer is env.indexer writing to the env's Redis Cluster.
 func (e *env) clusterIndexer() *deliverylog.Indexer {
 	return deliverylog.NewIndexer(deliverylog.IndexerConfig{
-		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Deliveries: e.topics.Deliveries, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
+		Seeds: []string{e.kafka.Addr}, Topic: e.topics.Attempts, Dead: e.topics.Dead, CheckEvery: 100 * time.Millisecond,
 	}, e.cluster.Client)
 }
 

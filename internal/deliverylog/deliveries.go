@@ -62,8 +62,8 @@ func parseLocation(s string) (Location, bool) {
 	return Location{Topic: s[:j], Partition: int32(p), Offset: o}, true
 }
 
-// Event is what the log knows of one event: each endpoint it matched, with
-// where the delivery record (the event's bytes) is in Kafka.
+// Event is what the log knows of one event: each endpoint it matched, and
+// where the event's bytes are in Kafka.
 type Event struct {
 	ID     string
 	Type   string
@@ -90,13 +90,6 @@ type Delivery struct {
 	DeadReason    string
 	// CancelReason says why a canceled delivery was not made.
 	CancelReason string
-	// Topic, Partition and Offset locate the delivery record fanout wrote:
-	// the event's bytes, as delivered, to read back or resend. Empty Topic
-	// when the endpoint was disabled (no record) or the record is not
-	// indexed yet.
-	Topic     string
-	Partition int32
-	Offset    int64
 }
 
 // Reasons of canceled deliveries.
@@ -161,22 +154,6 @@ func (pl *poll) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record) 
 		p.ZAdd(ctx, key, redis.Z{Member: em})
 		later(pl.trims, key, expires)
 	}
-}
-
-func (pl *poll) addDelivery(ctx context.Context, p redis.Pipeliner, r *kgo.Record) {
-	ix := pl.ix
-	d, err := record.Parse(r)
-	if err != nil || d.Tenant == "" {
-		return
-	}
-	if !r.Timestamp.Add(ix.retention).After(ix.now()) {
-		return
-	}
-	k := eventDeliveriesKey(d.Tenant, d.EventID)
-	// The first record wins: fanout's, not a later resend of the same bytes.
-	p.HSetNX(ctx, k, "loc:"+d.EndpointID, Location{r.Topic, r.Partition, r.Offset}.String())
-	pl.types[k] = d.EventType
-	later(pl.expires, k, r.Timestamp.Add(ix.retention))
 }
 
 // addParked notes a delivery record the deliverer parked in the retries
@@ -269,10 +246,6 @@ func (ix *Index) eventOf(id string, h map[string]string) Event {
 		}
 		d := get(ep)
 		switch kind {
-		case "loc":
-			if l, ok := parseLocation(v); ok {
-				d.Topic, d.Partition, d.Offset = l.Topic, l.Partition, l.Offset
-			}
 		case "dead":
 			d.DeadReason = v
 		case "fly":

@@ -61,14 +61,14 @@ type EndpointDelivery struct {
 	EventID   string
 	EventType string
 	At        time.Time // when the event was published
-	Source    Location  // the event in the events topic
-	Delivery            // its Topic/Partition/Offset: the delivery record
+	Source    Location  // the event in the events topic: its bytes
+	Delivery
 }
 
 // Unfinished returns the deliveries to the tenant's endpoint of events
 // published in [since, until) (zero until: now) that ended dead or are
-// still failing (retrying or parked), oldest first: what a recovery sends
-// again, in the order they were first sent, with where their bytes are.
+// still failing (retrying or parked), oldest first, with where their
+// event's bytes are.
 func (ix *Index) Unfinished(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]EndpointDelivery, error) {
 	lo, hi := "["+memberTime(since), "+"
 	if !until.IsZero() {

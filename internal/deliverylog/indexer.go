@@ -36,11 +36,8 @@ var errFlushed = errors.New("deliverylog: index flushed")
 type IndexerConfig struct {
 	Seeds []string
 	Topic string // the attempts topic
-	// Deliveries and Dead, when set, are read too: what each event matched
-	// (fanout's transactional output, with the Kafka location of its bytes)
-	// and which deliveries went dead.
-	Deliveries string
-	Dead       string
+	// Dead, when set, is read too: which deliveries went dead.
+	Dead string
 	// Matches is fanout's record of every accepted event (the events
 	// list, no_endpoints and disabled endpoints); Retries holds parked
 	// deliveries (status parked, next attempt time).
@@ -265,9 +262,6 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *h
 // queue adds record r's index writes to the poll.
 func (x *Indexer) queue(ctx context.Context, p redis.Pipeliner, pl *poll, r *kgo.Record) {
 	switch r.Topic {
-	case x.cfg.Deliveries:
-		pl.addDelivery(ctx, p, r)
-		return
 	case x.cfg.Dead:
 		x.ix.addDead(ctx, p, r)
 		return
@@ -289,7 +283,7 @@ func (x *Indexer) queue(ctx context.Context, p redis.Pipeliner, pl *poll, r *kgo
 // topics are the topics the indexer reads.
 func (x *Indexer) topics() []string {
 	ts := []string{x.cfg.Topic}
-	for _, t := range []string{x.cfg.Deliveries, x.cfg.Dead, x.cfg.Matches, x.cfg.Retries} {
+	for _, t := range []string{x.cfg.Dead, x.cfg.Matches, x.cfg.Retries} {
 		if t != "" {
 			ts = append(ts, t)
 		}

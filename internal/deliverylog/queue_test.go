@@ -16,11 +16,11 @@ import (
 
 // BenchmarkQueue measures the indexer's own work per delivery in bench
 // (a)'s shape (1,000 endpoints, ten per event; a match record per event
-// and a delivery and an attempt record per delivery), a poll at a time,
+// and an attempt record per delivery), a poll at a time,
 // without Redis: what the indexer spends before its pipeline goes out.
 func BenchmarkQueue(b *testing.B) {
 	const events, fanout, endpoints = 200, 10, 1000
-	x := NewIndexer(IndexerConfig{Topic: "a", Deliveries: "d", Matches: "m", Dead: "x", Retries: "r"}, nil)
+	x := NewIndexer(IndexerConfig{Topic: "a", Matches: "m", Dead: "x", Retries: "r"}, nil)
 	now := time.Now()
 	var recs []*kgo.Record
 	for e := range events {
@@ -35,9 +35,6 @@ func BenchmarkQueue(b *testing.B) {
 		}
 		recs = append(recs, r)
 		for i, ep := range m.Endpoints {
-			d := record.Delivery{EndpointID: ep, Tenant: "acme", EventID: m.EventID, EventType: m.EventType, Body: make([]byte, 300)}
-			dr := d.Record("d")
-			dr.Partition, dr.Offset = int32(i%12), int64(e)
 			a := deliverer.Attempt{Tenant: "acme", EndpointID: ep, EventID: m.EventID, EventType: m.EventType, Attempt: 1,
 				Status: 200, LatencyMS: 3, Outcome: "delivered", Trigger: "scheduled", At: now,
 				RequestHeaders: map[string]string{"Content-Type": "application/json", "Webhook-Id": m.EventID, "Webhook-Signature": "[redacted]"}}
@@ -45,7 +42,7 @@ func BenchmarkQueue(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			recs = append(recs, dr, &kgo.Record{Topic: "a", Partition: int32(i % 12), Offset: int64(e), Key: []byte(ep), Value: v, Timestamp: now})
+			recs = append(recs, &kgo.Record{Topic: "a", Partition: int32(i % 12), Offset: int64(e), Key: []byte(ep), Value: v, Timestamp: now})
 		}
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled: the pipeline is discarded

@@ -2,7 +2,6 @@ package deliverylog
 
 import (
 	"context"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -10,6 +9,9 @@ import (
 // FailingDelivery is a delivery that ended dead or is still failing.
 type FailingDelivery struct {
 	EventID string
+	// Source is the event's record in the events topic: its bytes, from
+	// which the delivery is built again.
+	Source Location
 	Delivery
 }
 
@@ -17,10 +19,11 @@ type FailingDelivery struct {
 const MaxFailing = 100000
 
 // Failing returns the deliveries to the tenant's endpoint that ended dead
-// (and were not delivered since) or are still failing, among the events it was attempted in [since,
-// until) (until zero: no end), in the order fanout wrote them: by
-// partition and offset of their delivery record. Deliveries whose record
-// location the log does not know cannot be sent again and are left out.
+// (and were not delivered since) or are still failing, among the events it
+// was attempted in [since, until) (until zero: no end), in the order they
+// were first attempted: the order of the endpoint's stream, which is the
+// order the deliverer sent them in. Deliveries whose event's record the
+// log does not know cannot be sent again and are left out.
 func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, until time.Time) ([]FailingDelivery, error) {
 	lo, hi := strconv.FormatInt(max(since.UnixMilli(), 0), 10), "+"
 	if !until.IsZero() {
@@ -58,21 +61,14 @@ func (ix *Index) Failing(ctx context.Context, tenant, endpointID string, since, 
 	var out []FailingDelivery
 	for _, id := range events {
 		ev, err := ix.Event(ctx, tenant, id)
-		if err != nil {
-			continue // expired since
+		if err != nil || ev.Source.Topic == "" {
+			continue // expired since, or its match not indexed
 		}
-		for _, d := range ev.Deliveries {
-			again := latest[id].Outcome == "delivered" || d.LastStatusCode >= 200 && d.LastStatusCode < 300
-			if d.EndpointID == endpointID && d.Topic != "" && (d.Status == StatusDead && !again || d.Status != StatusDead && d.failing()) {
-				out = append(out, FailingDelivery{EventID: id, Delivery: d})
-			}
+		d, ok := ev.Delivery(endpointID)
+		again := latest[id].Outcome == "delivered" || d.LastStatusCode >= 200 && d.LastStatusCode < 300
+		if ok && (d.Status == StatusDead && !again || d.Status != StatusDead && d.failing()) {
+			out = append(out, FailingDelivery{EventID: id, Source: ev.Source, Delivery: d})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
 	return out, nil
 }

@@ -85,8 +85,8 @@ func Grants(role string, n Names) ([]Grant, error) {
 	case "api":
 		return []Grant{all,
 			{Topic, t.Endpoints, false, readWrite, "create, update and delete endpoints; rebuild the endpoint cache"},
-			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log and replay jobs"},
-			{Topic, t.Deliveries, false, readWrite, "read a delivery back for the delivery log; resend, recover, replay and test events write delivery records"},
+			{Topic, t.Events, false, readWrite, "publish events; read an event back for the delivery log and for resend, recover and replay jobs"},
+			{Topic, t.Deliveries, false, readWrite, "resend, recover, replay and test events write delivery records; jobs planned by earlier versions read theirs back"},
 			{Topic, t.Attempts, false, read, "read an attempt's request headers, response body and error back for the delivery log"},
 			{TransactionalID, n.APITxnPrefix, true, write, "batch publishes and recovery job steps are transactions"},
 			{Topic, t.Jobs, false, readWrite, "recovery jobs: their state, plans and cancels"},
@@ -115,7 +115,6 @@ func Grants(role string, n Names) ([]Grant, error) {
 	case "indexer":
 		return []Grant{all, endpoints,
 			{Topic, t.Attempts, false, read, "index attempts"},
-			{Topic, t.Deliveries, false, read, "index what each event matched"},
 			{Topic, t.Dead, false, read, "index dead letters"},
 			{Topic, t.Matches, false, read, "index every accepted event, matched or not"},
 			{Topic, t.Retries, false, read, "index parked deliveries"},

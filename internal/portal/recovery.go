@@ -69,10 +69,10 @@ func (p *Portal) resend(w http.ResponseWriter, r *http.Request, rq *request) {
 	only := r.PostFormValue("endpoint")
 	var plan []recovery.Item
 	for _, d := range ev.Deliveries {
-		if d.Topic == "" || only != "" && d.EndpointID != only {
+		if ev.Source.Topic == "" || only != "" && d.EndpointID != only {
 			continue
 		}
-		plan = append(plan, recovery.Item{EndpointID: d.EndpointID, Partition: d.Partition, Offset: d.Offset})
+		plan = append(plan, recovery.Item{EndpointID: d.EndpointID, Partition: ev.Source.Partition, Offset: ev.Source.Offset, Event: true})
 	}
 	if len(plan) == 0 {
 		p.fail(w, r, rq, http.StatusUnprocessableEntity, "This event's bytes are no longer known to the delivery log, or it went to no endpoint.")

@@ -180,12 +180,15 @@ func (j *Job) Finished() bool {
 	return j.State == StateDone || j.State == StateCanceled || j.State == StateFailed
 }
 
-// Item is one delivery record to send again: where it is in the deliveries
-// topic, and the endpoint it goes to.
+// Item is one delivery to send again: where its bytes are, and the
+// endpoint it goes to. Event items name the event's record in the events
+// topic, from which the delivery is built as fanout built it; others (as
+// jobs planned them before) a delivery record in the deliveries topic.
 type Item struct {
 	EndpointID string `json:"e"`
 	Partition  int32  `json:"p"`
 	Offset     int64  `json:"o"`
+	Event      bool   `json:"v,omitempty"`
 }
 
 // planChunk bounds the items of one plan record (about 40 bytes each),

@@ -10,11 +10,12 @@ import (
 )
 
 // RecoverPlan is what a recover job of endpointID sends again: each of
-// its failing deliveries, from the bytes the delivery log recorded.
+// its failing deliveries, built from its event's record, in the order
+// given (Failing's: as first sent).
 func RecoverPlan(endpointID string, failing []deliverylog.FailingDelivery) []Item {
 	plan := make([]Item, 0, len(failing))
 	for _, d := range failing {
-		plan = append(plan, Item{EndpointID: endpointID, Partition: d.Partition, Offset: d.Offset})
+		plan = append(plan, Item{EndpointID: endpointID, Partition: d.Source.Partition, Offset: d.Source.Offset, Event: true})
 	}
 	return plan
 }

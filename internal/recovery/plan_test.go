@@ -14,10 +14,10 @@ func TestRecoverPlan(t *testing.T) {
 		want    []Item
 	}{
 		{"none", nil, []Item{}},
-		{"each failing delivery, to the endpoint", []deliverylog.FailingDelivery{
-			{EventID: "a", Delivery: deliverylog.Delivery{EndpointID: "other", Partition: 2, Offset: 7}},
-			{EventID: "b", Delivery: deliverylog.Delivery{Partition: 0, Offset: 9}},
-		}, []Item{{EndpointID: "ep", Partition: 2, Offset: 7}, {EndpointID: "ep", Partition: 0, Offset: 9}}},
+		{"each failing delivery, to the endpoint, from its event, in order", []deliverylog.FailingDelivery{
+			{EventID: "a", Source: deliverylog.Location{Topic: "events", Partition: 2, Offset: 7}, Delivery: deliverylog.Delivery{EndpointID: "other"}},
+			{EventID: "b", Source: deliverylog.Location{Topic: "events", Partition: 0, Offset: 9}},
+		}, []Item{{EndpointID: "ep", Partition: 2, Offset: 7, Event: true}, {EndpointID: "ep", Partition: 0, Offset: 9, Event: true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

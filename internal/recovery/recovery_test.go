@@ -352,3 +352,62 @@ func TestReplayWaitsForTheDeliverer(t *testing.T) {
 		t.Fatalf("job %+v, want the tenant's 1000 events sent", j)
 	}
 }
+
+// TestResendFromEventRecords: items that name an event's record in the
+// events topic become deliveries as fanout makes them (the event's bytes,
+// id, type and trace headers) in plan order; another tenant's event and a
+// record that is not an event fail their item, and the job goes on.
+func TestResendFromEventRecords(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(t, "acme", "*")
+	trace := kgo.RecordHeader{Key: record.HeaderTrace, Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}
+	type rec struct {
+		tenant, body string
+		want         bool
+	}
+	recs := []rec{
+		{"acme", `{"id":"evt_1","event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{"n":1}}`, true},
+		{"other", `{"id":"evt_2","event":"agent.created","timestamp":"2026-03-04T12:00:00+00:00","data":{}}`, false},
+		{"acme", `not an event`, false},
+		{"acme", `{"id":"evt_4","event":"call.started","timestamp":"2026-03-04T12:00:01+00:00","data":{"n":4}}`, true},
+	}
+	var krs []*kgo.Record
+	for i, r := range recs {
+		kr := &kgo.Record{Topic: e.names.Events, Key: []byte("k"), Value: []byte(r.body),
+			Headers: []kgo.RecordHeader{{Key: record.HeaderTenant, Value: []byte(r.tenant)}}}
+		if i == 0 {
+			kr.Headers = append(kr.Headers, trace)
+		}
+		krs = append(krs, kr)
+	}
+	if err := e.cl.ProduceSync(context.Background(), krs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// Plan order, not topic order: the last event first.
+	var plan []recovery.Item
+	for _, i := range []int{3, 1, 2, 0} {
+		plan = append(plan, recovery.Item{EndpointID: ep, Partition: krs[i].Partition, Offset: krs[i].Offset, Event: true})
+	}
+	j, _, err := e.svc.Submit(context.Background(), recovery.Job{Tenant: "acme", Kind: recovery.KindResend}, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = e.waitState(t, "acme", j.ID, time.Minute, recovery.StateDone)
+	got := e.deliveries(t, recovery.KindResend)
+	if len(got) != 2 || j.Sent != 2 || j.Failed != 2 {
+		t.Fatalf("%d resent, job sent %d failed %d; want 2, 2, 2", len(got), j.Sent, j.Failed)
+	}
+	for i, want := range []struct {
+		idx      int
+		id, typ  string
+		traceHdr bool
+	}{{3, "evt_4", "call.started", false}, {0, "evt_1", "agent.created", true}} {
+		d := got[i]
+		if d.EndpointID != ep || d.Tenant != "acme" || d.EventID != want.id || d.EventType != want.typ || string(d.Body) != recs[want.idx].body {
+			t.Errorf("delivery %d = %+v, want %s (%s) to %s with the event's bytes", i, d, want.id, want.typ, ep)
+		}
+		if has := slices.ContainsFunc(d.Trace, func(h kgo.RecordHeader) bool { return string(h.Value) == string(trace.Value) }); has != want.traceHdr {
+			t.Errorf("delivery %d trace %v, want the event's (%v)", i, d.Trace, want.traceHdr)
+		}
+	}
+}

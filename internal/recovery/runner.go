@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/envelope"
 	"github.com/hookstream/hookstream/internal/record"
 	"github.com/hookstream/hookstream/subscription"
 )
@@ -264,7 +265,8 @@ func (r *runner) source(ctx context.Context, j *Job) (source, error) {
 		if !ok {
 			return nil, errNotReady
 		}
-		return &planSource{r: r, items: items, reader: newLocReader(r.s.cfg.ClientOpts, r.s.cfg.Topics.Deliveries)}, nil
+		return &planSource{r: r, items: items, reader: newLocReader(r.s.cfg.ClientOpts, r.s.cfg.Topics.Deliveries),
+			events: newLocReader(r.s.cfg.ClientOpts, r.s.cfg.Topics.Events)}, nil
 	}
 	return nil, errFail{fmt.Sprintf("unknown job kind %q", j.Kind)}
 }
@@ -282,10 +284,14 @@ func (r *runner) endpoint(ctx context.Context, j *Job, id string) (*subscription
 type planSource struct {
 	r      *runner
 	items  []Item
-	reader *locReader
+	reader *locReader // the deliveries topic
+	events *locReader // the events topic
 }
 
-func (p *planSource) close() { p.reader.close() }
+func (p *planSource) close() {
+	p.reader.close()
+	p.events.close()
+}
 
 func (p *planSource) step(ctx context.Context, j *Job, n int) ([]*kgo.Record, bool, error) {
 	var recs []*kgo.Record
@@ -311,7 +317,7 @@ func (p *planSource) step(ctx context.Context, j *Job, n int) ([]*kgo.Record, bo
 			j.Failed++
 			continue
 		}
-		rec, err := p.reader.read(ctx, it.Partition, it.Offset)
+		d, err := p.read(ctx, it)
 		if errors.Is(err, errGone) {
 			j.Failed++
 			continue
@@ -319,8 +325,7 @@ func (p *planSource) step(ctx context.Context, j *Job, n int) ([]*kgo.Record, bo
 		if err != nil {
 			return nil, false, err
 		}
-		d, err := record.Parse(rec)
-		if err != nil || d.Tenant != j.Tenant {
+		if d.Tenant != j.Tenant {
 			j.Failed++
 			continue
 		}
@@ -332,4 +337,32 @@ func (p *planSource) step(ctx context.Context, j *Job, n int) ([]*kgo.Record, bo
 		j.Sent++
 	}
 	return recs, j.Next >= int64(len(p.items)), nil
+}
+
+// read returns the delivery it names: its delivery record, or one built
+// from its event's record as fanout builds it (the event's bytes, id,
+// type and trace headers). A record that is not one is errGone, as a
+// record past retention is: the item fails, the job goes on.
+func (p *planSource) read(ctx context.Context, it Item) (record.Delivery, error) {
+	if !it.Event {
+		rec, err := p.reader.read(ctx, it.Partition, it.Offset)
+		if err != nil {
+			return record.Delivery{}, err
+		}
+		d, err := record.Parse(rec)
+		if err != nil {
+			return record.Delivery{}, fmt.Errorf("%w: %w", errGone, err)
+		}
+		return d, nil
+	}
+	rec, err := p.events.read(ctx, it.Partition, it.Offset)
+	if err != nil {
+		return record.Delivery{}, err
+	}
+	e, err := envelope.Decode(rec.Value, len(rec.Value))
+	if err != nil {
+		return record.Delivery{}, fmt.Errorf("%w: %w", errGone, err)
+	}
+	return record.Delivery{Tenant: string(record.Header(rec, record.HeaderTenant)), EventID: e.ID, EventType: e.Event,
+		Body: rec.Value, Trace: traceHeaders(rec)}, nil
 }
