@@ -131,8 +131,13 @@ func (x *Indexer) run(ctx context.Context) error {
 		kgo.MaxConcurrentFetches(2),
 		// The index needs seconds of lag, not milliseconds: a broker
 		// waits for a batch worth a round trip rather than answering
-		// every few records on five topics.
-		kgo.FetchMinBytes(64 << 10),
+		// every few records on four topics. A poll's fixed Redis costs
+		// (a script call per tenant, the endpoint states it loads, the
+		// offsets) are shared by its records: at 64 KiB bench (a)'s polls
+		// held about 14 attempts per script call and Redis spent 27 µs
+		// per delivery; at 1 MiB 18-19 µs, with index lag p99 0.65 s
+		// (4 MiB and 500 ms: 17-18 µs, but lag p99 1.8 s).
+		kgo.FetchMinBytes(1 << 20),
 		kgo.FetchMaxWait(300 * time.Millisecond),
 	}, x.cfg.KafkaOpts...)...)
 	if err != nil {
