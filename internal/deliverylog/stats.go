@@ -99,8 +99,9 @@ for b = 1, #ARGV - F, F do
     -- The delivery's field: the highest-ranked summary with its ref,
     -- then the refs of the delivery's other attempts.
     local field, sum = ARGV[b + 10], ref .. ',' .. ARGV[b + 12]
-    local cur = redis.call('HGET', evd, field)
-    if cur then
+    -- A delivery's first attempt, the common case, is one HSETNX.
+    if redis.call('HSETNX', evd, field, sum .. ';') == 0 then
+      local cur = redis.call('HGET', evd, field)
       local csum, crefs = string.match(cur, '^([^;]*);(.*)$')
       local cref, cms, cn = string.match(csum or '', '^(([%x]+)[%-%x]*),(%d+),')
       if cms and tonumber(cms, 16) * 1000 + tonumber(cn) > tonumber(ARGV[b + 11]) then
@@ -112,10 +113,8 @@ for b = 1, #ARGV - F, F do
       else
         sum = sum .. ';'
       end
-    else
-      sum = sum .. ';'
+      redis.call('HSET', evd, field, sum)
     end
-    redis.call('HSET', evd, field, sum)
     local c = counts[st]
     if not c then c = {}; counts[st] = c end
     local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 9]
