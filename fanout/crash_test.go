@@ -13,9 +13,16 @@ import (
 )
 
 // startFanout runs `hookstream fanout` on r as an OS process of its own.
+// Every process it starts has one transactional id, as a pod with a
+// stable --transactional-id would: a restart's producer then aborts the
+// transaction a SIGKILL left open as soon as it starts, instead of after
+// --transaction-timeout. Each process had an id of its own before, and
+// under CI load read_committed reads once waited out their 30 s behind
+// such a transaction.
 func startFanout(t *testing.T, bin string, r *rig) *testenv.Process {
 	t.Helper()
 	return testenv.StartProcess(t, bin, "fanout",
+		"--transactional-id", "hookstream-fanout-crash-test",
 		"--kafka-brokers", r.kafka.Addr,
 		"--redis-url", r.redis.URL,
 		"--topic-prefix", prefix,
@@ -80,9 +87,8 @@ func TestCrashExactlyOnce(t *testing.T) {
 	first.Kill()
 	<-published
 	// The restart comes before any read: its producer, with the killed
-	// one's transactional id, aborts the transaction the kill left open,
-	// which otherwise once held read_committed readers back past this
-	// read's 30 s under CI load.
+	// one's transactional id (startFanout), aborts the transaction the
+	// kill left open.
 	second := startFanout(t, bin, r)
 	committedAtKill := len(r.deliveries(t))
 	t.Logf("SIGKILLed fanout after it committed %d of %d events (%d of %d deliveries committed by the restart)",
