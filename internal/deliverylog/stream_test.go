@@ -106,3 +106,36 @@ func TestStreamWithoutState(t *testing.T) {
 		t.Fatalf("page %+v, %v; want both attempts, the later-written first with its own time", pg.Data, err)
 	}
 }
+
+// TestDeliveryKeepsItsLatestAttempt: a delivery's attempts written out of
+// order (a deliverer that lost its partition finishing late) leave the
+// latest one as the delivery's state, and every attempt in its list.
+func TestDeliveryKeepsItsLatestAttempt(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	ix := deliverylog.NewIndex(r.Client, 0)
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	attempt := func(n int, outcome string, status int, at time.Time) deliverer.Attempt {
+		return deliverer.Attempt{Tenant: "acme", EndpointID: "ep_a", EventID: "evt_1", EventType: "t", Attempt: n,
+			Status: status, Outcome: outcome, Trigger: "scheduled", At: at}
+	}
+	// The second attempt's record comes first in the topic.
+	if err := ix.AddAll(ctx, []deliverylog.Located{
+		{Partition: 0, Offset: 1, Attempt: attempt(2, "delivered", 200, t0.Add(2*time.Second))},
+		{Partition: 0, Offset: 2, Attempt: attempt(1, "failed", 500, t0.Add(time.Second))},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ix.Event(ctx, "acme", "evt_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := ev.Delivery("ep_a")
+	if !ok || d.Status != deliverylog.StatusDelivered || d.Attempts != 2 || d.LastStatusCode != 200 || !d.LastAttemptAt.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("delivery %+v, want delivered by attempt 2 at %v", d, t0.Add(2*time.Second))
+	}
+	pg, err := ix.EventAttempts(ctx, "acme", "evt_1", deliverylog.Query{})
+	if err != nil || len(pg.Data) != 2 {
+		t.Fatalf("event attempts %+v, %v; want both", pg.Data, err)
+	}
+}

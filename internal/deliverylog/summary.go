@@ -162,7 +162,8 @@ func (l lastAttempt) encode() string {
 }
 
 // parseDelivery reads a delivery's field: its latest attempt and the refs
-// of all its attempts.
+// of all its attempts. The attempt's At is its entry id's millisecond:
+// its own, or a little later when the id had to move past a clock behind.
 func parseDelivery(ep, v string) (lastAttempt, []ref, bool) {
 	var l lastAttempt
 	sum, others, _ := strings.Cut(v, ";")
