@@ -191,6 +191,14 @@ func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.
 	}
 	stored := map[string]string{}
 	if fresh {
+		// Whatever index keys exist were written without a generation:
+		// after a flush, by the polls between the flush and its
+		// noticing. Their state would mark the records they hold as
+		// indexed, and with them every earlier record of the same
+		// endpoints, which the flush took: the rebuild starts empty.
+		if err := x.sweep(ctx); err != nil {
+			return "", nil, err
+		}
 		gen = strconv.FormatInt(time.Now().UnixNano(), 36)
 		if err := x.rdb.Del(ctx, keyOffsets).Err(); err != nil {
 			return "", nil, fmt.Errorf("deliverylog: reset offsets: %w", err)
@@ -218,6 +226,56 @@ func (x *Indexer) resume(ctx context.Context) (string, map[string]map[int32]kgo.
 		}
 	})
 	return gen, starts, nil
+}
+
+// sweepPattern matches every key of the index, all tenants.
+const sweepPattern = "dl:v2:{*"
+
+// sweep deletes every key of the index, on every master of a Cluster.
+func (x *Indexer) sweep(ctx context.Context) error {
+	del := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, sweepPattern, 1000).Iterator()
+		var keys []string
+		flush := func() error {
+			if len(keys) == 0 {
+				return nil
+			}
+			// One key per command (a Cluster master holds many slots),
+			// a thousand per round trip.
+			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range keys {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			})
+			keys = keys[:0]
+			return err
+		}
+		for it.Next(ctx) {
+			if keys = append(keys, it.Val()); len(keys) == 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	switch c := x.rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		err = del(ctx, c)
+	default:
+		err = fmt.Errorf("unsupported client %T", x.rdb)
+	}
+	if err != nil {
+		return fmt.Errorf("deliverylog: clear the index for a rebuild: %w", err)
+	}
+	return nil
 }
 
 // apply indexes one poll's records, then stores the offsets after them,
