@@ -190,13 +190,6 @@ func (ix *Index) next(l lastAttempt) time.Time {
 	return time.Time{}
 }
 
-// lastRank orders a delivery's attempts: by time (milliseconds), then by
-// attempt number within one millisecond. attemptsScript computes the same
-// for a stored summary from its ref.
-func lastRank(at time.Time, attempt int) int64 {
-	return max(at.UnixMilli(), 0)*1000 + int64(min(max(attempt, 0), 999))
-}
-
 // Event returns what the log knows of the tenant's event: the endpoints it
 // matched, each delivery's status, and where its bytes are in Kafka.
 // ErrNotFound when the event is not the tenant's or not in the window.

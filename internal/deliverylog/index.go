@@ -165,13 +165,17 @@ func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliv
 
 // AddAll indexes attempts in one round trip, as the indexer does a poll.
 func (ix *Index) AddAll(ctx context.Context, as []Located) error {
-	err := ix.pipelined(ctx, func(p redis.Pipeliner) {
-		pl := ix.newPoll(nil)
+	pl := ix.newPoll(nil)
+	err := ix.pipelined(ctx, func(p redis.Pipeliner) error {
+		pl.reset(nil)
 		for i := range as {
 			pl.add(ctx, p, as[i].Partition, as[i].Offset, &as[i].Attempt)
 		}
-		pl.flush(ctx, p)
+		return pl.flush(ctx, p)
 	})
+	if err == nil {
+		err = pl.settle(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("deliverylog: add: %w", err)
 	}
@@ -192,16 +196,12 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 		later(pl.expires, evd, expires)
 		return
 	}
-	epKey, st, es := endpointKey(a.Tenant, a.EndpointID), statKey(a.Tenant, a.EndpointID, a.At), stateKey(a.Tenant, a.EndpointID)
-	c := pl.call(ctx, p, a.Tenant)
-	if c.n == 0 {
-		c.args = append(c.args, nil) // the oldest id to keep (eval)
-	}
-	c.args = append(c.args, c.key(epKey), c.key(st), c.key(es), c.key(evd),
-		partition, offset, a.At.UnixMilli(), a.Outcome, latencyBucket(a.LatencyMS),
-		"a:"+a.EndpointID, lastRank(a.At, a.Attempt), lastValue(a).encode(), summaryValue(a, partition, offset))
-	c.n++
-	for _, k := range []string{epKey, st, es, evd} {
+	pa := pendingAttempt{ep: endpointKey(a.Tenant, a.EndpointID), st: statKey(a.Tenant, a.EndpointID, a.At),
+		es: stateKey(a.Tenant, a.EndpointID), evd: evd, part: partition, off: offset, at: a.At.UnixMilli(),
+		outcome: a.Outcome, bucket: latencyBucket(a.LatencyMS), field: "a:" + a.EndpointID,
+		last: lastValue(a).encode(), value: summaryValue(a, partition, offset), expires: expires}
+	pl.pending[a.Tenant] = append(pl.pending[a.Tenant], pa)
+	for _, k := range []string{pa.ep, pa.st, pa.es, pa.evd} {
 		later(pl.expires, k, expires)
 	}
 	if a.EventType != "" {

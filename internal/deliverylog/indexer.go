@@ -287,7 +287,7 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *h
 		p     int32
 	}
 	next := map[partition]int64{}
-	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) {
+	err := x.ix.pipelined(ctx, func(p redis.Pipeliner) error {
 		// A rerun after NOSCRIPT queues everything again.
 		if x.pl == nil {
 			x.pl = x.ix.newPoll(done)
@@ -298,8 +298,11 @@ func (x *Indexer) apply(ctx context.Context, gen string, fs kgo.Fetches, done *h
 			next[partition{r.Topic, r.Partition}] = r.Offset + 1
 			x.queue(ctx, p, pl, r)
 		})
-		pl.flush(ctx, p)
+		return pl.flush(ctx, p)
 	})
+	if err == nil {
+		err = x.pl.settle(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("deliverylog: index: %w", err)
 	}

@@ -2,7 +2,6 @@ package deliverylog
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,8 +17,16 @@ const maxScriptAttempts = 500
 // type are written once, after everything that may create the key.
 type poll struct {
 	ix *Index
-	// attempts by tenant: the script's keys (deduplicated) and arguments.
-	attempts map[string]*scriptCall
+	// pending are the poll's attempts by tenant, in offset order.
+	pending map[string][]pendingAttempt
+	// states are the endpoint states known: the run's (housekeeping), or
+	// the poll's own. next are the states the poll's script calls lead
+	// to, by tenant, until they succeed; sent are the calls.
+	states map[string]*epState
+	next   map[string]map[string]*epState
+	sent   []sentCall
+	call   *scriptCall // reused from call to call
+	buf    []byte
 	// trims are sorted sets to trim to the retention window, with the
 	// latest expiry they need; expires are other keys' latest expiry.
 	trims, expires map[string]time.Time
@@ -30,15 +37,27 @@ type poll struct {
 }
 
 func (ix *Index) newPoll(done *housekeeping) *poll {
-	return &poll{ix: ix, attempts: map[string]*scriptCall{}, trims: map[string]time.Time{},
-		expires: map[string]time.Time{}, types: map[string]string{}, done: done}
+	pl := &poll{ix: ix, pending: map[string][]pendingAttempt{}, next: map[string]map[string]*epState{},
+		call: newScriptCall(), trims: map[string]time.Time{}, expires: map[string]time.Time{}, types: map[string]string{}}
+	pl.reset(done)
+	return pl
 }
 
 // reset empties pl for the next poll, keeping its maps' room: growing
 // them again every poll was a tenth of the indexer's allocations.
 func (pl *poll) reset(done *housekeeping) {
-	if len(pl.attempts) > maxKeptCalls {
-		clear(pl.attempts)
+	if len(pl.pending) > maxKeptTenants {
+		clear(pl.pending)
+	}
+	for t, as := range pl.pending {
+		pl.pending[t] = as[:0]
+	}
+	clear(pl.next)
+	pl.sent = pl.sent[:0]
+	if done != nil {
+		pl.states = done.states
+	} else if pl.done != nil || pl.states == nil {
+		pl.states = map[string]*epState{}
 	}
 	clear(pl.trims)
 	clear(pl.expires)
@@ -46,9 +65,9 @@ func (pl *poll) reset(done *housekeeping) {
 	pl.done = done
 }
 
-// maxKeptCalls bounds the tenants whose script calls a poll keeps for the
-// next.
-const maxKeptCalls = 1000
+// maxKeptTenants bounds the tenants whose attempt lists a poll keeps for
+// the next.
+const maxKeptTenants = 1000
 
 // Housekeeping (moving a key's expiry on, trimming a list to the window)
 // need not follow every write: reads skip entries past retention, so a
@@ -71,10 +90,12 @@ const (
 type housekeeping struct {
 	expiry  map[string]time.Time
 	trimmed map[string]time.Time
+	// states are the endpoint states as the run wrote them (write.go).
+	states map[string]*epState
 }
 
 func newHousekeeping() *housekeeping {
-	return &housekeeping{expiry: map[string]time.Time{}, trimmed: map[string]time.Time{}}
+	return &housekeeping{expiry: map[string]time.Time{}, trimmed: map[string]time.Time{}, states: map[string]*epState{}}
 }
 
 // expire tells whether k's expiry must be written as at (rounded up), and
@@ -109,24 +130,6 @@ func (h *housekeeping) trim(k string, now time.Time) bool {
 	return true
 }
 
-// scriptCall is one tenant's attemptsScript call under construction.
-type scriptCall struct {
-	keys  []string
-	index map[string]int // key → its 1-based position in keys
-	args  []any          // args[0] is set by eval
-	n     int
-}
-
-func (c *scriptCall) key(k string) string {
-	i, ok := c.index[k]
-	if !ok {
-		c.keys = append(c.keys, k)
-		i = len(c.keys)
-		c.index[k] = i
-	}
-	return strconv.Itoa(i)
-}
-
 func later(m map[string]time.Time, k string, t time.Time) {
 	if t.After(m[k]) {
 		m[k] = t
@@ -135,11 +138,18 @@ func later(m map[string]time.Time, k string, t time.Time) {
 
 // flush queues the poll's writes on p: the attempt scripts and the
 // writes that need no script first, then types, trims and expiries, which
-// must follow the writes that create their keys.
-func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
-	for _, c := range pl.attempts {
-		if c.n > 0 {
-			pl.eval(ctx, p, c)
+// must follow the writes that create their keys. It reads the states of
+// endpoints it does not know first. After p has run, settle takes the
+// scripts' outcome.
+func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) error {
+	pl.sent = pl.sent[:0]
+	clear(pl.next)
+	if err := pl.load(ctx, pl.pending); err != nil {
+		return err
+	}
+	for tenant, as := range pl.pending {
+		if len(as) > 0 {
+			pl.queueAttempts(ctx, p, tenant, as)
 		}
 	}
 	for k, t := range pl.types {
@@ -158,29 +168,5 @@ func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) {
 			p.PExpireAt(ctx, k, at)
 		}
 	}
-}
-
-// call returns the tenant's script call with room for one more attempt,
-// queueing a full one on p.
-func (pl *poll) call(ctx context.Context, p redis.Pipeliner, tenant string) *scriptCall {
-	c := pl.attempts[tenant]
-	if c != nil && c.n == maxScriptAttempts {
-		pl.eval(ctx, p, c)
-	}
-	if c == nil {
-		c = &scriptCall{index: map[string]int{}}
-		pl.attempts[tenant] = c
-	}
-	return c
-}
-
-// eval queues c on p and empties c for more attempts (the command holds
-// copies of its keys and arguments). Its first argument is the oldest
-// stream id to keep: XADD trims whole stream nodes older than the
-// retention window as it goes, so streams need no trim of their own.
-func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, c *scriptCall) {
-	c.args[0] = max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0)
-	attemptsScript.EvalSha(ctx, p, c.keys, c.args...)
-	c.keys, c.args, c.n = c.keys[:0], c.args[:0], 0
-	clear(c.index)
+	return nil
 }

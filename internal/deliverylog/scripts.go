@@ -13,12 +13,13 @@ var scripts = []*redis.Script{attemptsScript, deadScript}
 
 // pipelined runs queue's commands in one pipeline. Scripts run by SHA: if
 // Redis does not know them (restarted, new), they are loaded and the whole
-// pipeline runs again, which is safe as every index write is idempotent.
-func (ix *Index) pipelined(ctx context.Context, queue func(p redis.Pipeliner)) error {
+// pipeline runs again. That is safe: the other writes are idempotent, and
+// the attempts' states become known only when their scripts have run
+// (poll.settle), so the rerun works them out the same.
+func (ix *Index) pipelined(ctx context.Context, queue func(p redis.Pipeliner) error) error {
 	run := func() error {
 		_, err := ix.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			queue(p)
-			return nil
+			return queue(p)
 		})
 		return err
 	}

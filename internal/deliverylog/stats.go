@@ -36,122 +36,90 @@ func latencyBucket(ms int64) int {
 // bucketMS is the largest latency of bucket b.
 func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float64(b)) - 1)) }
 
-// attemptsScript indexes a batch of one tenant's attempts in one call:
-// each attempt as an entry of its endpoint's stream, its ref and summary
-// in its delivery's field of the event's hash, the minute counters, added
-// up and written once per key, and each endpoint's state (its run of
-// failures), moved on once unless a later attempt is already in it.
+// attemptsScript writes a batch of one tenant's attempts as the indexer
+// worked them out (write.go): each attempt as an entry of its endpoint's
+// stream under the id the indexer chose, its ref and summary in its
+// delivery's field of the event's hash, the minute counters and the
+// endpoints' states.
 //
-// An endpoint's attempts are keyed by endpoint, so they come in one
-// attempts partition, in offset order: the state keeps the last offset
-// indexed per partition ("o:<partition>"), and an attempt at or below it is
-// a replay (the indexer restarted) and skipped whole. So nothing is
-// counted or listed twice. Stream ids are the attempt's millisecond, or
-// the endpoint's last id if that is later (a clock behind), so an
-// endpoint's stream runs in the order its attempts were written. Each
-// redis.call costs about as much as the command it runs, so the script
-// makes as few as it can.
+// The indexer works from its copy of each endpoint's state, so the script
+// first checks that copy: the state's last stream id and the offsets
+// it names must be what Redis holds. If another writer moved them (a
+// second indexer during a rollout, a key expired, a flush), it writes
+// nothing and answers -1; the indexer reloads and tries again. So the
+// check and the writes are atomic, as one script, and replays are skipped
+// by the indexer without a round trip. The script does no per-attempt
+// work beyond its commands: working out ids, refs and counters in Lua cost
+// Redis twice what the commands do.
 //
-// KEYS: every key the batch touches. ARGV[1]: the oldest stream id to
-// keep (ms). Then per attempt: the positions in KEYS of its endpoint
-// stream, minute counters, endpoint state and event hash; partition,
-// offset, attempt time (ms), outcome, latency bucket, delivery field,
-// rank, delivery summary and stream value (summaryValue), to which the
-// script appends the attempt's millisecond less its entry id's when the
-// id had to move past a clock behind.
+// KEYS: every key the batch touches. ARGV[1]: the oldest stream id to keep
+// (ms). Then four sections, each a count and its items:
+//   - checks: state key, field count, (field, expected value or "")...
+//   - attempts: stream key, entry id, entry value, event hash, delivery
+//     field, the field's value for a first attempt (summary with its ref,
+//     then ";");
+//   - counters: key, field, increment;
+//   - states: key, field-value count, field-values..., field to delete or "".
+//
+// Keys are positions in KEYS.
 var attemptsScript = redis.NewScript(`
-local F = 13
-local counts, states = {}, {}
-local added = 0
-local minid = ARGV[1]
-for b = 1, #ARGV - F, F do
-  local ep, st, es, evd = KEYS[tonumber(ARGV[b + 1])], KEYS[tonumber(ARGV[b + 2])], KEYS[tonumber(ARGV[b + 3])], KEYS[tonumber(ARGV[b + 4])]
-  local part, off, outcome = ARGV[b + 5], tonumber(ARGV[b + 6]), ARGV[b + 8]
-  local s = states[es]
-  if not s then
-    local v = redis.call('HMGET', es, 'at', 'failing_since', 'lid', 'o:' .. part)
-    s = {at = v[1] or '0', atn = tonumber(v[1] or '0'), fs = v[2], had = v[2], lid = tonumber(v[3] or '0'), off = {}, dirty = false}
-    s.off[part] = tonumber(v[4] or '-1')
-    if not v[3] then
-      -- No state (its key expired first): the stream's last id bounds
-      -- the next one all the same.
-      local last = redis.call('XREVRANGE', ep, '+', '-', 'COUNT', 1)[1]
-      if last then s.lid = tonumber(string.match(last[1], '^(%d+)')) end
-    end
-    states[es] = s
+-- i is the position of the next argument to read.
+local minid, i = ARGV[1], 3
+for _ = 1, tonumber(ARGV[2]) do
+  local es, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+  i = i + 2
+  local fs = {}
+  for j = 1, n do fs[j] = ARGV[i + 2 * j - 2] end
+  local v = redis.call('HMGET', es, unpack(fs))
+  for j = 1, n do
+    if (v[j] or '') ~= ARGV[i + 2 * j - 1] then return -1 end
   end
-  if s.off[part] == nil then
-    s.off[part] = tonumber(redis.call('HGET', es, 'o:' .. part) or '-1')
-  end
-  if off > s.off[part] then
-    s.off[part], s.dirty = off, true
-    local at = tonumber(ARGV[b + 7])
-    local ms = math.max(at, s.lid)
-    local v = ARGV[b + 13]
-    if at < ms then v = v .. '\31' .. (at - ms) end
-    local id = redis.call('XADD', ep, 'MINID', '~', minid, ms .. '-*', 'v', v)
-    local seq
-    s.lid, seq = string.match(id, '^(%d+)-(%d+)$')
-    s.lid = tonumber(s.lid)
-    local ref = string.format('%x', s.lid)
-    if seq ~= '0' then ref = ref .. string.format('-%x', tonumber(seq)) end
-    added = added + 1
-    -- The delivery's field: the highest-ranked summary with its ref,
-    -- then the refs of the delivery's other attempts.
-    local field, sum = ARGV[b + 10], ref .. ',' .. ARGV[b + 12]
-    -- A delivery's first attempt, the common case, is one HSETNX.
-    if redis.call('HSETNX', evd, field, sum .. ';') == 0 then
-      local cur = redis.call('HGET', evd, field)
-      local csum, crefs = string.match(cur, '^([^;]*);(.*)$')
-      local cref, cms, cn = string.match(csum or '', '^(([%x]+)[%-%x]*),(%d+),')
-      if cms and tonumber(cms, 16) * 1000 + tonumber(cn) > tonumber(ARGV[b + 11]) then
-        sum, cref = csum, ref
-      end
-      if cref then
-        if crefs ~= '' then crefs = crefs .. ' ' end
-        sum = sum .. ';' .. crefs .. cref
-      else
-        sum = sum .. ';'
-      end
-      redis.call('HSET', evd, field, sum)
-    end
-    local c = counts[st]
-    if not c then c = {}; counts[st] = c end
-    local o, l = 'o:' .. outcome, 'l:' .. ARGV[b + 9]
-    c[o] = (c[o] or 0) + 1
-    c[l] = (c[l] or 0) + 1
-    if at >= s.atn then
-      s.at, s.atn = ARGV[b + 7], at
-      if outcome == 'delivered' then
-        s.fs = false
-      elseif outcome ~= 'deleted' and not s.fs then
-        s.fs = ARGV[b + 7]
-      end
-    end
-  end
+  i = i + 2 * n
 end
-for st, c in pairs(counts) do
-  for f, n in pairs(c) do redis.call('HINCRBY', st, f, n) end
-end
-for es, s in pairs(states) do
-  if s.dirty then
-    local args = {'HSET', es, 'at', s.at, 'lid', string.format('%d', s.lid)}
-    for p, o in pairs(s.off) do
-      if o >= 0 then
-        args[#args + 1] = 'o:' .. p
-        args[#args + 1] = string.format('%d', o)
-      end
+local na = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, na do
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MINID', '~', minid, ARGV[i + 1], 'v', ARGV[i + 2])
+  local evd, field, val = KEYS[tonumber(ARGV[i + 3])], ARGV[i + 4], ARGV[i + 5]
+  -- A delivery's first attempt, the common case, is one HSETNX. Else
+  -- the field keeps the highest-ranked summary with its ref, then the
+  -- refs of the delivery's other attempts. Summaries rank by their
+  -- ref's millisecond, then attempt number (at most 999).
+  if redis.call('HSETNX', evd, field, val) == 0 then
+    local sum = string.sub(val, 1, -2)
+    local ref, ms, n = string.match(sum, '^(([%x]+)[%-%x]*),(%d+),')
+    local cur = redis.call('HGET', evd, field)
+    local csum, crefs = string.match(cur, '^([^;]*);(.*)$')
+    local cref, cms, cn = string.match(csum or '', '^(([%x]+)[%-%x]*),(%d+),')
+    if cms and tonumber(cms, 16) * 1000 + math.min(tonumber(cn), 999) > tonumber(ms, 16) * 1000 + math.min(tonumber(n), 999) then
+      sum, cref = csum, ref
     end
-    if s.fs then
-      args[#args + 1] = 'failing_since'
-      args[#args + 1] = s.fs
-    elseif s.had then
-      redis.call('HDEL', es, 'failing_since')
+    if cref then
+      if crefs ~= '' then crefs = crefs .. ' ' end
+      sum = sum .. ';' .. crefs .. cref
+    else
+      sum = sum .. ';'
     end
-    redis.call(unpack(args))
+    redis.call('HSET', evd, field, sum)
   end
+  i = i + 6
 end
-return added
+local nc = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nc do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+local ns = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, ns do
+  local es, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+  redis.call('HSET', es, unpack(ARGV, i + 2, i + 1 + n))
+  i = i + 2 + n
+  if ARGV[i] ~= '' then redis.call('HDEL', es, ARGV[i]) end
+  i = i + 1
+end
+return na
 `)
 
 // deadScript records a delivery's dead letter once, counting it in its
