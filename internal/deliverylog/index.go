@@ -165,9 +165,15 @@ func (ix *Index) Add(ctx context.Context, partition int32, offset int64, a deliv
 
 // AddAll indexes attempts in one round trip, as the indexer does a poll.
 func (ix *Index) AddAll(ctx context.Context, as []Located) error {
-	pl := ix.newPoll(nil)
+	return ix.addAll(ctx, nil, as)
+}
+
+// addAll indexes attempts as a poll of the indexer run done (nil: a poll
+// of its own, knowing no endpoint state).
+func (ix *Index) addAll(ctx context.Context, done *housekeeping, as []Located) error {
+	pl := ix.newPoll(done)
 	err := ix.pipelined(ctx, func(p redis.Pipeliner) error {
-		pl.reset(nil)
+		pl.reset(done)
 		for i := range as {
 			pl.add(ctx, p, as[i].Partition, as[i].Offset, &as[i].Attempt)
 		}

@@ -64,18 +64,7 @@ func TestStaleStates(t *testing.T) {
 			ix := NewIndex(r.Client, 0)
 			index := func(done *housekeeping, as []Located) {
 				t.Helper()
-				pl := ix.newPoll(done)
-				err := ix.pipelined(ctx, func(p redis.Pipeliner) error {
-					pl.reset(done)
-					for i := range as {
-						pl.add(ctx, p, as[i].Partition, as[i].Offset, &as[i].Attempt)
-					}
-					return pl.flush(ctx, p)
-				})
-				if err == nil {
-					err = pl.settle(ctx)
-				}
-				if err != nil {
+				if err := ix.addAll(ctx, done, as); err != nil {
 					t.Fatal(err)
 				}
 			}
