@@ -46,7 +46,7 @@ const (
 	DefaultDedupeWindow       = 24 * time.Hour
 	DefaultKeyPrefix          = "hookstream:"
 	DefaultMaxBatch           = 2000
-	DefaultLinger             = 2 * time.Millisecond
+	DefaultLinger             = 3 * time.Millisecond
 	DefaultTransactionTimeout = 10 * time.Second
 )
 

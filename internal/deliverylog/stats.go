@@ -15,9 +15,9 @@ import (
 	"github.com/hookstream/hookstream/internal/record"
 )
 
-// Per endpoint, the index keeps a counter hash per minute (outcomes,
-// dead letters and a latency histogram) and the endpoint's state (its
-// current run of failures). Counters move only when an attempt first
+// Per endpoint, the index keeps a counter hash per minute (attempts by
+// class and latency bucket, and dead letters) and the endpoint's state
+// (its current run of failures). Counters move only when an attempt first
 // enters the endpoint's list, so replaying the topic never counts twice.
 
 func statKey(tenant, ep string, at time.Time) string {
@@ -176,9 +176,26 @@ func (ix *Index) EndpointStats(ctx context.Context, tenant, endpointID string, w
 	for _, c := range cmds {
 		for f, v := range c.Val() {
 			n, _ := strconv.ParseInt(v, 10, 64)
-			switch kind, arg, _ := strings.Cut(f, ":"); {
-			case f == "dead":
+			if f == "dead" {
 				st.Dead += n
+				continue
+			}
+			// A class and bucket ("d12"); before 2026-12-05, an
+			// outcome ("o:delivered") and a bucket ("l:12") apart.
+			if b, err := strconv.Atoi(f[1:]); err == nil && len(f) > 1 && f[1] != '-' && f[1] != '+' {
+				switch f[0] {
+				case classDelivered:
+					st.Delivered += n
+				case classFailed:
+					st.Failed += n
+				case classNeither:
+				default:
+					continue
+				}
+				hist[b] += n
+				continue
+			}
+			switch kind, arg, _ := strings.Cut(f, ":"); {
 			case kind == "o" && arg == "delivered":
 				st.Delivered += n
 			case kind == "o" && arg != "deleted":

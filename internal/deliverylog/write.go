@@ -178,35 +178,46 @@ type counter struct{ key, field string }
 // Field names made once: the counters' and the offsets' fields come up
 // for every attempt.
 var (
-	outcomeFields = map[string]string{}
-	latencyFields [128]string
+	counterFields [3][128]string
 	offsetFields  [256]string
 )
 
+// Counter classes: an attempt counts as delivered, failed (any outcome
+// but delivered and deleted) or neither, and in its latency bucket.
+const (
+	classDelivered = 'd'
+	classFailed    = 'f'
+	classNeither   = 'n'
+)
+
+var classes = [3]byte{classDelivered, classFailed, classNeither}
+
 func init() {
-	for _, o := range []string{"delivered", "failed", "deleted", "gone", "refused"} {
-		outcomeFields[o] = "o:" + o
-	}
-	for i := range latencyFields {
-		latencyFields[i] = "l:" + strconv.Itoa(i)
+	for c, b := range classes {
+		for i := range counterFields[c] {
+			counterFields[c][i] = string(b) + strconv.Itoa(i)
+		}
 	}
 	for i := range offsetFields {
 		offsetFields[i] = "o:" + strconv.Itoa(i)
 	}
 }
 
-func outcomeField(o string) string {
-	if f, ok := outcomeFields[o]; ok {
-		return f
+// counterField is the one field an attempt adds to in its minute's
+// counters: its class and latency bucket together, so an attempt is one
+// HINCRBY where an outcome field and a latency field made two.
+func counterField(outcome string, bucket int) string {
+	c := 1
+	switch outcome {
+	case "delivered":
+		c = 0
+	case "deleted":
+		c = 2
 	}
-	return "o:" + o
-}
-
-func latencyField(b int) string {
-	if b >= 0 && b < len(latencyFields) {
-		return latencyFields[b]
+	if bucket >= 0 && bucket < len(counterFields[c]) {
+		return counterFields[c][bucket]
 	}
-	return "l:" + strconv.Itoa(b)
+	return string(classes[c]) + strconv.Itoa(bucket)
 }
 
 func offsetStateField(p int32) string {
@@ -286,8 +297,7 @@ func (pl *poll) queueAttempts(ctx context.Context, p redis.Pipeliner, tenant str
 		c.n++
 		s.ms, s.seq, s.lid = ms, seq, id
 		s.off[a.part] = a.off
-		c.counts[counter{a.st, outcomeField(a.outcome)}]++
-		c.counts[counter{a.st, latencyField(a.bucket)}]++
+		c.counts[counter{a.st, counterField(a.outcome, a.bucket)}]++
 		if a.at >= s.at {
 			s.at = a.at
 			if a.outcome == "delivered" {
