@@ -139,20 +139,23 @@ func (pl *poll) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record) 
 	fields := []any{"type", m.EventType, "at", strconv.FormatInt(m.At.UnixMilli(), 10),
 		"src", Location{m.Topic, m.Partition, m.Offset}.String(), "m", em}
 	for _, ep := range m.Endpoints {
-		fields = append(fields, "ep:"+ep, "1")
+		fields = append(fields, pl.keysOf(m.Tenant, ep).matched, "1")
 	}
 	for _, ep := range m.Disabled {
 		fields = append(fields, "dis:"+ep, "1")
 	}
 	p.HSet(ctx, k, fields...)
 	later(pl.expires, k, expires)
-	keys := []string{eventsKey(m.Tenant)}
-	for _, ep := range append(append([]string{}, m.Endpoints...), m.Disabled...) {
-		keys = append(keys, endpointEventsKey(m.Tenant, ep))
-	}
-	for _, key := range keys {
+	list := func(key string) {
 		p.ZAdd(ctx, key, redis.Z{Member: em})
 		later(pl.trims, key, expires)
+	}
+	list(eventsKey(m.Tenant))
+	for _, ep := range m.Endpoints {
+		list(pl.keysOf(m.Tenant, ep).events)
+	}
+	for _, ep := range m.Disabled {
+		list(pl.keysOf(m.Tenant, ep).events)
 	}
 }
 

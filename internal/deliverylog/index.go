@@ -202,10 +202,13 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 		later(pl.expires, evd, expires)
 		return
 	}
-	pa := pendingAttempt{ep: endpointKey(a.Tenant, a.EndpointID), st: statKey(a.Tenant, a.EndpointID, a.At),
-		es: stateKey(a.Tenant, a.EndpointID), evd: evd, part: partition, off: offset, at: a.At.UnixMilli(),
-		outcome: a.Outcome, bucket: latencyBucket(a.LatencyMS), field: "a:" + a.EndpointID,
-		last: lastValue(a).encode(), value: summaryValue(a, partition, offset), expires: expires}
+	k := pl.keysOf(a.Tenant, a.EndpointID)
+	pl.buf = lastValue(a).append(pl.buf[:0])
+	last := string(pl.buf)
+	pl.buf = appendSummary(pl.buf[:0], a, partition, offset)
+	pa := pendingAttempt{ep: k.stream, st: k.minute(a.Tenant, a.EndpointID, a.At), es: k.state, evd: evd,
+		part: partition, off: offset, at: a.At.UnixMilli(), outcome: a.Outcome, bucket: latencyBucket(a.LatencyMS),
+		field: k.fieldArg, last: last, value: string(pl.buf), expires: expires}
 	pl.pending[a.Tenant] = append(pl.pending[a.Tenant], pa)
 	for _, k := range []string{pa.ep, pa.st, pa.es, pa.evd} {
 		later(pl.expires, k, expires)

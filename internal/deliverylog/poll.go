@@ -2,6 +2,7 @@ package deliverylog
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,6 +27,7 @@ type poll struct {
 	next   map[string]map[string]*epState
 	sent   []sentCall
 	call   *scriptCall // reused from call to call
+	args   []any       // the call's arguments, reused likewise
 	buf    []byte
 	// trims are sorted sets to trim to the retention window, with the
 	// latest expiry they need; expires are other keys' latest expiry.
@@ -34,11 +36,51 @@ type poll struct {
 	types map[string]string
 	// done, when set, remembers housekeeping already done in Redis.
 	done *housekeeping
+	// keys are endpoints' key names, made once rather than for every
+	// record (bounded like housekeeping).
+	keys map[endpointRef]*endpointKeys
+}
+
+type endpointRef struct{ tenant, endpoint string }
+
+// endpointKeys are the names of an endpoint's keys and fields.
+type endpointKeys struct {
+	stream, state, events string // keys: attempts stream, state, event list
+	field, matched        string // fields of an event's hash: delivery, match
+	fieldArg              any    // field as a script argument, made once
+	// The minute counters' key of the latest minute asked for.
+	statMinute int64
+	stat       string
+}
+
+// keysOf returns the endpoint's key names. tenant and endpoint may point
+// into a record: what is kept is copied.
+func (pl *poll) keysOf(tenant, endpoint string) *endpointKeys {
+	if k := pl.keys[endpointRef{tenant, endpoint}]; k != nil {
+		return k
+	}
+	if len(pl.keys) >= housekeepingKeys {
+		clear(pl.keys)
+	}
+	tenant, endpoint = strings.Clone(tenant), strings.Clone(endpoint)
+	k := &endpointKeys{stream: endpointKey(tenant, endpoint), state: stateKey(tenant, endpoint),
+		events: endpointEventsKey(tenant, endpoint), field: "a:" + endpoint, matched: "ep:" + endpoint, statMinute: -1}
+	k.fieldArg = k.field
+	pl.keys[endpointRef{tenant, endpoint}] = k
+	return k
+}
+
+// minute returns the endpoint's counters key for the minute of at.
+func (k *endpointKeys) minute(tenant, endpoint string, at time.Time) string {
+	if m := at.Unix() / 60; m != k.statMinute {
+		k.statMinute, k.stat = m, statKey(tenant, endpoint, at)
+	}
+	return k.stat
 }
 
 func (ix *Index) newPoll(done *housekeeping) *poll {
 	pl := &poll{ix: ix, pending: map[string][]pendingAttempt{}, next: map[string]map[string]*epState{},
-		call: newScriptCall(), trims: map[string]time.Time{}, expires: map[string]time.Time{}, types: map[string]string{}}
+		call: newScriptCall(), keys: map[endpointRef]*endpointKeys{}, trims: map[string]time.Time{}, expires: map[string]time.Time{}, types: map[string]string{}}
 	pl.reset(done)
 	return pl
 }

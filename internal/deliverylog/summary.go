@@ -29,8 +29,8 @@ import (
 // endpoint are the key's.
 const sep = "\x1f"
 
-// summaryFields is the field count of a stored summary: summaryValue's
-// and the time delta attemptsScript may append.
+// summaryFields is the field count of a stored summary: appendSummary's
+// and the time delta the indexer may append.
 const summaryFields = 12
 
 // shortNames are one-letter codes for the outcomes and error classes
@@ -55,22 +55,28 @@ var longNames = func() map[string]string {
 func short(v string) string { return cmp.Or(shortNames[v], v) }
 func long(v string) string  { return cmp.Or(longNames[v], v) }
 
-// summaryValue is a's stream value (the offset in base 36) but its last
-// field, the attempt's millisecond less its entry id's, which
-// attemptsScript appends when it is not 0, that is when the id had to
-// move past a clock behind. The index keeps times to the millisecond.
-func summaryValue(a *deliverer.Attempt, partition int32, offset int64) string {
-	trunc := ""
-	if a.ResponseTruncated {
-		trunc = "1"
-	}
+// appendSummary appends a's stream value to b (the offset in base 36) but
+// its last field, the attempt's millisecond less its entry id's, which the
+// indexer appends when it is not 0, that is when the id had to move past a
+// clock behind. The index keeps times to the millisecond.
+func appendSummary(b []byte, a *deliverer.Attempt, partition int32, offset int64) []byte {
 	trigger := a.Trigger
 	if trigger == record.TriggerScheduled {
 		trigger = "" // the common case costs nothing
 	}
-	return strings.Join([]string{a.EventID, a.EventType, strconv.Itoa(a.Attempt), trigger, short(a.Outcome),
-		strconv.Itoa(a.Status), short(a.ErrorClass), strconv.FormatInt(a.LatencyMS, 10), trunc,
-		strconv.Itoa(int(partition)), strconv.FormatInt(offset, 36)}, sep)
+	b = append(append(b, a.EventID...), sep...)
+	b = append(append(b, a.EventType...), sep...)
+	b = append(strconv.AppendInt(b, int64(a.Attempt), 10), sep...)
+	b = append(append(b, trigger...), sep...)
+	b = append(append(b, short(a.Outcome)...), sep...)
+	b = append(strconv.AppendInt(b, int64(a.Status), 10), sep...)
+	b = append(append(b, short(a.ErrorClass)...), sep...)
+	b = append(strconv.AppendInt(b, a.LatencyMS, 10), sep...)
+	if a.ResponseTruncated {
+		b = append(b, '1')
+	}
+	b = append(strconv.AppendInt(append(b, sep...), int64(partition), 10), sep...)
+	return strconv.AppendInt(b, offset, 36)
 }
 
 // errSummary: a stored entry is not a summary this code wrote.
@@ -151,14 +157,16 @@ func (ix *Index) full(ctx context.Context, part int32, off int64, e *Entry) erro
 // sequence is 0, as it nearly always is. attemptsScript ranks summaries
 // by their ref's millisecond and attempt number, so their place is fixed.
 
-// encode writes the delivery's summary but its ref, which attemptsScript
-// puts first. A scheduled attempt's trigger is left out.
-func (l lastAttempt) encode() string {
-	s := strconv.Itoa(l.Attempt) + "," + strconv.Itoa(l.Status) + "," + short(l.Outcome)
+// append appends the delivery's summary but its ref, which goes first.
+// A scheduled attempt's trigger is left out.
+func (l lastAttempt) append(b []byte) []byte {
+	b = append(strconv.AppendInt(b, int64(l.Attempt), 10), ',')
+	b = append(strconv.AppendInt(b, int64(l.Status), 10), ',')
+	b = append(b, short(l.Outcome)...)
 	if l.Trigger != "" {
-		s += "," + l.Trigger
+		b = append(append(b, ','), l.Trigger...)
 	}
-	return s
+	return b
 }
 
 // parseDelivery reads a delivery's field: its latest attempt and the refs

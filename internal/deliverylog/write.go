@@ -61,7 +61,7 @@ type pendingAttempt struct {
 	at              int64 // ms
 	outcome         string
 	bucket          int
-	field           string // the delivery's field in the event hash
+	field           any    // the delivery's field in the event hash (a script argument)
 	last, value     string // delivery summary (without ref), stream value
 	expires         time.Time
 }
@@ -162,24 +162,42 @@ func (c *scriptCall) reset() {
 	clear(c.touched)
 }
 
-func (c *scriptCall) key(k string) string {
+// key returns k's position in the call's keys as a script argument.
+func (c *scriptCall) key(k string) any {
 	i, ok := c.index[k]
 	if !ok {
 		c.keys = append(c.keys, k)
 		i = len(c.keys)
 		c.index[k] = i
 	}
+	if i < len(keyArgs) {
+		return keyArgs[i]
+	}
 	return strconv.Itoa(i)
+}
+
+// keyArgs and offsetArgs are script arguments made once: an argument is
+// an interface value, and making one of a string allocates.
+var (
+	keyArgs    [4096]any
+	offsetArgs [256]any
+)
+
+func init() {
+	for i := range keyArgs {
+		keyArgs[i] = strconv.Itoa(i)
+	}
+	for i := range offsetArgs {
+		offsetArgs[i] = "o:" + strconv.Itoa(i)
+	}
 }
 
 // counter is a field of a minute's counters.
 type counter struct{ key, field string }
 
-// Field names made once: the counters' and the offsets' fields come up
-// for every attempt.
+// Counter field names made once: they come up for every attempt.
 var (
 	counterFields [3][128]string
-	offsetFields  [256]string
 )
 
 // Counter classes: an attempt counts as delivered, failed (any outcome
@@ -197,9 +215,6 @@ func init() {
 		for i := range counterFields[c] {
 			counterFields[c][i] = string(b) + strconv.Itoa(i)
 		}
-	}
-	for i := range offsetFields {
-		offsetFields[i] = "o:" + strconv.Itoa(i)
 	}
 }
 
@@ -220,9 +235,11 @@ func counterField(outcome string, bucket int) string {
 	return string(classes[c]) + strconv.Itoa(bucket)
 }
 
-func offsetStateField(p int32) string {
-	if p >= 0 && int(p) < len(offsetFields) {
-		return offsetFields[p]
+// offsetStateArg is the state's field of partition p's offset, as a
+// script argument.
+func offsetStateArg(p int32) any {
+	if p >= 0 && int(p) < len(offsetArgs) {
+		return offsetArgs[p]
 	}
 	return "o:" + strconv.Itoa(int(p))
 }
@@ -313,17 +330,17 @@ func (pl *poll) queueAttempts(ctx context.Context, p redis.Pipeliner, tenant str
 }
 
 // eval queues c on p with the counters and states it leads to, and
-// empties c for more attempts (the command holds copies of its keys and
-// arguments). Its first argument is the oldest stream id to keep: XADD
+// empties c for more attempts. Its first argument is the oldest stream id to keep: XADD
 // trims whole stream nodes older than the retention window as it goes, so
 // streams need no trim of their own.
 func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, tenant string, c *scriptCall, next map[string]*epState) {
-	args := make([]any, 0, 5+len(c.attempts)+16*len(c.touched)+3*len(c.counts))
-	args = append(args, max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0), len(c.touched))
+	// The command copies its keys and arguments, so both buffers serve
+	// the next call.
+	args := append(pl.args[:0], max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0), len(c.touched))
 	for es, t := range c.touched {
 		args = append(args, c.key(es), 1+len(t.parts), "lid", t.lid)
 		for i, part := range t.parts {
-			args = append(args, offsetStateField(part), t.offs[i])
+			args = append(args, offsetStateArg(part), t.offs[i])
 		}
 	}
 	args = append(args, c.n)
@@ -347,7 +364,7 @@ func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, tenant string, c *s
 			args = append(args, "at", strconv.FormatInt(s.at, 10))
 		}
 		for _, part := range t.parts {
-			args = append(args, offsetStateField(part), strconv.FormatInt(s.off[part], 10))
+			args = append(args, offsetStateArg(part), strconv.FormatInt(s.off[part], 10))
 		}
 		del := ""
 		if s.fs != t.fs {
@@ -359,7 +376,8 @@ func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, tenant string, c *s
 		}
 		args = append(args, del)
 	}
-	pl.sent = append(pl.sent, sentCall{tenant: tenant, cmd: attemptsScript.EvalSha(ctx, p, append([]string(nil), c.keys...), args...)})
+	pl.sent = append(pl.sent, sentCall{tenant: tenant, cmd: attemptsScript.EvalSha(ctx, p, c.keys, args...)})
+	pl.args = args
 	c.reset()
 }
 
