@@ -145,6 +145,7 @@ func (pl *poll) addMatch(ctx context.Context, p redis.Pipeliner, r *kgo.Record) 
 		fields = append(fields, "dis:"+ep, "1")
 	}
 	p.HSet(ctx, k, fields...)
+	pl.done.typeWritten(k)
 	later(pl.expires, k, expires)
 	list := func(key string) {
 		p.ZAdd(ctx, key, redis.Z{Member: em})

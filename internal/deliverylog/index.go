@@ -213,7 +213,7 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 	for _, k := range []string{pa.ep, pa.st, pa.es, pa.evd} {
 		later(pl.expires, k, expires)
 	}
-	if a.EventType != "" {
+	if a.EventType != "" && !pl.done.hasType(evd) {
 		pl.types[evd] = a.EventType
 	}
 }

@@ -134,10 +134,35 @@ type housekeeping struct {
 	trimmed map[string]time.Time
 	// states are the endpoint states as the run wrote them (write.go).
 	states map[string]*epState
+	// typed are event hashes whose type the run wrote.
+	typed map[string]struct{}
 }
 
 func newHousekeeping() *housekeeping {
-	return &housekeeping{expiry: map[string]time.Time{}, trimmed: map[string]time.Time{}, states: map[string]*epState{}}
+	return &housekeeping{expiry: map[string]time.Time{}, trimmed: map[string]time.Time{}, states: map[string]*epState{},
+		typed: map[string]struct{}{}}
+}
+
+// hasType tells whether event hash k's type was written in this run: an
+// attempt then need not write it again. In bench (a) that write came for
+// about one attempt in four, as an event's attempts span polls.
+func (h *housekeeping) hasType(k string) bool {
+	if h == nil {
+		return false
+	}
+	_, ok := h.typed[k]
+	return ok
+}
+
+// typeWritten notes event hash k's type as written.
+func (h *housekeeping) typeWritten(k string) {
+	if h == nil {
+		return
+	}
+	if len(h.typed) >= housekeepingKeys {
+		clear(h.typed)
+	}
+	h.typed[k] = struct{}{}
 }
 
 // expire tells whether k's expiry must be written as at (rounded up), and
@@ -196,6 +221,7 @@ func (pl *poll) flush(ctx context.Context, p redis.Pipeliner) error {
 	}
 	for k, t := range pl.types {
 		p.HSetNX(ctx, k, "type", t)
+		pl.done.typeWritten(k)
 	}
 	now := pl.ix.now()
 	oldest := "(" + memberTime(now.Add(-pl.ix.retention))
