@@ -144,8 +144,8 @@ func newHousekeeping() *housekeeping {
 }
 
 // hasType tells whether event hash k's type was written in this run: an
-// attempt then need not write it again. In bench (a) that write came for
-// about one attempt in four, as an event's attempts span polls.
+// attempt then need not write it again. An event's attempts span polls:
+// in bench (a), HSETNX per attempt went from 1.23 to 1.05.
 func (h *housekeeping) hasType(k string) bool {
 	if h == nil {
 		return false

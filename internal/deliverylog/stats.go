@@ -182,7 +182,10 @@ func (ix *Index) EndpointStats(ctx context.Context, tenant, endpointID string, w
 			}
 			// A class and bucket ("d12"); before 2026-12-05, an
 			// outcome ("o:delivered") and a bucket ("l:12") apart.
-			if b, err := strconv.Atoi(f[1:]); err == nil && len(f) > 1 && f[1] != '-' && f[1] != '+' {
+			if len(f) < 2 || f[1] == '-' || f[1] == '+' {
+				continue
+			}
+			if b, err := strconv.Atoi(f[1:]); err == nil {
 				switch f[0] {
 				case classDelivered:
 					st.Delivered += n

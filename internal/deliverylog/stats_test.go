@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/internal/testenv"
 )
 
@@ -24,7 +25,9 @@ func TestStatsCounterLayouts(t *testing.T) {
 		{"class and bucket", map[string]any{
 			// Failed and refused attempts share their class's field.
 			counterField("delivered", b40): 3, counterField("refused", b900): 2,
-			counterField("deleted", b40): 1, "dead": 1}},
+			counterField("deleted", b40): 1, "dead": 1,
+			// Fields of neither layout count nothing.
+			"": 5, "d": 5, "d-1": 5, "x9": 5}},
 		{"outcome and latency apart", map[string]any{
 			"o:delivered": 3, "o:failed": 1, "o:refused": 1, "o:deleted": 1, "dead": 1,
 			"l:" + strconv.Itoa(b40): 4, "l:" + strconv.Itoa(b900): 2}},
@@ -51,5 +54,41 @@ func TestStatsCounterLayouts(t *testing.T) {
 				t.Errorf("p50 %d, p99 %d ms; want %d and %d", st.P50MS, st.P99MS, bucketMS(b40), bucketMS(b900))
 			}
 		})
+	}
+}
+
+// TestEventTypeOncePerRun: attempts give their event its type when no
+// match record was indexed, once per indexer run: a later poll of the same
+// run does not write it again, a new run (as after a flush) does.
+func TestEventTypeOncePerRun(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	ix := NewIndex(r.Client, time.Hour)
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	attempt := func(ep string, off int64) []Located {
+		return []Located{{Partition: 0, Offset: off, Attempt: deliverer.Attempt{Tenant: "acme", EndpointID: ep,
+			EventID: "evt_1", EventType: "agent.created", Attempt: 1, Status: 200, Outcome: "delivered",
+			Trigger: "scheduled", At: at}}}
+	}
+	typeOf := func() string { return r.Client.HGet(ctx, eventDeliveriesKey("acme", "evt_1"), "type").Val() }
+	run := newHousekeeping()
+	if err := ix.addAll(ctx, run, attempt("ep_a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := typeOf(); got != "agent.created" {
+		t.Fatalf("type after the first attempt %q, want agent.created", got)
+	}
+	r.Client.HDel(ctx, eventDeliveriesKey("acme", "evt_1"), "type")
+	if err := ix.addAll(ctx, run, attempt("ep_b", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := typeOf(); got != "" {
+		t.Errorf("type written again in the same run: %q", got)
+	}
+	if err := ix.addAll(ctx, newHousekeeping(), attempt("ep_c", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := typeOf(); got != "agent.created" {
+		t.Errorf("type after a new run's attempt %q, want agent.created", got)
 	}
 }
