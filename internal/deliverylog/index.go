@@ -210,6 +210,7 @@ func (pl *poll) add(ctx context.Context, p redis.Pipeliner, partition int32, off
 		part: partition, off: offset, at: a.At.UnixMilli(), outcome: a.Outcome, bucket: latencyBucket(a.LatencyMS),
 		field: k.fieldArg, last: last, value: string(pl.buf), expires: expires}
 	pl.pending[a.Tenant] = append(pl.pending[a.Tenant], pa)
+	pl.streams[pa.ep] = struct{}{}
 	for _, k := range []string{pa.ep, pa.st, pa.es, pa.evd} {
 		later(pl.expires, k, expires)
 	}

@@ -52,8 +52,8 @@ func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float
 // work beyond its commands: working out ids, refs and counters in Lua cost
 // Redis twice what the commands do.
 //
-// KEYS: every key the batch touches. ARGV[1]: the oldest stream id to keep
-// (ms). Then four sections, each a count and its items:
+// KEYS: every key the batch touches. ARGV: four sections, each a count
+// and its items:
 //   - checks: state key, field count, (field, expected value or "")...
 //   - attempts: stream key, entry id, entry value, event hash, delivery
 //     field, the field's value for a first attempt (summary with its ref,
@@ -64,8 +64,8 @@ func bucketMS(b int) int64 { return int64(math.Round(math.Pow(latencyBase, float
 // Keys are positions in KEYS.
 var attemptsScript = redis.NewScript(`
 -- i is the position of the next argument to read.
-local minid, i = ARGV[1], 3
-for _ = 1, tonumber(ARGV[2]) do
+local i = 2
+for _ = 1, tonumber(ARGV[1]) do
   local es, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
   i = i + 2
   local fs = {}
@@ -79,7 +79,7 @@ end
 local na = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, na do
-  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MINID', '~', minid, ARGV[i + 1], 'v', ARGV[i + 2])
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 'v', ARGV[i + 2])
   local evd, field, val = KEYS[tonumber(ARGV[i + 3])], ARGV[i + 4], ARGV[i + 5]
   -- A delivery's first attempt, the common case, is one HSETNX. Else
   -- the field keeps the highest-ranked summary with its ref, then the

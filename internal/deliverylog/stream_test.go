@@ -60,7 +60,7 @@ func TestEndpointStream(t *testing.T) {
 	if n := r.Client.Exists(ctx, stream).Val(); n != 1 {
 		t.Errorf("stream gone early (test premise)")
 	}
-	// The next attempt trims the stream's nodes that are past retention: a
+	// The next write trims the stream's nodes that are past retention: a
 	// node holds at most 4 KiB at Redis's default, so 100 entries fill
 	// more than one, and only the node the new entry joins stays.
 	a := deliverer.Attempt{Tenant: "acme", EndpointID: "ep_a", EventID: "evt_2", EventType: "t", Attempt: 1,

@@ -330,13 +330,11 @@ func (pl *poll) queueAttempts(ctx context.Context, p redis.Pipeliner, tenant str
 }
 
 // eval queues c on p with the counters and states it leads to, and
-// empties c for more attempts. Its first argument is the oldest stream id to keep: XADD
-// trims whole stream nodes older than the retention window as it goes, so
-// streams need no trim of their own.
+// empties c for more attempts.
 func (pl *poll) eval(ctx context.Context, p redis.Pipeliner, tenant string, c *scriptCall, next map[string]*epState) {
 	// The command copies its keys and arguments, so both buffers serve
 	// the next call.
-	args := append(pl.args[:0], max(pl.ix.now().Add(-pl.ix.retention).UnixMilli(), 0), len(c.touched))
+	args := append(pl.args[:0], len(c.touched))
 	for es, t := range c.touched {
 		args = append(args, c.key(es), 1+len(t.parts), "lid", t.lid)
 		for i, part := range t.parts {
