@@ -133,17 +133,9 @@ func commandStats(b *testing.B, rdb redis.UniversalClient) (calls, usec int64) {
 
 // redisCPU is the CPU time the Redis process has used, network included.
 func redisCPU(b *testing.B, rdb redis.UniversalClient) time.Duration {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
+	d, err := deliverylog.RedisCPU(context.Background(), rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var s float64
-	for _, l := range strings.Split(info, "\r\n") {
-		k, v, _ := strings.Cut(l, ":")
-		if k == "used_cpu_sys" || k == "used_cpu_user" {
-			f, _ := strconv.ParseFloat(v, 64)
-			s += f
-		}
-	}
-	return time.Duration(s * float64(time.Second))
+	return d
 }
