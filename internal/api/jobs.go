@@ -19,6 +19,9 @@ import (
 // Jobs runs recovery jobs and test events (*recovery.Service).
 type Jobs interface {
 	Submit(ctx context.Context, j recovery.Job, plan []recovery.Item) (recovery.Job, bool, error)
+	// Check returns the error Submit would return for j's idempotency
+	// key, writing nothing.
+	Check(j recovery.Job) error
 	Get(tenant, id string) (recovery.Job, error)
 	List(tenant, cursor string, limit int) ([]recovery.Job, string)
 	Cancel(ctx context.Context, tenant, id string) (recovery.Job, error)
@@ -186,10 +189,17 @@ const CodeIdempotency = "idempotency_error"
 // submit starts j and answers 202 with it; a request repeated with the
 // same Idempotency-Key and body fields gets the job it started.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, fields map[string]any, j recovery.Job, plan []recovery.Item) {
+	if j, ok := s.keyedJob(w, r, fields, j); ok {
+		s.submitJob(w, r, j, plan)
+	}
+}
+
+// keyedJob adds the request's idempotency key and fields to j.
+func (s *Server) keyedJob(w http.ResponseWriter, r *http.Request, fields map[string]any, j recovery.Job) (recovery.Job, bool) {
 	j.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	if len(j.IdempotencyKey) > 255 {
 		writeError(w, http.StatusBadRequest, CodeInvalid, "", "Idempotency-Key is longer than 255 characters")
-		return
+		return j, false
 	}
 	j.Request = map[string]json.RawMessage{}
 	for name, v := range fields {
@@ -199,10 +209,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, fields map[strin
 		b, err := json.Marshal(v)
 		if err != nil {
 			s.jobError(w, r, err)
-			return
+			return j, false
 		}
 		j.Request[name] = b
 	}
+	return j, true
+}
+
+// submitJob submits j (from keyedJob) and answers with it.
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, j recovery.Job, plan []recovery.Item) {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	out, existing, err := s.jobs.Submit(ctx, j, plan)
@@ -309,9 +324,25 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := ep.ID
+	if ep.Disabled && !enable {
+		writeError(w, http.StatusConflict, CodeConflict, "/enable", "the endpoint is disabled (%s): send \"enable\": true to enable it and recover", ep.DisabledReason)
+		return
+	}
+	plan, err := recovery.PlanRecover(ctx, s.failing, tenant, id, p.since, p.until, s.recoverLimit)
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
+	j, ok := s.keyedJob(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: p.since, Until: p.until, Rate: p.rate})
+	if !ok {
+		return
+	}
 	if ep.Disabled {
-		if !enable {
-			writeError(w, http.StatusConflict, CodeConflict, "/enable", "the endpoint is disabled (%s): send \"enable\": true to enable it and recover", ep.DisabledReason)
+		// Enabled only for a job that will be accepted: a refused request
+		// (window too large, key reused) leaves the endpoint as it was.
+		// The job is submitted after, so its deliveries find it enabled.
+		if err := s.jobs.Check(j); err != nil {
+			s.jobError(w, r, err)
 			return
 		}
 		enabled := false
@@ -320,12 +351,7 @@ func (s *Server) recoverEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	plan, err := recovery.PlanRecover(ctx, s.failing, tenant, id, p.since, p.until, s.recoverLimit)
-	if err != nil {
-		s.jobError(w, r, err)
-		return
-	}
-	s.submit(w, r, fields, recovery.Job{Tenant: tenant, Kind: recovery.KindRecover, EndpointID: id, Since: p.since, Until: p.until, Rate: p.rate}, plan)
+	s.submitJob(w, r, j, plan)
 }
 
 // dryRunTimeout bounds a dry run's read of the events topic.

@@ -349,6 +349,17 @@ func (s *Service) Submit(ctx context.Context, j Job, plan []Item) (out Job, exis
 }
 
 // keyed returns the newest job the tenant started with key.
+// Check returns the error Submit would return for j's idempotency key
+// (a *KeyReusedError) without writing anything, so that a caller can
+// refuse a request before acting on it.
+func (s *Service) Check(j Job) error {
+	old, ok := s.keyed(j.Tenant, j.IdempotencyKey)
+	if !ok || time.Since(old.CreatedAt) >= s.cfg.KeyTTL {
+		return nil
+	}
+	return sameRequest(&old, &j)
+}
+
 func (s *Service) keyed(tenant, key string) (Job, bool) {
 	if key == "" {
 		return Job{}, false
