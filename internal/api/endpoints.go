@@ -167,7 +167,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > MaxPageSize {
-			writeError(w, http.StatusBadRequest, CodeInvalid, "limit", "limit must be an integer from 1 to %d", MaxPageSize)
+			writeError(w, http.StatusBadRequest, CodeInvalid, "/limit", "limit must be an integer from 1 to %d", MaxPageSize)
 			return
 		}
 		limit = n

@@ -310,8 +310,8 @@ func TestEndpointsErrors(t *testing.T) {
 		{"rotate bad grace", "POST", url + "/rotate-secret", "tok-acme", `{"grace":"soon"}`, 422, api.CodeInvalid, "/grace"},
 		{"rotate negative grace", "POST", url + "/rotate-secret", "tok-acme", `{"grace":"-1h"}`, 422, api.CodeInvalid, "/grace"},
 		{"unknown id", "GET", base + "/v1/endpoints/ep_000000000000000000000000", "tok-acme", "", 404, api.CodeNotFound, ""},
-		{"bad limit", "GET", base + "/v1/endpoints?limit=abc", "tok-acme", "", 400, api.CodeInvalid, "limit"},
-		{"limit too large", "GET", base + "/v1/endpoints?limit=251", "tok-acme", "", 400, api.CodeInvalid, "limit"},
+		{"bad limit", "GET", base + "/v1/endpoints?limit=abc", "tok-acme", "", 400, api.CodeInvalid, "/limit"},
+		{"limit too large", "GET", base + "/v1/endpoints?limit=251", "tok-acme", "", 400, api.CodeInvalid, "/limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

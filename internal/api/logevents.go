@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/internal/deliverylog"
+	"github.com/hookstream/hookstream/subscription"
 )
 
 // EventReader reads an event's bytes back from Kafka
@@ -244,6 +245,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if q.Endpoint != "" && s.endpoints != nil {
 		if _, err := s.endpoints.Get(ctx, tenant, q.Endpoint); err != nil {
+			if errors.Is(err, subscription.ErrNotFound) {
+				writeError(w, http.StatusNotFound, CodeNotFound, "/endpoint", "no endpoint %q", q.Endpoint)
+				return
+			}
 			s.endpointError(w, r, err)
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,6 +213,10 @@ func TestEventLogRoutes(t *testing.T) {
 		if r := epDo(t, "GET", st.base+c.path, c.token, ""); r.status != http.StatusNotFound {
 			t.Errorf("%s as %s: %d %s, want 404", c.path, c.token, r.status, r.body)
 		}
+	}
+	// The endpoint filter's 404 names the filter and the id asked for.
+	if r := epDo(t, "GET", st.base+"/v1/events?endpoint="+ok.ID, "tok-other", ""); !strings.Contains(string(r.body), `"field":"/endpoint"`) || !strings.Contains(string(r.body), ok.ID) {
+		t.Errorf("another tenant's endpoint as a filter: %s, want the field /endpoint and the id", r.body)
 	}
 	if _, l := list("/v1/events", "tok-other"); len(l.Data) != 1 || l.Data[0].ID != "evt_3" {
 		t.Errorf("other's events: %+v, want evt_3 only", l.Data)

@@ -2,6 +2,7 @@ package deliverylog_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -190,10 +191,19 @@ func TestQueriesAndTenantIsolation(t *testing.T) {
 	if _, err := ix.EndpointAttempts(ctx, "acme", "ep_other", deliverylog.Query{Cursor: pg.Next}); !errors.Is(err, deliverylog.ErrNotFound) {
 		t.Errorf("another endpoint's cursor: %v, want ErrNotFound", err)
 	}
-	if _, err := ix.EndpointAttempts(ctx, "acme", "ep_a", deliverylog.Query{Cursor: "garbage!"}); !errors.Is(err, deliverylog.ErrBadCursor) {
-		t.Errorf("garbage cursor: %v, want ErrBadCursor", err)
+	// Cursors well formed but made by hand, their position no entry id:
+	// refused as cursors, not as Redis errors.
+	for _, c := range []string{"garbage!", forged("n|xyz|ep:ep_a|acme"), forged("p|1-x|ep:ep_a|acme"), forged("n|(1|ep:ep_a|acme")} {
+		if _, err := ix.EndpointAttempts(ctx, "acme", "ep_a", deliverylog.Query{Cursor: c}); !errors.Is(err, deliverylog.ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
+		}
+	}
+	if _, err := ix.EndpointAttempts(ctx, "acme", "ep_a", deliverylog.Query{Cursor: forged("n|99999999999999|ep:ep_a|acme")}); err != nil {
+		t.Errorf("a cursor at an entry id none has: %v, want a page", err)
 	}
 }
+
+func forged(c string) string { return base64.RawURLEncoding.EncodeToString([]byte(c)) }
 
 // TestPaginationWhileWriting pages 1,000 attempts 10 at a time while more
 // arrive: every one of the 1,000 shows up, none twice; then Prev from the

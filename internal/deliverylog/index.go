@@ -130,6 +130,20 @@ func parseID(s string) (ms, seq uint64, ok bool) {
 	return ms, seq, err1 == nil && err2 == nil
 }
 
+// streamBound tells whether b is a stream range bound: "-", "+", or an
+// entry id ("<ms>" or "<ms>-<seq>"), exclusive with a leading "(".
+func streamBound(b string) bool {
+	if b == "-" || b == "+" {
+		return true
+	}
+	b = strings.TrimPrefix(b, "(")
+	if _, _, ok := parseID(b); ok {
+		return true
+	}
+	_, err := strconv.ParseUint(b, 10, 64)
+	return err == nil
+}
+
 // parseRef reads a ref as the delivery field keeps it (hex, no "-0").
 func parseRef(ep, s string) (ref, bool) {
 	a, b, ok := strings.Cut(s, "-")
@@ -492,6 +506,11 @@ func (ix *Index) page(ctx context.Context, tenant, scope string, stream bool, q 
 // rangeStream reads entries of an endpoint's stream within stream-id
 // bounds.
 func (ix *Index) rangeStream(ctx context.Context, tenant, ep, key, lo, hi string, older bool, count int64) ([]located, error) {
+	// A cursor's position is any string to a lexical list; to a stream
+	// it must be an entry id, or Redis refuses the range.
+	if !streamBound(lo) || !streamBound(hi) {
+		return nil, ErrBadCursor
+	}
 	var xs []redis.XMessage
 	var err error
 	if older {
