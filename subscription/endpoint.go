@@ -7,6 +7,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hookstream/hookstream/schemas"
@@ -35,6 +36,8 @@ var (
 	ErrUnavailable = errors.New("subscription: kafka or redis unavailable")
 	// ErrInvalid is wrapped by every *FieldError.
 	ErrInvalid = errors.New("subscription: invalid endpoint")
+	// ErrBadCursor: a List cursor that is no endpoint id.
+	ErrBadCursor = errors.New("subscription: cursor is no endpoint id")
 )
 
 // FieldError is a validation failure of one field, named by a JSON pointer
@@ -180,6 +183,16 @@ func (p *Patch) apply(e *Endpoint) {
 
 // IDPrefix starts every endpoint id.
 const IDPrefix = "ep_"
+
+// isID tells whether s has the form of an endpoint id.
+func isID(s string) bool {
+	h, ok := strings.CutPrefix(s, IDPrefix)
+	if !ok || len(h) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
 
 // newID returns "ep_" + 24 hex digits: 48 bits of milliseconds since the
 // epoch, then 48 random bits. The time prefix makes ids sort by creation,

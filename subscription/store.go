@@ -214,10 +214,14 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Endpoint, error) {
 
 // List returns up to limit of tenant's endpoints, oldest first, after
 // cursor ("" = from the start), and the cursor of the next page ("" when
-// this is the last).
+// this is the last). The cursor is an endpoint id, and stays valid after
+// its endpoint is deleted; ErrBadCursor when it is no endpoint id.
 func (s *Store) List(ctx context.Context, tenant, cursor string, limit int) ([]*Endpoint, string, error) {
 	if limit < 1 {
 		limit = 1
+	}
+	if cursor != "" && !isID(cursor) {
+		return nil, "", ErrBadCursor
 	}
 	min := "-"
 	if cursor != "" {

@@ -370,6 +370,8 @@ func (s *Server) endpointError(w http.ResponseWriter, r *http.Request, err error
 		writeError(w, http.StatusUnprocessableEntity, CodeInvalid, fe.Field, "%s", fe.Message)
 	case errors.Is(err, subscription.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "no endpoint %q", r.PathValue("id"))
+	case errors.Is(err, subscription.ErrBadCursor):
+		writeError(w, http.StatusBadRequest, CodeInvalid, "/cursor", "the cursor is not one a listing of endpoints returned")
 	case errors.Is(err, subscription.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, "", "%v", err)
 	case errors.Is(err, subscription.ErrUnavailable), unavailable(err), errors.Is(err, context.Canceled):

@@ -312,6 +312,8 @@ func TestEndpointsErrors(t *testing.T) {
 		{"unknown id", "GET", base + "/v1/endpoints/ep_000000000000000000000000", "tok-acme", "", 404, api.CodeNotFound, ""},
 		{"bad limit", "GET", base + "/v1/endpoints?limit=abc", "tok-acme", "", 400, api.CodeInvalid, "/limit"},
 		{"limit too large", "GET", base + "/v1/endpoints?limit=251", "tok-acme", "", 400, api.CodeInvalid, "/limit"},
+		{"cursor no endpoint id", "GET", base + "/v1/endpoints?cursor=zzz", "tok-acme", "", 400, api.CodeInvalid, "/cursor"},
+		{"cursor a NUL", "GET", base + "/v1/endpoints?cursor=%00", "tok-acme", "", 400, api.CodeInvalid, "/cursor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

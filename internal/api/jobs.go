@@ -23,7 +23,7 @@ type Jobs interface {
 	// key, writing nothing.
 	Check(j recovery.Job) error
 	Get(tenant, id string) (recovery.Job, error)
-	List(tenant, cursor string, limit int) ([]recovery.Job, string)
+	List(tenant, cursor string, limit int) ([]recovery.Job, string, error)
 	Cancel(ctx context.Context, tenant, id string) (recovery.Job, error)
 	DryRun(ctx context.Context, f recovery.Filter, sampleSize int) (int64, []envelope.Event, error)
 	SendTest(ctx context.Context, tenant, endpointID string, e envelope.Event) error
@@ -240,6 +240,8 @@ func (s *Server) jobError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &reused):
 		writeError(w, http.StatusBadRequest, CodeIdempotency, reused.Field,
 			"Keys for idempotent requests can only be used with the same parameters they were first used with; this Idempotency-Key started %s", reused.First)
+	case errors.Is(err, recovery.ErrBadCursor):
+		writeError(w, http.StatusBadRequest, CodeInvalid, "/cursor", "the cursor names no job of yours (finished jobs are removed after their retention): list again from the start")
 	case errors.Is(err, recovery.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "", "no job %q", r.PathValue("id"))
 	case errors.Is(err, recovery.ErrFinished):
@@ -514,7 +516,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	jobs, next := s.jobs.List(tenant, r.URL.Query().Get("cursor"), limit)
+	jobs, next, err := s.jobs.List(tenant, r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		s.jobError(w, r, err)
+		return
+	}
 	out := struct {
 		Data []jobView `json:"data"`
 		Next *string   `json:"next"`

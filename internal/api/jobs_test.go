@@ -93,9 +93,15 @@ func TestJobsRoutesRefuseBadInput(t *testing.T) {
 		{"test with data breaking the schema", "/v1/endpoints/" + ep + "/test", "tok-acme", `{"event":"agent.created","data":{"agent_id":1,"name":"b","model":"c","created_by":1}}`, 422, "/data/agent_id"},
 		{"resend of an unknown event", "/v1/events/evt_000000000000000000000000/resend", "tok-acme", `{}`, 404, ""},
 		{"an unknown job", "/v1/jobs/job_000000000000000000000000/cancel", "tok-acme", ``, 404, ""},
+		// "-": a GET.
+		{"jobs listed after a cursor that names no job", "/v1/jobs?cursor=garbage", "tok-acme", "-", 400, "/cursor"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r, _ := jobDo(t, "POST", base+c.path, c.token, "", c.body)
+			method := "POST"
+			if c.body == "-" {
+				method, c.body = "GET", ""
+			}
+			r, _ := jobDo(t, method, base+c.path, c.token, "", c.body)
 			var e struct{ Error struct{ Code, Field string } }
 			r.decode(t, &e)
 			if r.status != c.status || e.Error.Field != c.field {

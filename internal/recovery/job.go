@@ -68,6 +68,10 @@ const MaxRate = 20000
 // ErrNotFound: no such job for this tenant.
 var ErrNotFound = errors.New("recovery: job not found")
 
+// ErrBadCursor: a List cursor that names no job of the tenant (never one,
+// or one removed after its retention).
+var ErrBadCursor = errors.New("recovery: cursor names no job")
+
 // ErrFinished: the job already ended; it cannot be canceled.
 var ErrFinished = errors.New("recovery: job already finished")
 

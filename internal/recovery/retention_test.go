@@ -53,12 +53,12 @@ func TestFinishedJobsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitState(t, "acme", canceled.ID, 30*time.Second, recovery.StateCanceled)
-	if jobs, _ := e.svc.List("acme", "", 10); len(jobs) != 3 {
+	if jobs, _, _ := e.svc.List("acme", "", 10); len(jobs) != 3 {
 		t.Fatalf("%d jobs listed right after two finished, want 3 (kept for the retention)", len(jobs))
 	}
 
 	testenv.Eventually(t, 30*time.Second, "the finished jobs to be removed", func() bool {
-		jobs, _ := e.svc.List("acme", "", 10)
+		jobs, _, _ := e.svc.List("acme", "", 10)
 		return len(jobs) == 1 && jobs[0].ID == running.ID
 	})
 	if j, err := e.svc.Get("acme", resend.ID); err == nil {
@@ -83,7 +83,7 @@ func TestFinishedJobsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start(t)
-	if jobs, _ := e.svc.List("acme", "", 10); len(jobs) != 1 || jobs[0].ID != running.ID {
+	if jobs, _, _ := e.svc.List("acme", "", 10); len(jobs) != 1 || jobs[0].ID != running.ID {
 		t.Fatalf("after a restart: %+v, want the running job alone", jobs)
 	}
 	again, existing, err := e.svc.Submit(context.Background(), recovery.Job{Tenant: "acme", Kind: recovery.KindResend, EventID: d.EventID, IdempotencyKey: "k"},

@@ -394,7 +394,8 @@ func (s *Service) Get(tenant, id string) (Job, error) {
 
 // List returns up to limit of the tenant's jobs, newest first, after the
 // job named by cursor, and the cursor of the next page ("" at the end).
-func (s *Service) List(tenant, cursor string, limit int) ([]Job, string) {
+// ErrBadCursor when the cursor names none of the tenant's jobs.
+func (s *Service) List(tenant, cursor string, limit int) ([]Job, string, error) {
 	s.mu.Lock()
 	var all []Job
 	for _, j := range s.jobs {
@@ -411,20 +412,23 @@ func (s *Service) List(tenant, cursor string, limit int) ([]Job, string) {
 	})
 	start := 0
 	if cursor != "" {
-		start = len(all)
+		start = -1
 		for i, j := range all {
 			if j.ID == cursor {
 				start = i + 1
 				break
 			}
 		}
+		if start < 0 {
+			return nil, "", ErrBadCursor
+		}
 	}
 	end := min(start+limit, len(all))
 	page := all[start:end]
 	if end < len(all) && len(page) > 0 {
-		return page, page[len(page)-1].ID
+		return page, page[len(page)-1].ID, nil
 	}
-	return page, ""
+	return page, "", nil
 }
 
 // Cancel asks the runner to stop the tenant's job; it ends canceled
