@@ -36,6 +36,13 @@ var (
 	ErrUnavailable = errors.New("subscription: kafka or redis unavailable")
 	// ErrInvalid is wrapped by every *FieldError.
 	ErrInvalid = errors.New("subscription: invalid endpoint")
+	// ErrNotCached: the write is recorded in Kafka, the store's source of
+	// truth, so it is accepted and will be applied, but Redis did not
+	// take it in time: reads may not show it yet. Create, Update and
+	// RotateSecret return the endpoint written along with it. A caller
+	// must not retry the write (a retried Create makes a second
+	// endpoint).
+	ErrNotCached = errors.New("subscription: recorded, not yet readable")
 	// ErrBadCursor: a List cursor that is no endpoint id.
 	ErrBadCursor = errors.New("subscription: cursor is no endpoint id")
 )

@@ -178,6 +178,9 @@ func (s *Store) Create(ctx context.Context, tenant string, in EndpointInput) (*E
 	}
 	e.Secrets = []Secret{{Value: secret}}
 	if err := s.write(ctx, e.ID, e); err != nil {
+		if errors.Is(err, ErrNotCached) {
+			return e, err
+		}
 		return nil, err
 	}
 	return e, nil
@@ -366,6 +369,9 @@ func (s *Store) modify(ctx context.Context, tenant, id string, fn func(e *Endpoi
 		return nil, err
 	}
 	if err := s.write(ctx, e.ID, e); err != nil {
+		if errors.Is(err, ErrNotCached) {
+			return e, err
+		}
 		return nil, err
 	}
 	return e, nil
@@ -460,7 +466,7 @@ func (s *Store) produceAndApply(ctx context.Context, c change, e *Endpoint) erro
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("recorded in kafka but not yet in the cache: %w", err)
+		return fmt.Errorf("%w: recorded in kafka but not yet in the cache: %w", ErrNotCached, err)
 	}
 	if res[0] == superseded {
 		// A later record of this endpoint is already applied: another

@@ -143,7 +143,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	e, err := s.endpoints.Create(ctx, tenant, in)
-	if err != nil {
+	if err = s.recorded(r, err); err != nil {
 		s.endpointError(w, r, err)
 		return
 	}
@@ -242,7 +242,7 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	e, err := s.endpoints.Update(ctx, tenant, r.PathValue("id"), p)
-	if err != nil {
+	if err = s.recorded(r, err); err != nil {
 		s.endpointError(w, r, err)
 		return
 	}
@@ -256,7 +256,7 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	if err := s.endpoints.Delete(ctx, tenant, r.PathValue("id")); err != nil {
+	if err := s.recorded(r, s.endpoints.Delete(ctx, tenant, r.PathValue("id"))); err != nil {
 		s.endpointError(w, r, err)
 		return
 	}
@@ -287,7 +287,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	e, err := s.endpoints.RotateSecret(ctx, tenant, r.PathValue("id"), d)
-	if err != nil {
+	if err = s.recorded(r, err); err != nil {
 		s.endpointError(w, r, err)
 		return
 	}
@@ -360,6 +360,18 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = duration(v)
 	return nil
+}
+
+// recorded is err, or nil when the write is recorded and only its cache
+// lags (subscription.ErrNotCached): the change is accepted, and answering
+// 503 ("nothing was accepted; retry") would have a retried create make a
+// second endpoint.
+func (s *Server) recorded(r *http.Request, err error) error {
+	if errors.Is(err, subscription.ErrNotCached) {
+		s.log.Warn("endpoint write accepted; Redis has not taken it yet", "path", r.URL.Path, "err", err)
+		return nil
+	}
+	return err
 }
 
 // endpointError answers a store error.

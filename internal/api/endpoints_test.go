@@ -485,3 +485,42 @@ func TestEndpointsDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateRecordedButNotCached: Redis refuses the store's scripts after
+// Kafka took a new endpoint (an ACL denies them, a real fault of a real
+// Redis). The create is answered 201 with the endpoint and its secret,
+// not 503: it is recorded and applied once Redis takes it, and a client
+// retrying a 503 would have made a second endpoint.
+func TestCreateRecordedButNotCached(t *testing.T) {
+	st := startEndpointsAPI(t)
+	ctx := context.Background()
+	if r := epDo(t, "GET", st.base+"/v1/endpoints", "tok-acme", ""); r.status != 200 {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	acl := func(rules ...any) {
+		t.Helper()
+		if err := st.redis.Client.Do(ctx, append([]any{"ACL", "SETUSER", "default"}, rules...)...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl("-eval", "-evalsha")
+	t.Cleanup(func() { acl("+@all") })
+	r := epDo(t, "POST", st.base+"/v1/endpoints", "tok-acme", epCreateBody)
+	var created struct {
+		ID     string
+		Secret string
+	}
+	r.decode(t, &created)
+	if r.status != 201 || created.ID == "" || created.Secret == "" {
+		t.Fatalf("create while Redis refused scripts: %d %s, want 201 with the endpoint and its secret", r.status, r.body)
+	}
+	acl("+@all")
+	var list struct{ Data []epView }
+	testenv.Eventually(t, 20*time.Second, "the endpoint listed", func() bool {
+		epDo(t, "GET", st.base+"/v1/endpoints", "tok-acme", "").decode(t, &list)
+		return len(list.Data) > 0
+	})
+	if len(list.Data) != 1 || list.Data[0].ID != created.ID {
+		t.Fatalf("endpoints %+v, want %s alone", list.Data, created.ID)
+	}
+}

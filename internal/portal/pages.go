@@ -225,7 +225,17 @@ func (p *Portal) createEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 	ctx, cancel := p.ctx(r)
 	defer cancel()
 	e, err := p.Endpoints.Create(ctx, rq.sess.Tenant, in)
-	p.saved(w, r, rq, nil, f, e, err, "created")
+	p.saved(w, r, rq, nil, f, e, accepted(err), "created")
+}
+
+// accepted is err, or nil when the write is recorded and only the cache
+// lags (subscription.ErrNotCached): saying it failed would have the user
+// create the endpoint again.
+func accepted(err error) error {
+	if errors.Is(err, subscription.ErrNotCached) {
+		return nil
+	}
+	return err
 }
 
 func (p *Portal) updateEndpoint(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -246,7 +256,7 @@ func (p *Portal) updateEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 		patch.Headers = map[string]string{} // none left in the form: remove them all
 	}
 	_, err := p.Endpoints.Update(ctx, rq.sess.Tenant, e.ID, patch)
-	p.saved(w, r, rq, e, f, e, err, "updated")
+	p.saved(w, r, rq, e, f, e, accepted(err), "updated")
 }
 
 func (p *Portal) setDisabled(disabled bool) func(http.ResponseWriter, *http.Request, *request) {
@@ -254,7 +264,7 @@ func (p *Portal) setDisabled(disabled bool) func(http.ResponseWriter, *http.Requ
 		ctx, cancel := p.ctx(r)
 		defer cancel()
 		e, err := p.Endpoints.Update(ctx, rq.sess.Tenant, r.PathValue("id"), subscription.Patch{Disabled: &disabled})
-		if err != nil {
+		if err = accepted(err); err != nil {
 			p.storeError(w, r, rq, err)
 			return
 		}
@@ -273,7 +283,7 @@ func (p *Portal) deleteEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 	}
 	ctx, cancel := p.ctx(r)
 	defer cancel()
-	if err := p.Endpoints.Delete(ctx, rq.sess.Tenant, r.PathValue("id")); err != nil {
+	if err := accepted(p.Endpoints.Delete(ctx, rq.sess.Tenant, r.PathValue("id"))); err != nil {
 		p.storeError(w, r, rq, err)
 		return
 	}
@@ -299,7 +309,7 @@ func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, rq *reques
 	ctx, cancel := p.ctx(r)
 	defer cancel()
 	e, err := p.Endpoints.RotateSecret(ctx, rq.sess.Tenant, r.PathValue("id"), grace)
-	if err != nil {
+	if err = accepted(err); err != nil {
 		p.storeError(w, r, rq, err)
 		return
 	}
