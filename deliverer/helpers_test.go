@@ -125,10 +125,22 @@ type runOpts struct {
 	timeout     time.Duration
 	maxInFlight int
 	extra       []deliverer.Option
+	kopts       []kgo.Opt // the deliverer's Kafka client (default kafkaOpts)
 }
 
 // start runs a deliverer until the returned stop is called (or the test ends).
 func (e *env) start(t *testing.T, o runOpts) (stop func()) {
+	t.Helper()
+	stopRun := testenv.Run(t, e.newDeliverer(t, o))
+	return func() {
+		if err := stopRun(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+// newDeliverer makes the deliverer start runs.
+func (e *env) newDeliverer(t *testing.T, o runOpts) *deliverer.Deliverer {
 	t.Helper()
 	if o.schedule == "" {
 		o.schedule = "0s,50ms,50ms,50ms,50ms,50ms"
@@ -156,16 +168,15 @@ func (e *env) start(t *testing.T, o runOpts) (stop func()) {
 		deliverer.WithDrainTimeout(3 * time.Second),
 		deliverer.WithLogger(testLogger()),
 	}, o.extra...)
-	d, err := deliverer.New(kafkaOpts(e.kafka.Addr), e.store, snd, opts...)
+	kopts := o.kopts
+	if kopts == nil {
+		kopts = kafkaOpts(e.kafka.Addr)
+	}
+	d, err := deliverer.New(kopts, e.store, snd, opts...)
 	if err != nil {
 		t.Fatalf("deliverer.New: %v", err)
 	}
-	stopRun := testenv.Run(t, d)
-	return func() {
-		if err := stopRun(); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
+	return d
 }
 
 // kafkaOpts are short group timeouts, so tests see rebalances in seconds.
