@@ -25,10 +25,16 @@ type locReader struct {
 	cl    *kgo.Client
 	at    map[int32]int64 // next offset the client fetches per partition
 	have  map[int32]map[int64]*kgo.Record
+	// added are the partitions the client consumes: SetOffsets skips any
+	// other, so a first read of a partition adds it instead.
+	added map[int32]bool
+	// last is the record read last: a resend's plan names one record once
+	// per endpoint, one after the other.
+	last *kgo.Record
 }
 
 func newLocReader(opts []kgo.Opt, topic string) *locReader {
-	return &locReader{opts: opts, topic: topic, at: map[int32]int64{}, have: map[int32]map[int64]*kgo.Record{}}
+	return &locReader{opts: opts, topic: topic, at: map[int32]int64{}, have: map[int32]map[int64]*kgo.Record{}, added: map[int32]bool{}}
 }
 
 func (l *locReader) close() {
@@ -42,12 +48,25 @@ func (l *locReader) close() {
 const maxAhead = 2000
 
 func (l *locReader) read(ctx context.Context, p int32, off int64) (*kgo.Record, error) {
+	if l.last != nil && l.last.Partition == p && l.last.Offset == off {
+		return l.last, nil
+	}
+	r, err := l.fetch(ctx, p, off)
+	if err == nil {
+		l.last = r
+	}
+	return r, err
+}
+
+func (l *locReader) fetch(ctx context.Context, p int32, off int64) (*kgo.Record, error) {
 	if r, ok := l.have[p][off]; ok {
 		delete(l.have[p], off)
 		return r, nil
 	}
+	// Behind what the client fetched, the record was fetched and handed
+	// out or dropped already: read it again.
 	at, consuming := l.at[p]
-	if !consuming || off < at-1 || off > at+maxAhead || l.cl == nil {
+	if !consuming || off < at || off > at+maxAhead || l.cl == nil {
 		if err := l.seek(p, off); err != nil {
 			return nil, err
 		}
@@ -108,11 +127,20 @@ func (l *locReader) seek(p int32, off int64) error {
 	if l.cl == nil {
 		cl, err := kgo.NewClient(append(l.opts[:len(l.opts):len(l.opts)],
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.topic: {p: kgo.NewOffset().At(off)}}),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			// A partition added or moved waits for the fetch in flight,
+			// which the broker holds this long when it has nothing new.
+			kgo.FetchMaxWait(250*time.Millisecond))...)
 		if err != nil {
 			return fmt.Errorf("recovery: kafka client: %w", err)
 		}
 		l.cl = cl
+		l.added[p] = true
+		return nil
+	}
+	if !l.added[p] {
+		l.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{l.topic: {p: kgo.NewOffset().At(off)}})
+		l.added[p] = true
 		return nil
 	}
 	l.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{l.topic: {p: {Epoch: -1, Offset: off}}})
