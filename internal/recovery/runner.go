@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -47,7 +48,7 @@ func (r *runner) run(ctx context.Context, j Job) {
 			src.close()
 		}
 	}()
-	batch := max(1, int(float64(j.Rate)*r.s.cfg.Step.Seconds()))
+	batch, interval := pace(j.Rate, r.s.cfg.Step)
 	wait := time.Duration(0)
 	written := map[int32]int64{} // per deliveries partition, the offset after the job's last record
 	for ctx.Err() == nil {
@@ -121,8 +122,20 @@ func (r *runner) run(ctx context.Context, j Job) {
 			r.completed(ctx, &j)
 			return
 		}
-		wait = r.s.cfg.Step - time.Since(start)
+		wait = interval - time.Since(start)
 	}
+}
+
+// pace returns how many records a job at rate per second writes per step,
+// and how often: about one step each, the step stretched or shortened so
+// that whole batches keep the rate (1/s is a record a second, not one a
+// step).
+func pace(rate int, step time.Duration) (batch int, interval time.Duration) {
+	if rate <= 0 {
+		rate = DefaultRate
+	}
+	batch = max(1, int(math.Round(float64(rate)*step.Seconds())))
+	return batch, time.Duration(float64(batch) / float64(rate) * float64(time.Second))
 }
 
 // ahead reports whether the job is more than MaxLead records ahead of the
