@@ -379,6 +379,11 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if ep.Disabled && !dryRun {
+		// The deliverer would dead-letter every record of it.
+		writeError(w, http.StatusConflict, CodeConflict, "", "the endpoint is disabled (%s): enable it before replaying to it", ep.DisabledReason)
+		return
+	}
 	if dryRun {
 		dctx, cancel := context.WithTimeout(r.Context(), dryRunTimeout)
 		defer cancel()

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -98,5 +99,24 @@ func TestRefusedRecoverLeavesEndpointDisabled(t *testing.T) {
 				t.Fatal("an accepted recover with enable left the endpoint disabled")
 			}
 		})
+	}
+}
+
+// TestReplayToDisabledEndpoint: a replay to a disabled endpoint is
+// refused (409) and starts no job: the deliverer would dead-letter every
+// record of it.
+func TestReplayToDisabledEndpoint(t *testing.T) {
+	base, ep := jobsStack(t)
+	if r := epDo(t, "PATCH", base+"/v1/endpoints/"+ep, "tok-acme", `{"disabled":true}`); r.status != 200 {
+		t.Fatalf("disable: %d %s", r.status, r.body)
+	}
+	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if r, _ := jobDo(t, "POST", base+"/v1/endpoints/"+ep+"/replay", "tok-acme", "", `{"since":"`+since+`"}`); r.status != 409 {
+		t.Fatalf("replay to a disabled endpoint: %d %s, want 409", r.status, r.body)
+	}
+	var jobs struct{ Data []json.RawMessage }
+	epDo(t, "GET", base+"/v1/jobs", "tok-acme", "").decode(t, &jobs)
+	if len(jobs.Data) != 0 {
+		t.Fatalf("jobs after a refused replay: %d, want none", len(jobs.Data))
 	}
 }

@@ -217,12 +217,13 @@ func mustGet(t *testing.T, s *subscription.Store, tenant, id string) *subscripti
 }
 
 // TestCancelAndDeletedEndpoint: cancel ends a running job within a second
-// and it writes nothing after; a job whose endpoint is deleted ends failed
-// with the reason.
+// and it writes nothing after; a job whose endpoint is deleted, or
+// disabled, ends failed with the reason.
 func TestCancelAndDeletedEndpoint(t *testing.T) {
 	e := newEnv(t)
 	ep := e.endpoint(t, "acme", "*")
 	ep2 := e.endpoint(t, "acme", "*")
+	ep3 := e.endpoint(t, "acme", "*")
 	e.publish(t, 4000, time.Now().Add(-time.Hour))
 	slow := func(id string) recovery.Job {
 		j, _, err := e.svc.Submit(context.Background(), recovery.Job{Tenant: "acme", Kind: recovery.KindReplay, EndpointID: id,
@@ -232,7 +233,7 @@ func TestCancelAndDeletedEndpoint(t *testing.T) {
 		}
 		return j
 	}
-	a, b := slow(ep), slow(ep2)
+	a, b, c := slow(ep), slow(ep2), slow(ep3)
 	e.waitState(t, "acme", a.ID, 30*time.Second, recovery.StateRunning)
 	testenv.Eventually(t, 30*time.Second, "the job to send", func() bool { j, _ := e.svc.Get("acme", a.ID); return j.Sent > 0 })
 	asked := time.Now()
@@ -263,6 +264,14 @@ func TestCancelAndDeletedEndpoint(t *testing.T) {
 	j = e.waitState(t, "acme", b.ID, 10*time.Second, recovery.StateFailed, recovery.StateDone)
 	if j.State != recovery.StateFailed || !strings.Contains(j.Error, "deleted") {
 		t.Fatalf("job on a deleted endpoint: %+v, want failed with a reason", j)
+	}
+	disabled := true
+	if _, err := e.store.Update(context.Background(), "acme", ep3, subscription.Patch{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	j = e.waitState(t, "acme", c.ID, 10*time.Second, recovery.StateFailed, recovery.StateDone)
+	if j.State != recovery.StateFailed || !strings.Contains(j.Error, "disabled") || j.Sent >= 4000 {
+		t.Fatalf("job on an endpoint disabled mid-job: %+v, want failed with a reason", j)
 	}
 }
 

@@ -284,11 +284,15 @@ func (r *runner) source(ctx context.Context, j *Job) (source, error) {
 	return nil, errFail{fmt.Sprintf("unknown job kind %q", j.Kind)}
 }
 
-// endpoint returns the job's endpoint; a deleted one fails the job.
+// endpoint returns the job's endpoint; a deleted or disabled one fails
+// the job (the deliverer would dead-letter everything it sent there).
 func (r *runner) endpoint(ctx context.Context, j *Job, id string) (*subscription.Endpoint, error) {
 	ep, err := r.s.cfg.Endpoints.Get(ctx, j.Tenant, id)
 	if errors.Is(err, subscription.ErrNotFound) {
 		return nil, errFail{fmt.Sprintf("endpoint %s was deleted", id)}
+	}
+	if err == nil && ep.Disabled {
+		return nil, errFail{fmt.Sprintf("endpoint %s is disabled (%s): enable it, then recover", id, ep.DisabledReason)}
 	}
 	return ep, err
 }
