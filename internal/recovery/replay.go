@@ -84,10 +84,19 @@ type merger struct {
 	cursors map[int32]int64
 	ends    map[int32]int64
 	buf     map[int32][]*kgo.Record
+	// max bounds buf per partition: a partition far ahead of the others
+	// in time (denser) would otherwise be held whole. Past it, the
+	// partition is paused and what comes is dropped; once its buffer is
+	// handed out, it is read again from its cursor (behind).
+	max    int
+	behind map[int32]bool
 }
 
+// mergeBuffer is merger.max.
+const mergeBuffer = 2000
+
 func newMerger(opts []kgo.Opt, topic string, cursors, ends map[int32]int64) (*merger, error) {
-	m := &merger{topic: topic, cursors: cursors, ends: ends, buf: map[int32][]*kgo.Record{}}
+	m := &merger{topic: topic, cursors: cursors, ends: ends, buf: map[int32][]*kgo.Record{}, max: mergeBuffer, behind: map[int32]bool{}}
 	at := map[int32]kgo.Offset{}
 	for p, c := range cursors {
 		if c < ends[p] {
@@ -127,6 +136,12 @@ func (m *merger) next(ctx context.Context) (*kgo.Record, error) {
 			}
 			if len(m.buf[p]) == 0 {
 				waiting = true
+				if m.behind[p] {
+					// SetOffsets drops what the client buffered of p.
+					m.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{m.topic: {p: {Epoch: -1, Offset: m.cursors[p]}}})
+					m.cl.ResumeFetchPartitions(map[string][]int32{m.topic: {p}})
+					m.behind[p] = false
+				}
 				break
 			}
 			h := m.buf[p][0]
@@ -173,6 +188,11 @@ func (m *merger) fill(ctx context.Context) error {
 			if len(m.buf[p]) == 0 {
 				m.cursors[p] = end
 			}
+		case m.behind[p]:
+			// Dropped until the buffer is handed out and p read again.
+		case len(m.buf[p]) >= m.max:
+			m.cl.PauseFetchPartitions(map[string][]int32{m.topic: {p}})
+			m.behind[p] = true
 		default:
 			m.buf[p] = append(m.buf[p], r)
 		}
