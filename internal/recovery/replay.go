@@ -220,12 +220,35 @@ func (r *runner) replaySource(ctx context.Context, j *Job) (source, error) {
 		for p, e := range end {
 			j.Total += e - start[p]
 		}
+	} else if err := r.windowKept(ctx, j); err != nil {
+		return nil, err
 	}
 	m, err := newMerger(r.s.cfg.ClientOpts, r.s.cfg.Topics.Events, cloneOffsets(j.Cursors), j.Ends)
 	if err != nil {
 		return nil, err
 	}
 	return &replaySource{r: r, m: m}, nil
+}
+
+// windowKept fails a resumed replay (errFail) when retention removed
+// records of its window it had not read yet: the client would start past
+// them at the log start, and wait for records past the window's end.
+func (r *runner) windowKept(ctx context.Context, j *Job) error {
+	starts, err := kadm.NewClient(r.s.w).ListStartOffsets(ctx, r.s.cfg.Topics.Events)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("recovery: start offsets of %s: %w", r.s.cfg.Topics.Events, err)
+	}
+	var gone error
+	starts.Each(func(o kadm.ListedOffset) {
+		if c := j.Cursors[o.Partition]; gone == nil && c < j.Ends[o.Partition] && c < o.Offset {
+			gone = errFail{fmt.Sprintf("retention removed events of the window before the replay read them (partition %d, offsets %d to %d): replay again from a later since",
+				o.Partition, c, min(o.Offset, j.Ends[o.Partition])-1)}
+		}
+	})
+	return gone
 }
 
 func (s *replaySource) close() { s.m.close() }
