@@ -473,3 +473,57 @@ func TestTraceThroughKotel(t *testing.T) {
 		t.Errorf("delivery tracestate %q, want vendor=abc", st)
 	}
 }
+
+// TestRedisRestartMidStream: Redis (no persistence) crashes while events
+// stream in, stays down a while, and comes back empty. Fanout neither
+// drops the events that arrived meanwhile nor sends them to no one: every
+// event reaches exactly the endpoints that match it.
+func TestRedisRestartMidStream(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 3)
+	ctx := ctxFor(t, 120*time.Second)
+	type endpoint struct{ tenant, filter string }
+	subs := map[string]endpoint{}
+	for _, e := range []endpoint{{"acme", "*"}, {"acme", "agent.*"}, {"acme", "call.*"}, {"globex", "*"}} {
+		subs[r.endpoint(t, e.tenant, e.filter)] = e
+	}
+	types := []string{"agent.created", "call.started", "billing.payment_failed"}
+	want := map[string]int{}
+	publish := func(n int) {
+		t.Helper()
+		for i := range n {
+			tenant := []string{"acme", "globex"}[i%2]
+			typ := types[i%len(types)]
+			id, err := r.pub.Publish(ctx, tenant, typ, r.example(t, typ))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for ep, e := range subs {
+				if e.tenant == tenant && schemas.MatchFilter(e.filter, typ) {
+					want[pair(id, ep)] = 1
+				}
+			}
+		}
+	}
+	r.start(t, nil)
+	publish(60)
+	r.waitProcessed(t)
+	r.redis.Stop()
+	publish(60) // into Kafka while Redis is down
+	time.Sleep(2 * time.Second)
+	r.redis.Restart(t)
+	publish(60)
+	r.waitProcessed(t)
+	if got := pairs(r.deliveries(t)); !maps.Equal(got, want) {
+		missing, extra := 0, 0
+		for k := range want {
+			if got[k] == 0 {
+				missing++
+			}
+		}
+		for k, v := range got {
+			extra += v - want[k]
+		}
+		t.Fatalf("%d distinct pairs delivered, want %d: %d missing, %d duplicates or strays", len(got), len(want), missing, extra)
+	}
+}

@@ -236,6 +236,20 @@ func (r *Redis) Stop() {
 	}
 }
 
+// Restart kills the server and starts a new, empty one on the same port:
+// a Redis without persistence crashing and coming back. Clients
+// reconnect. Only for a Redis from StartRedis.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop()
+	_, port, _ := net.SplitHostPort(r.Addr)
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("testenv: redis address %s: %v", r.Addr, err)
+	}
+	r.cmd = startRedis(t, p, nil, &redis.Options{}).cmd
+}
+
 // FlushAll empties Redis, as an operator's FLUSHALL or a fresh Redis would.
 func (r *Redis) FlushAll(t testing.TB) {
 	t.Helper()
