@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/deliverer"
@@ -488,4 +489,37 @@ func backpressure(t *testing.T, limit deliverer.Option) {
 			t.Errorf("%s: %d duplicates without a crash", name, dups)
 		}
 	}
+}
+
+// TestCommitsWhileBusy: a partition that always has a record in flight
+// still commits up to its lowest unfinished record as it goes, so a crash
+// redoes only that much. Here one endpoint's records take 300 ms each,
+// interleaved with another's quick ones in the same partition.
+func TestCommitsWhileBusy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	fast, epFast := e.receiverEndpoint(t, "", nil)
+	slow, epSlow := e.receiverEndpoint(t, "", func(int, int) int {
+		time.Sleep(300 * time.Millisecond)
+		return 200
+	})
+	const events = 20
+	for n := 1; n <= events; n++ {
+		e.deliver(t, epFast, 0, n, n)
+		e.deliver(t, epSlow, 1, n, n)
+	}
+	e.start(t, runOpts{})
+	// Record 2k+1 is the slow endpoint's event k+1: while it is in flight,
+	// everything below it is done and committed.
+	committed := func() int64 {
+		o, err := kadm.NewClient(e.client).FetchOffsetsForTopics(ctxFor(t, 5*time.Second), deliverer.Group, e.topics.Deliveries)
+		if err != nil { // the group's first commit not made yet
+			return -1
+		}
+		return o[e.topics.Deliveries][0].At
+	}
+	testenv.Eventually(t, 10*time.Second, "a commit past ten records while the slow endpoint has more than five to go", func() bool {
+		return committed() >= 10 && slow.delivered() < events-5
+	})
+	allDelivered(t, 20*time.Second, "every event", []*receiver{fast, slow}, events)
 }
