@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,18 +23,8 @@ func TestIngestKill9(t *testing.T) {
 	names := k.CreateTopics(t, topic.DefaultPrefix, topic.Partitions{Events: 3, Deliveries: 2, Other: 1})
 	r := testenv.StartRedis(t)
 	apiAddr := freeAddr(t)
-	cmd := exec.Command(bin, "api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", apiAddr,
+	api := startRoleProcess(t, bin, apiAddr, "api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", apiAddr,
 		"--api-tokens", "tok=acme", "--log-format", "text")
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	api := testenv.Start(t, cmd)
-	api.WaitFor(t, "the api to answer", 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + apiAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
 
 	var mu sync.Mutex
 	var acked []string

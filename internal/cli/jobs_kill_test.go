@@ -44,20 +44,9 @@ func TestReplayRunnerKill9(t *testing.T) {
 	rv := newReceiver(t)
 	apiAddr := freeAddr(t)
 	startAPI := func() *testenv.Process {
-		cmd := exec.Command(bin, "api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", apiAddr,
+		return startRoleProcess(t, bin, apiAddr, "api", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", apiAddr,
 			"--api-tokens", "tok=acme", "--allow-private-destinations", "--instance-id", "api-1",
 			"--session-timeout", "6s", "--log-format", "text")
-		cmd.Env = []string{"PATH=/usr/bin:/bin"}
-		p := testenv.Start(t, cmd)
-		p.WaitFor(t, "the api to answer", 30*time.Second, func() bool {
-			resp, err := http.Get("http://" + apiAddr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		})
-		return p
 	}
 	api := startAPI()
 	del := exec.Command(bin, "deliverer", "--kafka-brokers", k.Addr, "--redis-url", r.URL, "--http-addr", "127.0.0.1:0",

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -301,6 +302,24 @@ func metricValue(text, name string, labels ...string) (sum float64, found bool) 
 		}
 	}
 	return sum, found
+}
+
+// startRoleProcess runs `bin args...` as its own process (one a test may
+// SIGKILL) and waits until /readyz at addr answers 200.
+func startRoleProcess(t *testing.T, bin, addr string, args ...string) *testenv.Process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	p := testenv.Start(t, cmd)
+	p.WaitFor(t, args[0]+" to answer", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
 }
 
 // startRole runs `hookstream <role> args...` in-process until the test ends
