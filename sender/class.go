@@ -78,15 +78,12 @@ func Class(res Result) string {
 const Redacted = "[redacted]"
 
 // redactedHeaders copies h for the attempts log, with the signatures and
-// credentials replaced: the log is read by people who must not be able to
-// forge a request from it.
+// credentials replaced (custom ones such as X-Api-Key too): the log is
+// read by people who must not be able to forge a request from it, nor
+// read a credential the endpoint's own page masks.
 func redactedHeaders(h http.Header, seedSignature string) map[string]string {
 	secret := func(k string) bool {
-		switch k {
-		case signature.HeaderSignature, seedSignature, "Authorization", "Proxy-Authorization", "Cookie":
-			return true
-		}
-		return false
+		return k == signature.HeaderSignature || k == seedSignature || CredentialHeader(k)
 	}
 	out := make(map[string]string, len(h))
 	for k, v := range h {

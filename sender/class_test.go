@@ -62,13 +62,16 @@ func TestClass(t *testing.T) {
 	}
 }
 
+// TestResultHeadersRedacted: the attempt's headers as logged hold the
+// signatures and every credential-like header (an endpoint's X-Api-Key
+// too, which its own page masks) redacted, and the rest as sent.
 func TestResultHeadersRedacted(t *testing.T) {
 	rc := newReceiver(t, nil)
 	secret := newSecret(t)
 	for _, scheme := range []signature.Scheme{signature.Standard, signature.Seed} {
 		res := New(WithAllowPrivate(true)).Send(context.Background(), Request{
 			URL: rc.URL, Body: body, EventID: eventID, EventType: "agent.created", Scheme: scheme,
-			Secrets: []string{secret}, Headers: map[string]string{"Authorization": "Bearer s3cret", "X-Team": "blue"},
+			Secrets: []string{secret}, Headers: map[string]string{"Authorization": "Bearer s3cret", "X-Api-Key": "sk_live_1", "X-Auth-Token": "t0k", "X-Team": "blue"},
 		})
 		got := rc.last(t)
 		if len(res.Headers) == 0 {
@@ -76,7 +79,7 @@ func TestResultHeadersRedacted(t *testing.T) {
 		}
 		for k, v := range res.Headers {
 			sent := got.header.Get(k)
-			if strings.Contains(strings.ToLower(k), "signature") || k == "Authorization" {
+			if strings.Contains(strings.ToLower(k), "signature") || k == "Authorization" || k == "X-Api-Key" || k == "X-Auth-Token" {
 				if v != Redacted || sent == "" || sent == Redacted {
 					t.Errorf("scheme %v: header %s logged %q (sent %q), want %q", scheme, k, v, sent, Redacted)
 				}
@@ -85,6 +88,9 @@ func TestResultHeadersRedacted(t *testing.T) {
 			if v != sent {
 				t.Errorf("scheme %v: header %s logged %q, sent %q", scheme, k, v, sent)
 			}
+		}
+		if res.Headers["X-Api-Key"] != Redacted || res.Headers["X-Auth-Token"] != Redacted {
+			t.Errorf("scheme %v: credential headers logged as %v", scheme, res.Headers)
 		}
 		if res.Headers["X-Team"] != "blue" {
 			t.Errorf("scheme %v: custom header not logged: %v", scheme, res.Headers)

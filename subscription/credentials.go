@@ -3,6 +3,8 @@ package subscription
 import (
 	"maps"
 	"strings"
+
+	"github.com/hookstream/hookstream/sender"
 )
 
 // MaskedValue stands in for a credential-like custom header's value when an
@@ -10,20 +12,9 @@ import (
 // update keeps the stored value, so a read-modify-write never stores it.
 const MaskedValue = "********"
 
-// credentialWords mark a header name whose value is a credential.
-var credentialWords = []string{"auth", "token", "key", "secret", "password", "passwd", "credential", "cookie", "session", "signature"}
-
 // CredentialHeader reports whether a custom header's value looks like a
 // credential (Authorization, X-Api-Key, X-Auth-Token, Cookie, ...).
-func CredentialHeader(name string) bool {
-	name = strings.ToLower(name)
-	for _, w := range credentialWords {
-		if strings.Contains(name, w) {
-			return true
-		}
-	}
-	return false
-}
+func CredentialHeader(name string) bool { return sender.CredentialHeader(name) }
 
 // MaskedHeaders is h with credential-like values replaced by MaskedValue.
 func MaskedHeaders(h map[string]string) map[string]string {

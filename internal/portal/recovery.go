@@ -119,16 +119,9 @@ func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *req
 	if !ok {
 		return
 	}
-	if e.Disabled {
-		if r.PostFormValue("enable") != "yes" {
-			p.fail(w, r, rq, http.StatusConflict, "This endpoint is disabled. Tick \"Enable the endpoint\" to enable it and recover.")
-			return
-		}
-		enabled := false
-		if _, err := p.Endpoints.Update(ctx, rq.sess.Tenant, e.ID, subscription.Patch{Disabled: &enabled}); err != nil {
-			p.storeError(w, r, rq, err)
-			return
-		}
+	if e.Disabled && r.PostFormValue("enable") != "yes" {
+		p.fail(w, r, rq, http.StatusConflict, "This endpoint is disabled. Tick \"Enable the endpoint\" to enable it and recover.")
+		return
 	}
 	plan, err := recovery.PlanRecover(ctx, p.Failing, rq.sess.Tenant, e.ID, since, until, p.RecoverLimit)
 	var tooLarge *recovery.WindowTooLargeError
@@ -140,6 +133,15 @@ func (p *Portal) recoverEndpoint(w http.ResponseWriter, r *http.Request, rq *req
 	case err != nil:
 		p.logError(w, r, rq, err)
 		return
+	}
+	if e.Disabled {
+		// Enabled once the recovery is planned: a refused one changes
+		// nothing. Before the job, so its deliveries find it enabled.
+		enabled := false
+		if _, err := p.Endpoints.Update(ctx, rq.sess.Tenant, e.ID, subscription.Patch{Disabled: &enabled}); accepted(err) != nil {
+			p.storeError(w, r, rq, err)
+			return
+		}
 	}
 	p.submit(w, r, rq, recovery.Job{Tenant: rq.sess.Tenant, Kind: recovery.KindRecover, EndpointID: e.ID, Since: since, Until: until}, plan)
 }
